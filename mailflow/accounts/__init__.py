@@ -1,0 +1,1 @@
+"""Applicants' accounts: registration rules, review, verification tokens, shared accounts, login."""

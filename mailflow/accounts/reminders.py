@@ -1,0 +1,7 @@
+"""(placeholder: being written)"""
+
+from mailflow.context import AppContext
+
+
+def run(ctx: AppContext) -> None:
+    return None

@@ -1,0 +1,60 @@
+"""The `mailflow` command: `mailflow [--config FILE] COMMAND ...`."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from mailflow.config import ConfigError
+
+# Each module adds its own subcommands; a new command group is a new module here.
+COMMAND_MODULES = (
+    "mailflow.commands.core",
+    "mailflow.commands.review",
+    "mailflow.commands.staff",
+    "mailflow.commands.outbox",
+    "mailflow.cli_bounce",
+    "mailflow.commands.inbound",
+    "mailflow.commands.support",
+    "mailflow.commands.preview",
+    "mailflow.commands.demo",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mailflow", description="港區通行證通用管理系統 mail service")
+    parser.add_argument("--config", metavar="FILE", help="TOML settings (default: $MAILFLOW_CONFIG, "
+                        "else config/mailflow.toml)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:
+                continue  # a command group not written yet
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # its plugin chatter is not for operators
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except ConfigError as exc:
+        print(f"mailflow: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Inbound mail: receiving, understanding and recording bounces, complaints and replies."""

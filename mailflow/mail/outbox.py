@@ -1,0 +1,61 @@
+"""The transactional outbox: queueing a mail is a row written in the caller's transaction, so a state
+change and its mail commit together or not at all. Dispatch (mailflow.mail.dispatch) sends them."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from mailflow.mail import TEMPLATE_NAMES
+from mailflow.models import OutboxEvent, OutboxMessage, OutboxStatus, Suppression
+
+
+def new_message_id(domain: str) -> str:
+    return f"<{secrets.token_hex(16)}@{domain}>"
+
+
+def is_suppressed(session: Session, address: str) -> bool:
+    key = address.strip().lower()
+    found = session.execute(
+        select(Suppression.id).where(Suppression.address_key == key, Suppression.lifted_at.is_(None)).limit(1)
+    ).first()
+    return found is not None
+
+
+def enqueue(
+    session: Session,
+    template: str,
+    to_address: str,
+    *,
+    message_id_domain: str,
+    to_name: str = "",
+    context: dict[str, Any] | None = None,
+    account_id: int | None = None,
+    application_id: int | None = None,
+    token_id: int | None = None,
+) -> OutboxMessage:
+    """Add one mail to the outbox inside ``session`` (not committed here). A suppressed address gets
+    the row too, in state ``suppressed``, so customer service sees what was not sent and why."""
+    if template not in TEMPLATE_NAMES:
+        raise ValueError(f"unknown mail template {template!r}")
+    status = OutboxStatus.SUPPRESSED if is_suppressed(session, to_address) else OutboxStatus.QUEUED
+    message = OutboxMessage(
+        template=template,
+        to_address=to_address,
+        to_key=to_address.strip().lower(),
+        to_name=to_name,
+        context=context or {},
+        account_id=account_id,
+        application_id=application_id,
+        token_id=token_id,
+        message_id=new_message_id(message_id_domain),
+        status=status,
+    )
+    session.add(message)
+    session.flush()
+    session.add(OutboxEvent(outbox_id=message.id, from_status="", to_status=status,
+                            detail="address suppressed" if status == OutboxStatus.SUPPRESSED else None))
+    return message

@@ -1,0 +1,42 @@
+"""All tables. Import from here: ``from mailflow.models import Account, OutboxMessage``."""
+
+from mailflow.models.accounts import (
+    Account,
+    AccountKind,
+    AccountStatus,
+    Application,
+    ApplicationStatus,
+    Binding,
+    BindingStatus,
+    Document,
+    TokenPurpose,
+    VerificationToken,
+)
+from mailflow.models.base import Base, utcnow
+from mailflow.models.inbound import BounceRecipient, ImapCursor, InboundMessage, InboundStatus
+from mailflow.models.mail import (
+    AddressHealth,
+    CapturedMail,
+    OutboxEvent,
+    OutboxMessage,
+    OutboxStatus,
+    Suppression,
+)
+from mailflow.models.ops import (
+    AuditEvent,
+    JobLease,
+    LoginAttempt,
+    StaffRole,
+    StaffUser,
+    SupportItem,
+    SupportKind,
+    SupportNote,
+)
+
+__all__ = [
+    "Account", "AccountKind", "AccountStatus", "AddressHealth", "Application", "ApplicationStatus",
+    "AuditEvent", "Base", "Binding", "BindingStatus", "BounceRecipient", "CapturedMail", "Document",
+    "ImapCursor", "InboundMessage", "InboundStatus", "JobLease", "LoginAttempt", "OutboxEvent",
+    "OutboxMessage", "OutboxStatus", "StaffRole", "StaffUser", "Suppression", "SupportItem", "SupportKind",
+    "SupportNote", "TokenPurpose", "VerificationToken", "utcnow",
+]

@@ -1,0 +1,1 @@
+"""Operations: housekeeping and retention."""

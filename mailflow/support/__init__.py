@@ -1,0 +1,1 @@
+"""Customer service (客服): support items, the dashboard's queries, email correction, the daily digest."""

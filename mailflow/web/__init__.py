@@ -1,0 +1,1 @@
+"""HTTP: the FastAPI app with one router per audience (applicants, reviewers, support, dev mailbox)."""

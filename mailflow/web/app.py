@@ -1,0 +1,45 @@
+"""The FastAPI application: one router per audience, mounted on the shared AppContext."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from fastapi import FastAPI, Request, Response
+from fastapi.staticfiles import StaticFiles
+
+from mailflow.context import AppContext
+from mailflow.paths import STATIC_DIR
+from mailflow.web import applicant, devmailbox, health, metrics, review, shared, support, verify
+from mailflow.web.security import CSRF_COOKIE
+
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "SAMEORIGIN",
+    "Referrer-Policy": "same-origin",
+}
+
+
+def create_app(ctx: AppContext) -> FastAPI:
+    app = FastAPI(title="mailflow", version="0.1.0", docs_url="/api/docs", openapi_url="/api/openapi.json")
+    app.state.ctx = ctx
+    for module in (health, metrics, applicant, verify, shared, review, support):
+        app.include_router(module.router)
+    if ctx.settings.smtp.mode == "capture":
+        app.include_router(devmailbox.router)
+    STATIC_DIR.mkdir(parents=True, exist_ok=True)
+    app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
+
+    @app.middleware("http")
+    async def headers_and_csrf_cookie(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        response = await call_next(request)
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        fresh = getattr(request.state, "new_csrf", None)
+        if fresh:
+            response.set_cookie(CSRF_COOKIE, fresh, httponly=True, samesite="strict",
+                                secure=ctx.settings.http.base_url.startswith("https"))
+        return response
+
+    return app

@@ -1,0 +1,42 @@
+"""Server-rendered zh-TW pages (Jinja2, autoescaped) from templates/web/."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from mailflow.paths import web_templates_dir
+from mailflow.timeutil import roc_date, roc_datetime, taipei
+from mailflow.web.security import CSRF_FIELD, csrf_token
+
+
+@lru_cache(maxsize=1)
+def environment() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(str(web_templates_dir())),
+        autoescape=select_autoescape(["html"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["roc_date"] = roc_date
+    env.filters["roc_datetime"] = roc_datetime
+    env.filters["taipei"] = lambda d: taipei(d).strftime("%Y-%m-%d %H:%M") if d else ""
+    return env
+
+
+def render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    settings = request.app.state.ctx.settings
+    base = {
+        "request": request,
+        "csrf_field": CSRF_FIELD,
+        "csrf_token": csrf_token(request),
+        "support_phone": settings.mail.support_phone,
+        "support_hours": settings.mail.support_hours.replace("-", "~"),
+        "capture_mode": settings.smtp.mode == "capture",
+    }
+    html = environment().get_template(template).render(**base, **context)
+    return HTMLResponse(html, status_code=status_code)

@@ -1,0 +1,5 @@
+"""(placeholder: this router is being written)"""
+
+from fastapi import APIRouter
+
+router = APIRouter()

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Regenerates the initial migration from the models (allowed until the first release ships).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+tmp=$(mktemp -d)
+rm -f mailflow/migrations/versions/0001_initial.py
+python - "$tmp" <<'PY'
+import sys
+from alembic import command
+from mailflow.db import alembic_config
+cfg = alembic_config(f"sqlite:///{sys.argv[1]}/regen.db")
+command.revision(cfg, message="initial schema", autogenerate=True, rev_id="0001")
+PY
+mv mailflow/migrations/versions/0001_initial_schema.py mailflow/migrations/versions/0001_initial.py
+ruff format mailflow/migrations/versions/0001_initial.py >/dev/null 2>&1 || true
+rm -rf "$tmp"
+echo "regenerated mailflow/migrations/versions/0001_initial.py"
