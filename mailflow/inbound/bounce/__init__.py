@@ -1,0 +1,59 @@
+"""Bounce parsing: which recipients failed, how (failed/delayed), why (Sisimai reasons).
+
+`find_failures(ctx)` runs the detectors of `detectors.DETECTORS` in order; the
+first that recognises the mail wins, then each recipient is classified by
+`reasons.classify`.  No I/O, no database.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mailflow.inbound.bounce.context import Context, build
+from mailflow.inbound.bounce.detectors import DETECTORS
+from mailflow.inbound.bounce.model import Hit
+from mailflow.inbound.bounce.reasons import classify, is_hard
+
+__all__ = ["Context", "Failure", "Hit", "build", "find_failures"]
+
+
+@dataclass(frozen=True)
+class Failure:
+    address: str
+    action: str
+    hard: bool
+    reason: str
+    status: str
+    diagnostic: str
+    reply_code: str
+    detector: str
+
+
+def find_failures(ctx: Context) -> list[Failure] | None:
+    """Failed recipients of a bounce, or None when no detector recognises the mail."""
+    for name, detect in DETECTORS:
+        hits = detect(ctx)
+        if hits is None:
+            continue
+        return [_finish(h, name) for h in _dedupe(hits)]
+    return None
+
+
+def _dedupe(hits: list[Hit]) -> list[Hit]:
+    by_addr: dict[str, Hit] = {}
+    for hit in hits:
+        if not hit.address or "@" not in hit.address:
+            continue
+        if hit.address in by_addr:
+            by_addr[hit.address].merge(hit)
+        else:
+            by_addr[hit.address] = hit
+    return list(by_addr.values())
+
+
+def _finish(hit: Hit, detector: str) -> Failure:
+    reason = classify(hit)
+    action = hit.action if hit.action in ("failed", "delayed") else "failed"
+    return Failure(address=hit.address, action=action, hard=is_hard(reason, hit.status, hit.reply_code),
+                   reason=reason, status=hit.status, diagnostic=hit.diagnostic, reply_code=hit.reply_code,
+                   detector=detector)

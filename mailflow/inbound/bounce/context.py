@@ -1,0 +1,106 @@
+"""What every detector may look at, computed once per mail.
+
+Owns the single walk over the MIME tree: the notice text (text parts outside
+the returned message), the DSN field blocks, the returned original message and
+a few decoded headers.  Text is capped so huge bodies cost nothing extra.
+"""
+
+from __future__ import annotations
+
+import email
+import re
+from dataclasses import dataclass, field
+from email import policy
+from email.message import Message
+
+from mailflow.inbound.bounce.dsn import Block, delivery_status_text, field_blocks
+from mailflow.inbound.bounce.mailtext import TEXT_CAP, normalise_newlines, part_text
+
+_ORIGINAL_TYPES = ("message/rfc822", "message/global", "text/rfc822-headers", "message/rfc822-headers",
+                   "text/rfc822-header")
+_DSN_TYPES = ("message/delivery-status", "message/global-delivery-status")
+_MAX_PARTS = 64
+
+
+@dataclass
+class Context:
+    msg: Message
+    subject: str
+    from_: str
+    notice: str = ""
+    dsn_blocks: list[Block] = field(default_factory=list)
+    original: Message | None = None
+    original_text: str = ""
+    content_types: list[str] = field(default_factory=list)
+
+    def header(self, name: str) -> str:
+        value = self.msg.get(name)
+        return str(value) if value is not None else ""
+
+    @property
+    def from_lower(self) -> str:
+        return self.from_.lower()
+
+    @property
+    def is_dsn(self) -> bool:
+        return bool(self.dsn_blocks)
+
+
+def build(msg: Message, subject: str, from_: str) -> Context:
+    ctx = Context(msg=msg, subject=subject, from_=from_)
+    notes: list[str] = []
+    _walk(msg, ctx, notes, depth=0)
+    ctx.notice = normalise_newlines("\n".join(notes))[:TEXT_CAP * 2]
+    return ctx
+
+
+def _walk(part: Message, ctx: Context, notes: list[str], depth: int) -> None:
+    if len(ctx.content_types) >= _MAX_PARTS or depth > 8:
+        return
+    ctype = part.get_content_type()
+    ctx.content_types.append(ctype)
+    if ctype in _DSN_TYPES:
+        ctx.dsn_blocks.extend(field_blocks(normalise_newlines(delivery_status_text(part))))
+        return
+    if ctype in _ORIGINAL_TYPES and part is not ctx.msg:
+        _keep_original(part, ctx)
+        return
+    if part.is_multipart():
+        payload = part.get_payload()
+        if isinstance(payload, list):
+            for sub in payload:
+                if isinstance(sub, Message):
+                    _walk(sub, ctx, notes, depth + 1)
+        return
+    if ctype.startswith("text/") or ctype in ("", "application/octet-stream") and part is ctx.msg:
+        text = part_text(part)
+        if ctype == "text/html":
+            text = _strip_html(text)
+        notes.append(text)
+
+
+def _keep_original(part: Message, ctx: Context) -> None:
+    if ctx.original is not None:
+        return
+    payload = part.get_payload()
+    if isinstance(payload, list) and payload and isinstance(payload[0], Message):
+        ctx.original = payload[0]
+        ctx.original_text = "\n".join(f"{k}: {v}" for k, v in ctx.original.items())
+        return
+    text = part_text(part)
+    ctx.original_text = normalise_newlines(text)
+    try:
+        ctx.original = email.message_from_string(ctx.original_text[:TEXT_CAP], policy=policy.compat32)
+    except Exception:
+        ctx.original = None
+
+
+_TAG_RE = re.compile(r"<[^>]{0,2000}>")
+_BR_RE = re.compile(r"(?i)<\s*(br|/p|/div|/tr|p|div|tr)\b[^>]*>")
+
+
+def _strip_html(text: str) -> str:
+    import html
+
+    text = _BR_RE.sub("\n", text)
+    return html.unescape(_TAG_RE.sub("", text))

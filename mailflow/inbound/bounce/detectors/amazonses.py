@@ -1,0 +1,51 @@
+"""Amazon SES: SNS JSON notifications (Bounce / Complaint / Delivery) sent by mail.
+
+Text DSNs from SES are handled by the generic RFC 3464 reader.
+"""
+
+from __future__ import annotations
+
+import json
+
+from mailflow.inbound.bounce.context import Context
+from mailflow.inbound.bounce.mailtext import clean_address, collapse, find_reply_code
+from mailflow.inbound.bounce.model import Hit
+
+NAME = "amazonses"
+
+
+def detect(ctx: Context) -> list[Hit] | None:
+    body = ctx.notice.lstrip()
+    if not body.startswith("{") or "notificationType" not in body[:4000]:
+        return None
+    data = _load(body)
+    if data is None:
+        return None
+    if data.get("notificationType") != "Bounce":
+        return []  # Delivery / Complaint JSON is not a failure report
+    bounce = data.get("bounce") or {}
+    transient = bounce.get("bounceType") == "Transient"
+    hits = []
+    for r in bounce.get("bouncedRecipients") or []:
+        diag = collapse(str(r.get("diagnosticCode") or ""))
+        diag_type, _, text = diag.partition(";") if ";" in diag[:12] else ("", "", diag)
+        hits.append(Hit(address=clean_address(str(r.get("emailAddress") or "")),
+                        action="delayed" if transient else "failed", status=str(r.get("status") or ""),
+                        reply_code=find_reply_code(text), diagnostic=text.strip(),
+                        diagnostic_type=diag_type.strip().upper()))
+    return hits
+
+
+def _load(body: str) -> dict | None:  # type: ignore[type-arg]
+    try:
+        outer = json.loads(body[: body.rfind("}") + 1])
+    except ValueError:
+        return None
+    inner = outer.get("Message") if isinstance(outer, dict) else None
+    if isinstance(inner, str):
+        try:
+            inner = json.loads(inner)
+        except ValueError:
+            return None
+    data = inner if isinstance(inner, dict) else outer
+    return data if isinstance(data, dict) else None

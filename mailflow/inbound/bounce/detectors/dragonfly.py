@@ -1,0 +1,24 @@
+"""DragonFly Mail Agent (dma) bounces: "There was an error delivering your mail to <addr>."."""
+
+from __future__ import annotations
+
+import re
+
+from mailflow.inbound.bounce.context import Context
+from mailflow.inbound.bounce.model import Hit
+from mailflow.inbound.bounce.textblocks import between, make_hit, smtp_command
+
+NAME = "dragonfly"
+_RCPT = re.compile(r"error delivering your mail to <?([^\s<>]+@[^\s<>]+?)>?\.?\s*$", re.M | re.I)
+
+
+def detect(ctx: Context) -> list[Hit] | None:
+    low = ctx.notice[:4000].lower()
+    if "dragonfly mail agent" not in low and "there was an error delivering your mail to" not in low:
+        return None
+    region = between(ctx.notice, ("",), ("message headers follow", "original message follows"))
+    hits = []
+    for m in _RCPT.finditer(region):
+        diag = region[m.end():]
+        hits.append(make_hit(m.group(1), diag, command=smtp_command(diag)))
+    return hits or None

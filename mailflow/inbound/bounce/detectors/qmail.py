@@ -1,0 +1,27 @@
+"""qmail (and qmail-based: Yahoo's old MTA, vpopmail) plain-text bounces."""
+
+from __future__ import annotations
+
+from mailflow.inbound.bounce.context import Context
+from mailflow.inbound.bounce.detectors._spec import TextFormat
+from mailflow.inbound.bounce.model import Hit
+
+NAME = "qmail"
+FORMAT = TextFormat(
+    name=NAME,
+    markers=("this is the qmail-send program", "we're sorry. there's a problem delivering your mail",
+             "i'm afraid i wasn't able to deliver your message", "i wasn't able to deliver your message",
+             "sorry, we were unable to deliver your message to the following address",
+             "he/her is not ", "your message has been rejected by mail server"),
+    starts=("to the following address", "following addresses.", "following addresses:", "\n<"),
+    ends=("--- below this line is a copy of the message", "--- enclosed are the original headers",
+          "--- original message follows", "--- below the next line is a copy of the message"),
+)
+
+
+def detect(ctx: Context) -> list[Hit] | None:
+    hits = FORMAT.detect(ctx)
+    for hit in hits or ():
+        if "delayed" in ctx.subject.lower() or "temporary" in hit.diagnostic.lower()[:40]:
+            hit.action = "delayed"
+    return hits

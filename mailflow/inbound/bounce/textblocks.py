@@ -1,0 +1,101 @@
+"""Building blocks for detectors of plain-text bounce notices.
+
+Most MTAs write "address line, then a few lines of why" between a fixed opening
+sentence and a fixed line before the returned message.  Detectors describe
+their markers and address-line pattern; this module cuts and splits the text.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from mailflow.inbound.bounce.mailtext import (
+    ADDRESS_RE,
+    clean_address,
+    collapse,
+    find_reply_code,
+    find_status,
+)
+from mailflow.inbound.bounce.model import Hit
+
+
+def between(text: str, starts: Iterable[str], ends: Iterable[str], *, keep_start: bool = False) -> str:
+    """Text after the first start marker found (case-insensitive) up to the first end marker.
+
+    With no start marker found the whole text is used; markers are plain strings.
+    """
+    low = text.lower()
+    begin = 0
+    for marker in starts:
+        idx = low.find(marker.lower())
+        if idx >= 0:
+            begin = idx if keep_start else idx + len(marker)
+            break
+    else:
+        starts_list = list(starts)
+        if starts_list:
+            return ""
+    end = len(text)
+    for marker in ends:
+        idx = low.find(marker.lower(), begin)
+        if 0 <= idx < end:
+            end = idx
+    return text[begin:end]
+
+
+def split_blocks(text: str, address_line: re.Pattern[str]) -> list[tuple[str, list[str]]]:
+    """Split at lines matching `address_line` (group 1 = address); later lines join its block."""
+    blocks: list[tuple[str, list[str]]] = []
+    for line in text.split("\n"):
+        m = address_line.match(line)
+        if m:
+            addr = clean_address(m.group(1))
+            if "@" in addr:
+                rest = line[m.end():].strip()
+                blocks.append((addr, [rest] if rest else []))
+                continue
+        if blocks:
+            blocks[-1][1].append(line)
+    return blocks
+
+
+def hits_from_blocks(blocks: list[tuple[str, list[str]]], action: str = "failed") -> list[Hit]:
+    hits: list[Hit] = []
+    for addr, lines in blocks:
+        diag = collapse(" ".join(lines))
+        hits.append(make_hit(addr, diag, action))
+    return hits
+
+
+def make_hit(address: str, diagnostic: str, action: str = "failed", **extra: str) -> Hit:
+    diagnostic = collapse(diagnostic)
+    return Hit(address=clean_address(address), action=action, status=find_status(diagnostic),
+               reply_code=find_reply_code(diagnostic), diagnostic=diagnostic, **extra)
+
+
+def addresses_in(text: str) -> list[str]:
+    seen: list[str] = []
+    for m in ADDRESS_RE.finditer(text):
+        addr = clean_address(m.group(0))
+        if addr not in seen:
+            seen.append(addr)
+    return seen
+
+
+SMTP_COMMAND_RE = re.compile(r"\b(HELO|EHLO|MAIL FROM|RCPT TO|DATA|STARTTLS|AUTH)\b", re.I)
+
+
+def smtp_command(text: str) -> str:
+    """The SMTP command a diagnostic says the error came after ('' if none)."""
+    m = re.search(r"(?:in reply to|after|while sending|response to|did not like our)\s+(?:end of\s+)?(?:the\s+)?"
+                  r"(HELO|EHLO|MAIL FROM|MAIL|RCPT TO|RCPT|DATA|final DATA|STARTTLS)", text, re.I)
+    if not m:
+        return ""
+    word = m.group(1).upper().replace(" FROM", "").replace(" TO", "").replace("FINAL ", "")
+    return word
+
+
+def first_address_in(text: str) -> str:
+    m = ADDRESS_RE.search(text)
+    return clean_address(m.group(0)) if m else ""
