@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Sets up everything the tests need on a fresh Debian machine and runs the suite twice:
+# once on SQLite (the embedded default) and once on PostgreSQL (127.0.0.1:5432, trust auth).
+# Usage: bash scripts/test.sh [extra pytest args]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(dovecot-imapd chromium wrk)
+need=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
+if [ "${#need[@]}" -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "== installing Debian packages: ${need[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+  else
+    echo "== missing Debian packages (run as root to install): ${need[*]}" >&2
+  fi
+fi
+
+if command -v pg_ctlcluster >/dev/null && ! pg_isready -h 127.0.0.1 -p 5432 -q; then
+  echo "== starting PostgreSQL"
+  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql)" main start || true
+  for _ in $(seq 1 30); do pg_isready -h 127.0.0.1 -p 5432 -q && break; sleep 1; done
+fi
+
+echo "== installing mailflow with its test extras"
+python3 -m pip install -q --disable-pip-version-check -e '.[test]' 2>&1 | grep -v -E "WARNING: Running pip as the 'root'|notice" || true
+
+echo "== tests on SQLite"
+python3 -m pytest -q -p no:cacheprovider --db=sqlite "$@"
+echo "== tests on PostgreSQL"
+# CI=true makes the PostgreSQL fixtures fail instead of skip when the server does not answer.
+python3 -m pytest -q -p no:cacheprovider --db=postgresql "$@"
