@@ -1,0 +1,355 @@
+"""Shared accounts (共用帳號): registering one, binding general accounts by consent mail, unbinding from
+either side, the bound companies a login sees, and switching the active company (統編).
+
+Decisions (the issue asked for them to be written down):
+- A company (general account) may be bound to several shared accounts at once: a company may well be
+  managed by two people. Each pair (shared, general) has at most one pending or active binding.
+- Asking again while a request for the same pair is still pending (its link not yet expired) is refused
+  with 409 and the link's expiry; to send a fresh mail the shared account first withdraws the pending
+  request (the same unbind call), then asks again. This keeps a requester from flooding a company's
+  mailbox. A pending request whose link expired is marked expired on the next look and may be asked again.
+- Only the general account's password completes a binding: the /verify page checks the password of the
+  token's account, which is the general account, so the shared account's own password is refused there.
+- A general account that is later suspended, whose address stops being verified, or whose mails
+  hard-bounce stays bound; the company list carries ``flags`` so the person sees it.
+- Unbinding an active binding mails a ``binding-ended`` notice to the other side; withdrawing a pending
+  request voids its link and mails nobody (the company never agreed to anything).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from mailflow import audit
+from mailflow.config import Settings
+from mailflow.models import (
+    Account,
+    AccountKind,
+    AccountStatus,
+    Application,
+    ApplicationStatus,
+    Binding,
+    BindingStatus,
+    TokenPurpose,
+    VerificationToken,
+)
+from mailflow.timeutil import now
+
+LIVE_STATUSES = (BindingStatus.PENDING, BindingStatus.ACTIVE)
+
+
+class BindingError(Exception):
+    """A refused binding action: ``status`` is the HTTP status, ``message`` the zh-TW reason."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Company:
+    """A general account's company as a shared account sees it."""
+
+    ubn: str
+    name: str
+
+
+# --- reading -------------------------------------------------------------------------------------------
+
+
+def company_of(session: Session, general: Account) -> Company | None:
+    """The company of a general account: its newest approved application, else its newest live one."""
+    rows = session.scalars(
+        select(Application).where(Application.account_id == general.id).order_by(Application.id.desc())
+    ).all()
+    chosen = next((a for a in rows if a.status == ApplicationStatus.APPROVED), None)
+    chosen = chosen or next((a for a in rows if a.status != ApplicationStatus.REJECTED), None)
+    return Company(chosen.ubn, chosen.company_name) if chosen else None
+
+
+def account_flags(general: Account) -> list[str]:
+    """Why a bound company may need attention; it stays bound regardless."""
+    flags = []
+    if general.status == AccountStatus.SUSPENDED:
+        flags.append("suspended")
+    elif general.status != AccountStatus.APPROVED:
+        flags.append("not_approved")
+    if not general.is_verified:
+        flags.append("unverified")
+    if general.email_undeliverable:
+        flags.append("undeliverable")
+    return flags
+
+
+def active_bindings(session: Session, shared: Account) -> list[Binding]:
+    return list(session.scalars(
+        select(Binding)
+        .where(Binding.shared_account_id == shared.id, Binding.status == BindingStatus.ACTIVE)
+        .order_by(Binding.confirmed_at, Binding.id)
+    ))
+
+
+def bound_companies(session: Session, account: Account) -> list[dict[str, Any]]:
+    """What a login shows: for a shared account the companies of its active bindings, each
+    ``{"ubn", "name", "account", "binding_id", "active", "flags"}``; for a general account its own
+    company ``{"ubn", "name"}``."""
+    if account.kind != AccountKind.SHARED:
+        own = company_of(session, account)
+        return [{"ubn": own.ubn, "name": own.name}] if own else []
+    companies = []
+    for binding in active_bindings(session, account):
+        general = session.get(Account, binding.general_account_id)
+        company = company_of(session, general) if general else None
+        if general is None or company is None:
+            continue
+        companies.append({
+            "ubn": company.ubn, "name": company.name, "account": general.account,
+            "binding_id": binding.id, "active": binding.active_ubn, "flags": account_flags(general),
+        })
+    return companies
+
+
+def active_ubn(session: Session, account: Account) -> str | None:
+    """The shared account's selected company, as marked on its bindings (None when none is)."""
+    chosen = next((c for c in bound_companies(session, account) if c.get("active")), None)
+    return str(chosen["ubn"]) if chosen else None
+
+
+def _live_token(session: Session, binding: Binding) -> VerificationToken | None:
+    return session.scalars(
+        select(VerificationToken).where(
+            VerificationToken.binding_id == binding.id,
+            VerificationToken.used_at.is_(None),
+            VerificationToken.voided_at.is_(None),
+            VerificationToken.expires_at > now(),
+        ).order_by(VerificationToken.id.desc())
+    ).first()
+
+
+def expire_if_stale(session: Session, binding: Binding) -> bool:
+    """Mark a pending binding expired once no usable link is left; True when it was expired."""
+    if binding.status != BindingStatus.PENDING or _live_token(session, binding) is not None:
+        return False
+    binding.status = BindingStatus.EXPIRED
+    binding.ended_at = now()
+    audit.record(session, "system", "binding.expired", "binding", binding.id)
+    return True
+
+
+def bindings_of(session: Session, account: Account) -> list[Binding]:
+    """Pending and active bindings on either side of ``account`` (stale pending ones expire here)."""
+    side = Binding.shared_account_id if account.kind == AccountKind.SHARED else Binding.general_account_id
+    rows = session.scalars(
+        select(Binding).where(side == account.id, Binding.status.in_(LIVE_STATUSES)).order_by(Binding.id)
+    ).all()
+    return [b for b in rows if not expire_if_stale(session, b)]
+
+
+def describe_binding(session: Session, binding: Binding) -> dict[str, Any]:
+    """A binding as the API and the /account page show it, to either side."""
+    shared = session.get(Account, binding.shared_account_id)
+    general = session.get(Account, binding.general_account_id)
+    company = company_of(session, general) if general else None
+    return {
+        "id": binding.id,
+        "status": binding.status,
+        "shared_account": shared.account if shared else None,
+        "shared_name": shared.name if shared else None,
+        "general_account": general.account if general else None,
+        "ubn": company.ubn if company else None,
+        "company_name": company.name if company else None,
+        "requested_at": binding.requested_at.isoformat(),
+        "confirmed_at": binding.confirmed_at.isoformat() if binding.confirmed_at else None,
+        "flags": account_flags(general) if general else [],
+    }
+
+
+# --- registering --------------------------------------------------------------------------------------
+
+
+def find_live_account(session: Session, account_id: str) -> Account | None:
+    key = account_id.strip().lower()
+    if not key:
+        return None
+    return session.scalars(select(Account).where(Account.account_key == key)).first()
+
+
+def create_shared_account(session: Session, clean: dict[str, Any], password_hash: str) -> Account:
+    """A shared account from validated fields. It needs no company review, so it is approved at once;
+    logging in and binding still wait for its address to be verified. Raises BindingError(409) when the
+    account id is taken by a live account (general or shared: one namespace)."""
+    if find_live_account(session, clean["account"]) is not None:
+        raise BindingError(409, "帳號已經存在")
+    account = Account(
+        kind=AccountKind.SHARED, account=clean["account"], account_key=clean["account"].strip().lower(),
+        name=clean["name"], mobile=clean["mobile"], email=clean["email"],
+        email_key=clean["email"].strip().lower(), password_hash=password_hash,
+        status=AccountStatus.APPROVED, approved_at=now(),
+    )
+    session.add(account)
+    session.flush()
+    audit.record(session, f"account:{account.id}", "shared.registered", "account", account.id)
+    return account
+
+
+# --- binding ------------------------------------------------------------------------------------------
+
+
+def require_bindable_shared(account: Account) -> None:
+    """A shared account may ask for bindings only once its address is verified."""
+    if account.kind != AccountKind.SHARED:
+        raise BindingError(403, "只有共用帳號可以綁定一般帳號")
+    if account.status != AccountStatus.APPROVED or not account.is_verified:
+        raise BindingError(403, "共用帳號的Email尚未完成驗證,請先完成Email驗證後再綁定")
+
+
+def _target_general(session: Session, account_id: str) -> Account:
+    general = find_live_account(session, account_id)
+    if general is None:
+        raise BindingError(404, "查無此帳號")
+    if general.kind != AccountKind.GENERAL:
+        raise BindingError(409, "只能綁定一般帳號")
+    if general.status != AccountStatus.APPROVED:
+        raise BindingError(409, "此一般帳號尚未審核通過,無法綁定")
+    if not general.is_verified:
+        raise BindingError(409, "此一般帳號尚未完成Email驗證,無法綁定")
+    return general
+
+
+def _live_binding(session: Session, shared: Account, general: Account) -> Binding | None:
+    rows = session.scalars(
+        select(Binding).where(
+            Binding.shared_account_id == shared.id,
+            Binding.general_account_id == general.id,
+            Binding.status.in_(LIVE_STATUSES),
+        )
+    ).all()
+    return next((b for b in rows if not expire_if_stale(session, b)), None)
+
+
+def request_binding(
+    session: Session, settings: Settings, shared: Account, general_account_id: str
+) -> Binding:
+    """Ask ``general_account_id`` to be bound to ``shared``: a pending binding and a consent mail to the
+    general account's verified address, in the caller's transaction. Raises BindingError."""
+    from mailflow.accounts.tokens import issue_token
+    from mailflow.mail.outbox import enqueue
+
+    require_bindable_shared(shared)
+    general = _target_general(session, general_account_id)
+    existing = _live_binding(session, shared, general)
+    if existing is not None and existing.status == BindingStatus.ACTIVE:
+        raise BindingError(409, "此一般帳號已經綁定於您的共用帳號")
+    if existing is not None:
+        raise BindingError(409, "已送出綁定請求,正在等待該一般帳號確認;如需重寄,請先取消原請求")
+    company = company_of(session, general)
+    binding = Binding(shared_account_id=shared.id, general_account_id=general.id,
+                      status=BindingStatus.PENDING)
+    session.add(binding)
+    session.flush()
+    address = general.email_verified_address or general.email
+    token, row = issue_token(session, settings, general, TokenPurpose.BINDING, address, binding_id=binding.id)
+    context = {
+        "general_name": general.name, "general_account": general.account,
+        "company_name": company.name if company else "", "ubn": company.ubn if company else "",
+        "shared_name": shared.name, "shared_account": shared.account,
+        "confirm_url": f"{settings.http.base_url.rstrip('/')}/verify/{token}",
+        "expires_at": row.expires_at.isoformat(),
+    }
+    enqueue(session, "binding-request", address, message_id_domain=settings.mail.message_id_domain,
+            to_name=general.name, context=context, account_id=general.id, token_id=row.id)
+    audit.record(session, f"account:{shared.id}", "binding.requested", "binding", binding.id,
+                 general_account_id=general.id)
+    return binding
+
+
+def confirm_binding(session: Session, token_row: VerificationToken) -> None:
+    """Complete a binding once its consent link was confirmed with the general account's password
+    (checked by the caller, POST /verify/{token}). Raises BindingError(410) when the request was
+    withdrawn or ended meanwhile, BindingError(409) when the general account no longer qualifies."""
+    binding = session.get(Binding, token_row.binding_id) if token_row.binding_id else None
+    if binding is None or binding.general_account_id != token_row.account_id:
+        raise BindingError(400, "此連結無效")
+    if binding.status == BindingStatus.ACTIVE:
+        return
+    if binding.status != BindingStatus.PENDING:
+        raise BindingError(410, "此綁定請求已取消或失效")
+    general = session.get(Account, binding.general_account_id)
+    if general is None or general.status != AccountStatus.APPROVED or not general.is_verified:
+        raise BindingError(409, "此一般帳號目前無法綁定")
+    binding.status = BindingStatus.ACTIVE
+    binding.confirmed_at = now()
+    audit.record(session, f"account:{general.id}", "binding.confirmed", "binding", binding.id,
+                 shared_account_id=binding.shared_account_id)
+
+
+# --- unbinding ----------------------------------------------------------------------------------------
+
+
+def _void_binding_tokens(session: Session, binding: Binding, at: datetime) -> None:
+    session.execute(
+        update(VerificationToken)
+        .where(VerificationToken.binding_id == binding.id, VerificationToken.used_at.is_(None),
+               VerificationToken.voided_at.is_(None))
+        .values(voided_at=at)
+    )
+
+
+def end_binding(session: Session, settings: Settings, binding_id: int, by: Account) -> Binding:
+    """Unbind (or withdraw a pending request) from either side; an ended active binding mails a
+    ``binding-ended`` notice to the other side. Raises BindingError (404 not yours, 409 not live)."""
+    from mailflow.mail.outbox import enqueue
+
+    binding = session.get(Binding, binding_id)
+    if binding is None or by.id not in (binding.shared_account_id, binding.general_account_id):
+        raise BindingError(404, "查無此綁定")
+    if binding.status not in LIVE_STATUSES:
+        raise BindingError(409, "此綁定已經解除或失效")
+    was_active = binding.status == BindingStatus.ACTIVE
+    at = now()
+    binding.status, binding.ended_at, binding.active_ubn = BindingStatus.UNBOUND, at, False
+    _void_binding_tokens(session, binding, at)
+    shared = session.get(Account, binding.shared_account_id)
+    general = session.get(Account, binding.general_account_id)
+    by_side = "shared" if by.id == binding.shared_account_id else "general"
+    audit.record(session, f"account:{by.id}", "binding.ended", "binding", binding.id, by=by_side,
+                 was_active=was_active)
+    if was_active and shared is not None and general is not None:
+        other = general if by_side == "shared" else shared
+        company = company_of(session, general)
+        context = {
+            "recipient_name": other.name, "ended_by": by_side,
+            "shared_name": shared.name, "shared_account": shared.account,
+            "general_name": general.name, "general_account": general.account,
+            "company_name": company.name if company else "", "ubn": company.ubn if company else "",
+            "ended_at": at.isoformat(),
+        }
+        enqueue(session, "binding-ended", other.email, message_id_domain=settings.mail.message_id_domain,
+                to_name=other.name, context=context, account_id=other.id)
+    return binding
+
+
+# --- switching ----------------------------------------------------------------------------------------
+
+
+def switch_company(session: Session, shared: Account, ubn: str) -> dict[str, Any]:
+    """Select the active 統編 among the shared account's bound companies and record it in the audit
+    trail. Raises BindingError(403) for a company that is not bound."""
+    if shared.kind != AccountKind.SHARED:
+        raise BindingError(403, "只有共用帳號可以切換公司")
+    wanted = (ubn or "").strip()
+    companies = bound_companies(session, shared)
+    chosen = next((c for c in companies if c["ubn"] == wanted), None)
+    if chosen is None:
+        raise BindingError(403, "此公司未綁定於您的共用帳號")
+    for binding in active_bindings(session, shared):
+        binding.active_ubn = binding.id == chosen["binding_id"]
+    audit.record(session, f"account:{shared.id}", "shared.switch", "account", shared.id, ubn=wanted,
+                 binding_id=chosen["binding_id"])
+    return {**chosen, "active": True}
