@@ -9,4 +9,5 @@ TEMPLATE_NAMES = (
     "verify-reminder",
     "binding-request",
     "support-digest",
+    "binding-ended",  # notice to the other side when a shared-account binding is ended (issue 7)
 )
