@@ -65,8 +65,12 @@ def _walk(part: Message, ctx: Context, notes: list[str], depth: int) -> None:
     if ctype in _ORIGINAL_TYPES and part is not ctx.msg:
         _keep_original(part, ctx)
         return
+    payload = part.get_payload()
+    if ctype.startswith("multipart/") and isinstance(payload, str):
+        # boundary missing or mistyped: the whole body is one text, still worth reading
+        notes.append(normalise_newlines(payload[:TEXT_CAP]))
+        return
     if part.is_multipart():
-        payload = part.get_payload()
         if isinstance(payload, list):
             for sub in payload:
                 if isinstance(sub, Message):

@@ -85,13 +85,20 @@ def hits_from_blocks(blocks: list[Block]) -> list[Hit]:
     return hits
 
 
+_LOOSE_RE = re.compile(r'("[^"]+"|[^\s<>;"]+)@[^\s<>;"]+')
+
+
 def _recipient(block: Block) -> str:
     for name in ("final-recipient", "original-recipient", "x-actual-recipient"):
         value = block.get(name, "")
         if value:
             value = value.split(";", 1)[-1]
-            m = ADDRESS_RE.search(value)
+            m = ADDRESS_RE.search(value) or _LOOSE_RE.search(value)
             if m:
+                # a quoted local part stays quoted; a dot-less host (mailhub0) is still an address
+                quoted = _LOOSE_RE.search(value)
+                if quoted and quoted.group(1).startswith('"'):
+                    return quoted.group(0).lower()
                 return clean_address(m.group(0))
     return ""
 

@@ -19,8 +19,21 @@ WS_RE = re.compile(r"\s+")
 
 
 def collapse(text: str) -> str:
-    """Whitespace-collapse a diagnostic for storage and matching."""
-    return WS_RE.sub(" ", text).strip()
+    """Whitespace-collapse a diagnostic, dropping repeated multi-line reply prefixes.
+
+    "550-5.7.1 foo 550-5.7.1 bar 550 5.7.1 baz" becomes "550-5.7.1 foo bar baz" so
+    phrases split over reply lines still match.
+    """
+    text = WS_RE.sub(" ", text).strip()
+    m = _CONT_RE.search(text)
+    if m:
+        prefix = re.compile(r"(?<=\S) " + m.group(1) + r"[ -](?:" + re.escape(m.group(2) or "") + r" )?")
+        head, tail = text[: m.end()], text[m.end():]
+        text = head + prefix.sub(" ", tail)
+    return text
+
+
+_CONT_RE = re.compile(r"\b([45]\d\d)-(\d\.\d{1,3}\.\d{1,3})?")
 
 
 def part_text(part: Message, cap: int = TEXT_CAP) -> str:

@@ -44,7 +44,7 @@ STATUS_REASON: dict[str, str] = {
     "5.2.4": "filtered",
     "5.3.0": "systemerror", "5.3.1": "systemfull", "5.3.2": "notaccept", "5.3.3": "systemerror",
     "5.3.4": "mesgtoobig", "5.3.5": "systemerror",
-    "5.4.0": "networkerror", "5.4.3": "systemerror", "5.4.4": "hostunknown",
+    "5.4.0": "networkerror", "5.4.3": "systemerror", "5.4.4": "notaccept",
     "5.5.2": "syntaxerror", "5.5.3": "toomanyconn", "5.5.4": "systemerror", "5.5.5": "systemerror",
     "5.5.6": "syntaxerror",
     "5.7.13": "suspend", "5.7.16": "mesgtoobig", "5.7.17": "hasmoved", "5.7.18": "hasmoved",
@@ -64,7 +64,7 @@ def status_reason(status: str) -> str:
 
 # Phrase lists (lower-case substrings).  Regexes only where word order varies.
 PHRASES: dict[str, tuple[str, ...]] = {
-    "mailboxfull": (
+    "mailboxfull": ("exceeds allowed size", 
         "account is over quota", "account is full", "account has exceeded", "boite du destinataire pleine",
         "disk quota exceeded", "exceeded storage allocation", "exceeding its mailbox quota",
         "full mailbox", "mailbox exceeded the local limit", "mailbox full", "mailbox is full",
@@ -74,7 +74,7 @@ PHRASES: dict[str, tuple[str, ...]] = {
         "recipient rejected: mailbox would exceed maximum allowed storage", "the user's space has been used up",
         "user has exceeded quota", "user has too many messages on the server", "user is over quota",
         "user is over the quota", "user over quota", "user's disk quota exceeded", "mailbox has exceeded",
-        "over quota", "insufficient disk space", "mailbox is over quota", "would be over the allowed quota",
+        "over quota", "mailbox is over quota", "would be over the allowed quota",
         "quota full", "is over quota", "exceeds quota", "exceeded their quota",
         "no space left on device", "mailbox has reached", "inbox is full", "user's mailbox is full",
     ),
@@ -90,7 +90,7 @@ PHRASES: dict[str, tuple[str, ...]] = {
         "message header size exceeds limit", "message too large for this recipient",
         "limit exceeded", "message size exceeds the limit set by the recipient",
     ),
-    "suspend": (
+    "suspend": ("is inactive", "temporary locked", "temporarily locked", "recipient account is blocked", "compte du destinataire est bloque", 
         "account disabled", "account has been disabled", "account has been suspended",
         "account is disabled", "account is inactive", "account is suspended", "account not active",
         "account suspended", "boite du destinataire archivee", "email account that you tried to reach is disabled",
@@ -109,7 +109,7 @@ PHRASES: dict[str, tuple[str, ...]] = {
         "we don't handle mail for", "relay prohibited", "no relaying", "relaying not allowed",
         "relay not allowed", "not allowed to relay",
     ),
-    "authfailure": (
+    "authfailure": ("does not have authentication information", "fails to pass authentication", 
         "//spf.pobox.com", "bad spf records for", "dmarc policy", "please inspect your spf settings",
         "sender policy framework (spf) fail", "sender policy framework violation",
         "spf (sender policy framework) domain authentication fail", "spf check: fail",
@@ -118,7 +118,7 @@ PHRASES: dict[str, tuple[str, ...]] = {
         "dmarc rejection", "authentication checks failed", "does not pass dmarc", "dmarc failed",
         "spf check failed", "sender domain does not pass", "not designate", "spf: fail",
     ),
-    "userunknown": (
+    "userunknown": ("invalid final delivery userid", 
         "#5.1.1 bad address", "550 address invalid", "5.1.0 address rejected", "address does not exist",
         "address not present in directory", "address unknown", "can't accept user", "does not exist.",
         "destination addresses were unknown", "destination server rejected recipients",
@@ -148,7 +148,7 @@ PHRASES: dict[str, tuple[str, ...]] = {
         "no such local user", "addressee unknown", "unknown address", "bad destination mailbox address",
         "user doesn't exist", "mailbox is not available", "invalid recipient address", "non-existent user",
         "nonexistent user", "user is unknown", "no such account", "account does not exist",
-        "unrouteable address", "the recipient's e-mail address was not found", "address rejected",
+        "unrouteable address", "the recipient's e-mail address was not found", 
         "is not a valid e-mail address", "not our customer", "the email account does not exist",
     ),
     "filtered": (
@@ -158,7 +158,7 @@ PHRASES: dict[str, tuple[str, ...]] = {
         "you have been blocked by the recipient", "due to sender's domain or address",
         "recipient refuses your mail", "the recipient has chosen not to receive",
     ),
-    "requireptr": (
+    "requireptr": ("mismatches client ip", 
         "cannot find your hostname", "client host rejected: cannot find your hostname",
         "fix reverse dns for", "ips with missing ptr records", "no ptr record found",
         "please get a custom reverse dns name from your isp for your host", "ptr record setup",
@@ -170,12 +170,12 @@ PHRASES: dict[str, tuple[str, ...]] = {
         "reverse dns lookup", "no reverse dns", "reverse lookup failed", "does not have a ptr record",
         "client host rejected: unknown", "reverse hostname",
     ),
-    "notcompliantrfc": (
+    "notcompliantrfc": ("multiple addresses in from:", 
         "this message is not rfc 5322 compliant", "https://support.google.com/mail/?p=rfcmessagenoncompliant",
         "duplicate header", "multiple addresses in from: header are not accepted", "not rfc 5322 compliant",
         "rfcmessagenoncompliant", "message is not rfc", "header is not rfc",
     ),
-    "badreputation": (
+    "badreputation": ("temporarily deferred due to unexpected volume or user complaints", 
         "has been temporarily rate limited due to ip reputation", "ip/domain reputation problems",
         "likely unsolicited mail", "poor reputation", "low reputation", "sender reputation", "bad reputation",
         "https://support.google.com/mail/?p=unsolicitedipaddresses",
@@ -186,8 +186,8 @@ PHRASES: dict[str, tuple[str, ...]] = {
         "this message contain invalid mime headers", "this message contain improperly-formatted binary content",
         "this message contain text that uses unnecessary base64 encoding", "invalid mime", "mime header",
     ),
-    "rejected": (
-        "<> invalid sender", "address rejected", "administrative prohibition", "batv failed to verify",
+    "rejected": ("purported responsible address", 
+        "<> invalid sender", "administrative prohibition", "batv failed to verify",
         "batv validation failure", "backscatter protection detected an invalid or expired email address",
         "bogus mail from", "connections not accepted from servers without a valid sender domain",
         "denied by secumail valid-address-filter", "domain of sender address", "email address is on senderfilterconfig list",
@@ -252,7 +252,7 @@ PHRASES: dict[str, tuple[str, ...]] = {
     ),
     "speeding": ("please try again slower", "receiving mail at a rate that prevents additional messages from being delivered",
                  "rate limited", "ratelimit", "rate limit", "sending too fast", "too many messages"),
-    "toomanyconn": (
+    "toomanyconn": ("frequency limited", 
         "all available ips are at maximum connection limit", "connection rate limit exceeded",
         "exceeds per-domain connection limit for", "has exceeded the max emails per hour ",
         "throttling failure: daily message quota exceeded", "throttling failure: maximum sending rate exceeded",
@@ -279,12 +279,12 @@ PHRASES: dict[str, tuple[str, ...]] = {
         "rejecting open proxy", "sender ip address rejected", "server access forbidden by your ip ",
         "service not available, closing transmission channel", "smtp error from remote mail server after initial connection:",
         "sorry, that domain isn't in my list of allowed rcpthosts", "sorry, your remotehost looks suspiciously like spammer",
-        "temporarily deferred due to unexpected volume or user complaints", "to submit messages to this e-mail system has been rejected",
+        "to submit messages to this e-mail system has been rejected",
         "too many spams from your ip", "too many unwanted messages have been sent from the following ip address above",
         "was blocked by ", "we do not accept mail from dynamic ips", "you are not allowed to connect",
         "you are sending spam", "your ip address is listed in the rbl", "your network is temporary blacklisted",
         "your server requires confirmation", "blocked by spamhaus", "listed on spamhaus", "blocklist", "blacklist",
-        "block list", "rbl", "dnsbl", "ip address is blocked", "your ip", "access denied", "has been blocked",
+        "block list", "rbl", "dnsbl", "ip address is blocked", "your ip", "has been blocked",
         "not accepting connections", "bad reputation",
     ),
     "virusdetected": (
@@ -294,19 +294,19 @@ PHRASES: dict[str, tuple[str, ...]] = {
         "this form of attachment has been used by recent viruses or other malware",
         "your message was infected with a virus",
     ),
-    "policyviolation": (
+    "policyviolation": ("header error", "denied by policy", 
         "an illegal attachment on your message", "because the recipient is not accepting mail with attachments",
         "because the recipient is not accepting mail with embedded images", "by the end-user's policy",
         "contains prohibited", "email not accepted for policy reasons", "email rejected due to security policies",
         "message bounced due to organizational settings", "message given low priority", "message not accepted for policy reasons",
-        "message rejected due to local policy", "messages with multiple addresses", "rejected for policy reasons",
+        "message rejected due to local policy", "rejected for policy reasons",
         "protocol violation", "the email address used to send your message is not subscribed to this group",
         "the message was rejected by organization policy", "this message was blocked because its content presents a potential",
         "we do not accept messages containing images or other attachments", "you're using a mass mailer",
-        "local policy", "policy violation", "violates our policy", "violation of policy", "policy reasons",
+        "local policy", "violates our policy", "violation of policy", "policy reasons",
         "organization policy", "due to policy",
     ),
-    "securityerror": (
+    "securityerror": ("unauthenticated senders", "smtp authentication", "required authentication level", 
         "authentication failed; server ", "authentication turned on in your email client",
         "authentication required", "authorization failure", "ciphertext too long", "could not authenticate",
         "encryption required", "insecure", "must issue a starttls command first", "negotiation failed",
@@ -321,30 +321,30 @@ PHRASES: dict[str, tuple[str, ...]] = {
         "local configuration error", "local error in processing", "loop was found in the mail exchanger",
         "loops back to myself", "mail system configuration error", "queue file write error",
         "recipient deferred because there is no mdb", "remote server is misconfigured", "server configuration error",
-        "service currently unavailable", "system config error", "temporary failure", "timeout waiting for input",
-        "transaction failed ", "mail for ", "too many hops", "loop detected", "mail loop", "routing loop",
+        "service currently unavailable", "system config error", "timeout waiting for input",
+        "transaction failed ", "mail for ", 
         "internal error", "system error", "configuration error", "unable to deliver the message", "server error",
     ),
-    "networkerror": (
+    "networkerror": ("too many hops", "hop count exceeded", "routing loop", "loop detected", "mail loop", "wasn't able to establish an smtp connection", "dns error", 
         "could not connect and send the mail to", "dns records for the destination computer could not be found",
         "hop count exceeded - possible mail loop", "host is unreachable", "host name lookup failure",
         "host not found, try again", "mail forwarding loop for ", "malformed mail header",
-        "malformed or unexpected name server reply", "maximum forwarding loop count exceeded",
+        "maximum forwarding loop count exceeded",
         "message looping", "message probably in a routing loop", "name server failure", "network is unreachable",
         "no route to host", "server could not be contacted", "too many hops", "unable to resolve route ",
-        "unrouteable mail domain", "connection timed out", "timed out", "could not be resolved",
-        "connection refused", "name server timeout", "lost connection",
+        "unrouteable mail domain", "could not be resolved",
+        "name server timeout", "lost connection",
     ),
-    "systemfull": ("mail system full", "requested mail action aborted: exceeded storage allocation",
+    "systemfull": ("insufficient disk space", "mail system full", "requested mail action aborted: exceeded storage allocation",
                    "insufficient system storage", "insufficient system resources", "system storage"),
-    "notaccept": (
+    "notaccept": ("couldn't find a mail exchanger", "doesn't receive email", "scored as spam", "no mx found", "indicated no smtp service", "malformed or unexpected name server reply", 
         "does not accept mail", "host does not accept mail", "mail receiving disabled",
         "name server: .: host not found", "no mx record found", "null mx", "smtp protocol returned a permanent error",
         "does not accept email", "domain does not receive mail", "not accepting mail",
     ),
-    "expired": (
+    "expired": ("did not accept our requests to connect", "could not deliver for the last", "envelope expired", "message expired", 
         "connection timed out", "could not find a gateway for", "delivery attempts will continue to be",
-        "delivery time expired", "failed to deliver to domain ", "giving up on", "has been delayed",
+        "delivery time expired", "failed to deliver to domain ", "has been delayed",
         "it has not been collected after", "message could not be delivered for more than", "message expired, ",
         "message has been in the queue too long", "message timed out", "retry time not reached",
         "server did not respond", "this message has been in the queue too long", "unable to deliver message after multiple retries",
@@ -360,7 +360,7 @@ PHRASES: dict[str, tuple[str, ...]] = {
     "onhold": (),
     "failedstarttls": ("starttls", "tls negotiation"),
     "suppressed": ("suppression list", "is on the suppression list"),
-    "syntaxerror": ("syntax error", "command unrecognized", "unrecognized command", "bad syntax"),
+    "syntaxerror": ("malformed address", "syntax error", "command unrecognized", "unrecognized command", "bad syntax"),
 }
 
 # Word-order-free pairs for the richest reasons (each part must appear, in order).
@@ -374,7 +374,7 @@ PAIRS: dict[str, tuple[tuple[str, ...], ...]] = {
     "mailboxfull": (("mailbox ", " is full"), ("user ", " over quota"), ("mail", "box", " full")),
     "blocked": (("ip ", " blocked"), ("ip ", " blacklisted"), ("ip ", " listed"), ("client host ", " blocked"),
                 ("access from ip address ", " blocked"), ("connection ", "rejected")),
-    "rejected": (("sender ", " rejected"), ("domain ", " rejected"), ("mail from ", " rejected")),
+    "rejected": (("sender ", " rejected"), ("domain ", " rejected")),
     "hostunknown": (("domain ", " not exist"), ("host ", " not found")),
     "suspend": (("account ", " disabled"), ("mailbox ", " disabled"), ("user ", " suspended")),
     "norelaying": (("relay", " denied"), ("relay", " not permitted")),
@@ -429,7 +429,7 @@ FIRST_ORDER = ("mailboxfull", "mesgtoobig", "exceedlimit", "suspend", "hasmoved"
                "userunknown", "filtered", "requireptr", "notcompliantrfc", "badreputation", "contenterror",
                "rejected", "hostunknown", "spamdetected", "speeding", "toomanyconn", "blocked")
 SECOND_ORDER = ("mailboxfull", "authfailure", "badreputation", "speeding", "spamdetected", "virusdetected",
-                "policyviolation", "norelaying", "systemerror", "networkerror", "suspend", "contenterror",
+                "policyviolation", "norelaying", "notaccept", "systemerror", "networkerror", "suspend", "contenterror",
                 "systemfull", "notaccept", "expired", "securityerror", "mailererror")
 ALL_ORDER = ("mailboxfull", "mesgtoobig", "exceedlimit", "suspend", "userunknown", "filtered", "rejected",
              "hostunknown", "spamdetected", "speeding", "toomanyconn", "blocked", "authfailure",
@@ -444,7 +444,21 @@ def _probe(reason: str, hit: Hit, low: str, by_status: str) -> bool:
     if reason == "userunknown":
         if by_status == "userunknown":
             return not any(matches(r, low) for r in _USER_VETO)
-        return matches(reason, low) and (hit.command in ("", "RCPT") or not hit.status.startswith("5.7"))
+        # "user unknown" after DATA is Sisimai's "filtered" (a content/sender filter
+        # posing as a missing user); a mailbox-status code says the same
+        if hit.command == "DATA" or (by_status == "filtered" and hit.command != "RCPT"):
+            return False
+        return matches(reason, low)
+    if reason == "filtered":
+        if by_status == "filtered":
+            return not matches("speeding", low)
+        if by_status == "userunknown":
+            return False
+        return matches(reason, low) or (hit.command == "DATA" and matches("userunknown", low))
+    if reason == "contenterror" and by_status == reason and matches("spamdetected", low):
+        return False
+    if reason == "hostunknown" and _temporary(hit):
+        return False  # a DNS failure that will be retried is a network problem, not a missing domain
     if by_status == reason:
         return True
     if reason in ("blocked", "rejected") and by_status in ("userunknown", "hostunknown"):
@@ -453,13 +467,17 @@ def _probe(reason: str, hit: Hit, low: str, by_status: str) -> bool:
     return matches(reason, low)
 
 
+def _temporary(hit: Hit) -> bool:
+    return hit.status.startswith("4") or hit.reply_code.startswith("4") or hit.action == "delayed"
+
+
 def classify(hit: Hit) -> str:
     """The Sisimai-vocabulary reason for one recipient."""
     if hit.reason and hit.reason not in RETRY:
         return hit.reason
     low = hit.diagnostic.lower()
     by_status = status_reason(hit.status)
-    if hit.diagnostic_type in ("", "SMTP"):
+    if not hit.diagnostic_type.startswith("X-UNIX"):
         for reason in FIRST_ORDER:
             if _probe(reason, hit, low, by_status):
                 return reason
@@ -474,6 +492,10 @@ def _fallback(hit: Hit, low: str, by_status: str) -> str:
     for reason in SECOND_ORDER:
         if matches(reason, low):
             return reason
+    if matches("hostunknown", low) and _temporary(hit):
+        return "networkerror"
+    if "access denied" in low:
+        return "rejected"
     if by_status:
         return by_status
     for check in _CLASS_FALLBACKS:

@@ -83,17 +83,26 @@ def addresses_in(text: str) -> list[str]:
     return seen
 
 
-SMTP_COMMAND_RE = re.compile(r"\b(HELO|EHLO|MAIL FROM|RCPT TO|DATA|STARTTLS|AUTH)\b", re.I)
-
-
 def smtp_command(text: str) -> str:
     """The SMTP command a diagnostic says the error came after ('' if none)."""
-    m = re.search(r"(?:in reply to|after|while sending|response to|did not like our)\s+(?:end of\s+)?(?:the\s+)?"
-                  r"(HELO|EHLO|MAIL FROM|MAIL|RCPT TO|RCPT|DATA|final DATA|STARTTLS)", text, re.I)
+    low = text.lower()
+    if "does not like recipient" in low or "[rcpt_to]" in low:
+        return "RCPT"
+    if "after end of data" in low:
+        return "DATA"
+    m = _AFTER_RE.search(text) or _SENT_RE.search(text)
     if not m:
         return ""
-    word = m.group(1).upper().replace(" FROM", "").replace(" TO", "").replace("FINAL ", "")
-    return word
+    word = m.group(1).upper()
+    for cmd in ("HELO", "EHLO", "MAIL", "RCPT", "DATA", "STARTTLS", "AUTH"):
+        if cmd in word:
+            return cmd
+    return ""
+
+
+_AFTER_RE = re.compile(r"(?:in reply to|after|while sending|response to|did not like our|following)\s+(?:end of\s+)?"
+                       r"(?:the\s+)?(HELO|EHLO|MAIL FROM|MAIL|RCPT TO|RCPT|DATA|final DATA|STARTTLS|data)", re.I)
+_SENT_RE = re.compile(r"^>>>\s*(HELO|EHLO|MAIL|RCPT|DATA|STARTTLS)", re.I | re.M)
 
 
 def first_address_in(text: str) -> str:

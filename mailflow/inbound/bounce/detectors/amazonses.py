@@ -37,10 +37,14 @@ def detect(ctx: Context) -> list[Hit] | None:
 
 
 def _load(body: str) -> dict | None:  # type: ignore[type-arg]
+    text = body[: body.rfind("}") + 1]
     try:
-        outer = json.loads(body[: body.rfind("}") + 1])
+        outer = json.loads(text)
     except ValueError:
-        return None
+        try:  # mail transport folded the long JSON lines
+            outer = json.loads(text.replace("\n ", "").replace("\n", ""))
+        except ValueError:
+            return None
     inner = outer.get("Message") if isinstance(outer, dict) else None
     if isinstance(inner, str):
         try:

@@ -16,7 +16,7 @@ NAME = "exchange2003"
 _LINE = re.compile(r"^\s*<?([^\s<>@]+@[^\s<>]+?)>?\s+on\s+\S.*$")
 _CODES = (
     ("000c05a6", "userunknown"), ("recipient name is not recognized", "userunknown"),
-    ("recipient not found", "userunknown"), ("000c0595", "expired"), ("000b099c", "hostunknown"),
+("000c0595", "expired"), ("000b099c", "hostunknown"),
     ("000b09aa", "networkerror"), ("000c05a5", "mailboxfull"), ("000c0599", "filtered"),
     ("the message could not be delivered because the recipient's destination e-mail system is unknown", "hostunknown"),
     ("restricted", "filtered"), ("access denied", "filtered"), ("mailbox full", "mailboxfull"),

@@ -31,7 +31,8 @@ def looks_like_bounce(ctx: Context) -> bool:
 
 
 def detect(ctx: Context) -> list[Hit] | None:
-    if not looks_like_bounce(ctx):
+    if not looks_like_bounce(ctx) or "message/delivery-status" in ctx.content_types:
+        # a DSN our RFC 3464 reader found nothing in is not worth flufl's guesses
         return None
     try:
         found = scan_message(ctx.msg)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 from mailflow.inbound.bounce.context import Context
 from mailflow.inbound.bounce.detectors._spec import TextFormat
 from mailflow.inbound.bounce.model import Hit
 
 NAME = "qmail"
+_CLOSING = re.compile(r"(Giving up on \S+|I'm not going to try again; this message has been in the queue too long\.)", re.I)
 FORMAT = TextFormat(
     name=NAME,
     markers=("this is the qmail-send program", "we're sorry. there's a problem delivering your mail",
@@ -22,6 +25,8 @@ FORMAT = TextFormat(
 def detect(ctx: Context) -> list[Hit] | None:
     hits = FORMAT.detect(ctx)
     for hit in hits or ():
+        # qmail's own closing sentences say nothing about the cause
+        hit.diagnostic = _CLOSING.sub("", hit.diagnostic).strip()
         if "delayed" in ctx.subject.lower() or "temporary" in hit.diagnostic.lower()[:40]:
             hit.action = "delayed"
     return hits

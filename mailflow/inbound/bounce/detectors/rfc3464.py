@@ -7,7 +7,7 @@ mentions the recipient, since several MTAs put the remote reply only there.
 from __future__ import annotations
 
 from mailflow.inbound.bounce.context import Context
-from mailflow.inbound.bounce.dsn import Block, field_blocks, hits_from_blocks
+from mailflow.inbound.bounce.dsn import FIELD_RE, Block, field_blocks, hits_from_blocks
 from mailflow.inbound.bounce.mailtext import collapse, find_reply_code, find_status
 from mailflow.inbound.bounce.model import Hit
 from mailflow.inbound.bounce.textblocks import smtp_command
@@ -71,5 +71,5 @@ def embedded_blocks(notice: str) -> list[Block]:
                 lines.append("")
                 seen_final = False
             seen_final = seen_final or l.startswith("final-recipient:")
-        lines.append(line.strip() if not line[:1].isspace() or not lines else line)
+        lines.append(line.strip() if FIELD_RE.match(line.strip()) else line)
     return [b for b in field_blocks("\n".join(lines)) if "final-recipient" in b or "original-recipient" in b]

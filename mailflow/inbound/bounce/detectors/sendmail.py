@@ -23,6 +23,7 @@ _ENDS = ("----- unsent message follows", "----- original message follows", "----
          "----- returned message follows")
 _LIST_LINE = re.compile(r"^\s*(?:>>>\s*)?<?([^\s<>@]+@[^\s<>]+?)>?(?:\s+<[^>]*>)?\s*(\(.*\)|\[.*\])?\s*$")
 _TRANSCRIPT_LINE = re.compile(r"^(\d{3})\s+<?([^\s<>@]+@[^\s<>]+?)>?\.\.\.\s*(.*)$")
+_ORPHAN_RE = re.compile(r"^(?:<<<\s*)?([45]\d\d[ -][^<>\n]*?)\s*$", re.M)
 _RCPT_LINE = re.compile(r"^>>>\s*RCPT\s+TO:\s*<?([^\s<>]+@[^\s<>]+?)>?\s*$", re.I)
 
 
@@ -36,7 +37,14 @@ def detect(ctx: Context) -> list[Hit] | None:
     found: dict[str, list[str]] = {}
     _from_list(region, found)
     _from_transcript(region, found)
-    hits = [make_hit(addr, " ".join(parts)) for addr, parts in found.items()]
+    if len(found) == 1:
+        # a single recipient owns the transcript's reply lines even when they do not name it
+        addr = next(iter(found))
+        found[addr].extend(_ORPHAN_RE.findall(region))
+    hits = [make_hit(addr, " ".join(p for p in parts if p)) for addr, parts in found.items()]
+    if "---the following addresses had delivery errors---" in low:
+        for hit in hits:
+            hit.command = "DATA"  # this gateway family reports content/sender filtering this way
     if "deferred" in ctx.subject.lower() or "warning" in ctx.subject.lower():
         for hit in hits:
             hit.action = "delayed"
