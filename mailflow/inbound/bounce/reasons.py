@@ -448,20 +448,23 @@ def _probe(reason: str, hit: Hit, low: str, by_status: str) -> bool:
         # posing as a missing user); a mailbox-status code says the same
         if hit.command == "DATA" or (by_status == "filtered" and hit.command != "RCPT"):
             return False
+        if hit.status[:3] in ("5.7", "4.7") and hit.command != "RCPT":
+            return False  # a policy code with "user unknown" text is a filter's answer
         return matches(reason, low)
     if reason == "filtered":
         if by_status == "filtered":
             return not matches("speeding", low)
         if by_status == "userunknown":
             return False
-        return matches(reason, low) or (hit.command == "DATA" and matches("userunknown", low))
+        return matches(reason, low) or (hit.command == "DATA" and matches("userunknown", low)) or (
+            hit.status[:3] in ("5.7", "4.7") and hit.command != "RCPT" and matches("userunknown", low))
     if reason == "contenterror" and by_status == reason and matches("spamdetected", low):
         return False
     if reason == "hostunknown" and _temporary(hit):
         return False  # a DNS failure that will be retried is a network problem, not a missing domain
     if by_status == reason:
         return True
-    if reason in ("blocked", "rejected") and by_status in ("userunknown", "hostunknown"):
+    if reason == "blocked" and by_status in ("userunknown", "hostunknown"):
         # a 5.1.x that talks about block lists is still about the address
         return False
     return matches(reason, low)
@@ -536,10 +539,13 @@ def _helo(hit: Hit, low: str) -> str:
 _CLASS_FALLBACKS: tuple[Callable[[Hit, str], str], ...] = (_class_level, _mailer, _syntax, _delayed, _helo)
 
 
-def is_hard(reason: str, status: str, reply_code: str) -> bool:
-    """Sisimai's hard/soft split: address-level reasons are permanent."""
+def is_hard(reason: str, status: str, reply_code: str, action: str = "failed") -> bool:
+    """Sisimai's hard/soft split: address-level reasons are permanent.
+
+    "notaccept" (null MX, no SMTP service) is permanent unless the status code is temporary.
+    """
     if reason in HARD_REASONS:
         return True
     if reason == "notaccept":
-        return status.startswith("5") or reply_code.startswith("5") or not (status or reply_code)
+        return not status.startswith("4")
     return False

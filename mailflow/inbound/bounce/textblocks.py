@@ -90,10 +90,11 @@ def smtp_command(text: str) -> str:
         return "RCPT"
     if "after end of data" in low:
         return "DATA"
-    m = _AFTER_RE.search(text) or _SENT_RE.search(text)
-    if not m:
+    sent = _SENT_RE.findall(text)  # the last command sent is the one that was answered
+    m = _AFTER_RE.search(text)
+    if m is None and not sent:
         return ""
-    word = m.group(1).upper()
+    word = (m.group(1) if m else sent[-1]).upper()
     for cmd in ("HELO", "EHLO", "MAIL", "RCPT", "DATA", "STARTTLS", "AUTH"):
         if cmd in word:
             return cmd

@@ -29,7 +29,7 @@ def fill_from_notice(hit: Hit, notice: str) -> None:
     """Borrow diagnostic/command from the notice paragraph that names the recipient."""
     para = paragraph_about(notice, hit.address)
     if not hit.command:
-        hit.command = smtp_command(para or notice[:4000])
+        hit.command = smtp_command(para) or smtp_command(notice[:8000])
     if hit.diagnostic or not para:
         return
     hit.diagnostic = collapse(para)

@@ -45,7 +45,7 @@ def detect(ctx: Context) -> list[Hit] | None:
     if "---the following addresses had delivery errors---" in low:
         for hit in hits:
             hit.command = "DATA"  # this gateway family reports content/sender filtering this way
-    if "deferred" in ctx.subject.lower() or "warning" in ctx.subject.lower():
+    if "warning" in ctx.subject.lower():
         for hit in hits:
             hit.action = "delayed"
     return hits or None

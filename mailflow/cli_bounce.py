@@ -1,0 +1,64 @@
+"""`mailflow bounce parse FILE...`: one JSON line per file (see CONTRACT.md).
+
+`register(subparsers)` adds the `bounce` command to the main CLI; running this
+module directly (`python -m mailflow.cli_bounce parse FILE...`) works too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+from mailflow.inbound.analysis import analyze
+
+
+def register(subparsers: Any) -> None:
+    """Add `bounce parse FILE...` to an argparse subparsers object."""
+    bounce = subparsers.add_parser("bounce", help="bounce tools")
+    sub = bounce.add_subparsers(dest="bounce_command", required=True)
+    parse = sub.add_parser("parse", help="parse bounce files, one JSON line per file")
+    parse.add_argument("files", nargs="+", metavar="FILE")
+    parse.set_defaults(func=run_parse)
+
+
+def result_line(path: str) -> dict[str, Any]:
+    """The contract's JSON object for one file; unreadable files come out as kind "other"."""
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read()
+    except OSError:
+        return {"file": path, "kind": "other", "recipients": []}
+    analysis = analyze(raw)
+    return {
+        "file": path,
+        "kind": analysis.kind,
+        "recipients": [
+            {"address": r.address, "action": r.action, "hard": r.hard, "reason": r.reason,
+             "status": r.status, "diagnostic": r.diagnostic}
+            for r in analysis.recipients
+        ],
+    }
+
+
+def run_parse(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    stream = out or sys.stdout
+    for path in args.files:
+        stream.write(json.dumps(result_line(path), ensure_ascii=False) + "\n")
+        stream.flush()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="mailflow-bounce")
+    sub = parser.add_subparsers(dest="command", required=True)
+    parse = sub.add_parser("parse", help="parse bounce files, one JSON line per file")
+    parse.add_argument("files", nargs="+", metavar="FILE")
+    args = parser.parse_args(argv)
+    return run_parse(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
