@@ -1,5 +1,299 @@
-"""(placeholder: this router is being written)"""
+"""Shared accounts (共用帳號) on the web: the /shared/register form and API, binding requests, unbinding from
+either side, switching the active company, and the /account page listing the logged-in account's
+companies with one-click switching.
 
-from fastapi import APIRouter
+API routes that act on the session cookie take JSON bodies (or DELETE): a cross-site HTML form can send
+neither without a CORS preflight, so they need no CSRF token; the /account page's forms carry one.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from mailflow.accounts import shared
+from mailflow.accounts.shared import BindingError
+from mailflow.config import Settings
+from mailflow.models import Account, AccountKind
+from mailflow.passwords import hash_password
+from mailflow.web.deps import get_session, get_settings
+from mailflow.web.pages import render
+from mailflow.web.security import CSRF_FIELD, csrf_ok
 
 router = APIRouter()
+DbSession = Annotated[Session, Depends(get_session)]
+AppSettings = Annotated[Settings, Depends(get_settings)]
+
+ACCOUNT_FIELDS = ("account", "name", "mobile", "email", "password", "password_confirm")
+NOT_LOGGED_IN = "請先登入"
+NEEDS_JSON = "請以 JSON 格式送出"
+FLAG_LABELS = {
+    "suspended": "帳號已停權",
+    "not_approved": "帳號未審核通過",
+    "unverified": "Email 尚未驗證",
+    "undeliverable": "Email 無法送達",
+}
+
+
+# --- helpers ------------------------------------------------------------------------------------------
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def _logged_in(request: Request, session: Session) -> Account | None:
+    from mailflow.web.applicant_auth import current_account
+
+    account: Account | None = current_account(request, session)
+    return account
+
+
+async def _json_object(request: Request) -> dict[str, Any] | None:
+    """The request's JSON object, or None when the body is not JSON (or not an object)."""
+    if "json" not in request.headers.get("content-type", ""):
+        return None
+    try:
+        data = json.loads(await request.body() or b"null")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+async def _form_fields(request: Request) -> dict[str, str]:
+    """Account fields from JSON, multipart or urlencoded bodies; anything else reads as empty."""
+    content_type = request.headers.get("content-type", "")
+    if "json" in content_type:
+        data = await _json_object(request) or {}
+    elif "form" in content_type:
+        try:
+            data = dict(await request.form())
+        except Exception:  # a malformed multipart body is bad input, answered like empty fields
+            data = {}
+    else:
+        data = {}
+    return {key: value if isinstance(value, str) else "" for key, value in data.items()}
+
+
+def session_payload(session: Session, account: Account) -> dict[str, Any]:
+    """The same shape as POST /api/session answers."""
+    companies = shared.bound_companies(session, account)
+    active = shared.active_ubn(session, account) if account.kind == AccountKind.SHARED else None
+    if account.kind != AccountKind.SHARED and companies:
+        active = str(companies[0]["ubn"])
+    return {"account": account.account, "kind": account.kind, "companies": companies, "active_ubn": active}
+
+
+def _remember_active_ubn(request: Request, response: Response, account: Account, ubn: str | None) -> None:
+    """Keep the selected 統編 in the signed session cookie when the login code offers a way to."""
+    from mailflow.web import applicant_auth
+
+    setter = getattr(applicant_auth, "set_active_ubn", None)
+    if setter is not None:
+        setter(request, response, account, ubn)
+
+
+# --- registering ----------------------------------------------------------------------------------------
+
+
+# --- registering ----------------------------------------------------------------------------------------
+
+
+def register_shared(
+    session: Session, settings: Settings, data: dict[str, str]
+) -> tuple[int, dict[str, Any], Account | None]:
+    """Validate and create a shared account, queue its verification mail: (status, body, account)."""
+    from mailflow.accounts.rules import validate_account_fields
+    from mailflow.accounts.verification import send_verification_mail
+
+    clean, errors = validate_account_fields({k: data.get(k, "") for k in ACCOUNT_FIELDS})
+    if errors:
+        return 422, {"errors": errors}, None
+    try:
+        with session.begin_nested():  # a concurrent registration of the same id loses on the unique index
+            account = shared.create_shared_account(session, clean, hash_password(clean["password"]))
+    except BindingError as exc:
+        return exc.status, {"errors": {"account": exc.message}}, None
+    except IntegrityError:
+        return 409, {"errors": {"account": "帳號已經存在"}}, None
+    send_verification_mail(session, settings, account, "account-approved")
+    return 201, {"id": account.id, "account": account.account, "status": account.status}, account
+
+
+@router.post("/api/shared-accounts")
+async def api_register(request: Request, session: DbSession, settings: AppSettings) -> JSONResponse:
+    data = await _form_fields(request)
+    # Hashing the password takes tens of milliseconds: keep it off the event loop.
+    status, body, _ = await run_in_threadpool(register_shared, session, settings, data)
+    return JSONResponse(body, status_code=status)
+
+
+@router.get("/shared/register")
+def register_form(request: Request) -> Response:
+    return render(request, "shared_register.html", values={}, errors={})
+
+
+def _register_page(request: Request, session: Session, settings: Settings, data: dict[str, str]) -> Response:
+    values = {k: data.get(k, "") for k in ACCOUNT_FIELDS if not k.startswith("password")}
+    if not csrf_ok(request, data.get(CSRF_FIELD)):
+        return render(request, "shared_register.html", 403, values=values, errors={},
+                      form_error="表單已過期,請重新送出")
+    status, body, account = register_shared(session, settings, data)
+    if account is None:
+        return render(request, "shared_register.html", status, values=values, errors=body["errors"])
+    return render(request, "shared_registered.html", 201, account=account)
+
+
+@router.post("/shared/register")
+async def register_submit(request: Request, session: DbSession, settings: AppSettings) -> Response:
+    data = await _form_fields(request)
+    return await run_in_threadpool(_register_page, request, session, settings, data)
+
+
+# --- bindings -------------------------------------------------------------------------------------------
+
+
+@router.get("/api/shared-accounts/bindings")
+def api_list_bindings(request: Request, session: DbSession) -> JSONResponse:
+    account = _logged_in(request, session)
+    if account is None:
+        return _error(401, NOT_LOGGED_IN)
+    rows = [shared.describe_binding(session, b) for b in shared.bindings_of(session, account)]
+    return JSONResponse({"bindings": rows})
+
+
+def _request_binding(
+    request: Request, session: Session, settings: Settings, data: dict[str, Any] | None
+) -> JSONResponse:
+    account = _logged_in(request, session)
+    if account is None:
+        return _error(401, NOT_LOGGED_IN)
+    if data is None:
+        return JSONResponse({"errors": {"general_account": NEEDS_JSON}}, status_code=422)
+    target = data.get("general_account")
+    if isinstance(target, int) and not isinstance(target, bool):
+        target = str(target)
+    if not isinstance(target, str) or not target.strip():
+        return JSONResponse({"errors": {"general_account": "請輸入要綁定的一般帳號"}}, status_code=422)
+    try:
+        binding = shared.request_binding(session, settings, account, target)
+    except BindingError as exc:
+        return _error(exc.status, exc.message)
+    body = shared.describe_binding(session, binding)
+    body["message"] = "已寄出綁定確認信至該一般帳號的Email,待對方以其密碼確認後即完成綁定"
+    return JSONResponse(body, status_code=202)
+
+
+@router.post("/api/shared-accounts/bindings")
+async def api_request_binding(request: Request, session: DbSession, settings: AppSettings) -> JSONResponse:
+    data = await _json_object(request)
+    return await run_in_threadpool(_request_binding, request, session, settings, data)
+
+
+@router.delete("/api/shared-accounts/bindings/{binding_id}")
+def api_delete_binding(
+    binding_id: int, request: Request, session: DbSession, settings: AppSettings
+) -> JSONResponse:
+    account = _logged_in(request, session)
+    if account is None:
+        return _error(401, NOT_LOGGED_IN)
+    try:
+        binding = shared.end_binding(session, settings, binding_id, account)
+    except BindingError as exc:
+        return _error(exc.status, exc.message)
+    return JSONResponse(shared.describe_binding(session, binding))
+
+
+@router.post("/api/shared-accounts/bindings/{binding_id}/unbind")
+def api_unbind(binding_id: int, request: Request, session: DbSession, settings: AppSettings) -> JSONResponse:
+    # A JSON content type proves a same-origin script (cross-site forms cannot send one unpreflighted).
+    if "json" not in request.headers.get("content-type", ""):
+        return _error(415, NEEDS_JSON)
+    return api_delete_binding(binding_id, request, session, settings)
+
+
+# --- switching ------------------------------------------------------------------------------------------
+
+
+def _switch(request: Request, session: Session, data: dict[str, Any] | None) -> JSONResponse:
+    account = _logged_in(request, session)
+    if account is None:
+        return _error(401, NOT_LOGGED_IN)
+    ubn = data.get("ubn") if data else None
+    if not isinstance(ubn, str) or not ubn.strip():
+        return JSONResponse({"errors": {"ubn": "請輸入要切換的公司統編"}}, status_code=422)
+    try:
+        shared.switch_company(session, account, ubn)
+    except BindingError as exc:
+        return _error(exc.status, exc.message)
+    response = JSONResponse(session_payload(session, account))
+    _remember_active_ubn(request, response, account, ubn.strip())
+    return response
+
+
+@router.post("/api/session/switch")
+async def api_switch(request: Request, session: DbSession) -> JSONResponse:
+    data = await _json_object(request)
+    return await run_in_threadpool(_switch, request, session, data)
+
+
+# --- the /account page ----------------------------------------------------------------------------------
+
+
+def _account_page(request: Request, session: Session, account: Account, **extra: Any) -> Response:
+    companies = shared.bound_companies(session, account)
+    bindings = [shared.describe_binding(session, b) for b in shared.bindings_of(session, account)]
+    return render(request, "account.html", account=account, companies=companies, bindings=bindings,
+                  flag_labels=FLAG_LABELS, is_shared=account.kind == AccountKind.SHARED,
+                  active_ubn=session_payload(session, account)["active_ubn"], **extra)
+
+
+@router.get("/account")
+def account_page(request: Request, session: DbSession) -> Response:
+    account = _logged_in(request, session)
+    if account is None:
+        return render(request, "account.html", 401, account=None)
+    notice = {"switched": "已切換公司", "unbound": "已解除綁定"}.get(request.query_params.get("done", ""))
+    return _account_page(request, session, account, notice=notice)
+
+
+def _page_action(request: Request, session: Session, settings: Settings, form: dict[str, str],
+                 binding_id: int | None) -> Response:
+    """A /account form: switch to ``form["ubn"]``, or end ``binding_id``; then back to the page."""
+    account = _logged_in(request, session)
+    if account is None:
+        return render(request, "account.html", 401, account=None)
+    if not csrf_ok(request, form.get(CSRF_FIELD)):
+        return _account_page(request, session, account, error="表單已過期,請重新操作", status_code=403)
+    ubn = form.get("ubn", "").strip()
+    try:
+        if binding_id is None:
+            shared.switch_company(session, account, ubn)
+        else:
+            shared.end_binding(session, settings, binding_id, account)
+    except BindingError as exc:
+        return _account_page(request, session, account, error=exc.message, status_code=exc.status)
+    response = RedirectResponse(f"/account?done={'switched' if binding_id is None else 'unbound'}", 303)
+    if binding_id is None:
+        _remember_active_ubn(request, response, account, ubn)
+    return response
+
+
+@router.post("/account/switch")
+async def account_switch(request: Request, session: DbSession, settings: AppSettings) -> Response:
+    form = await _form_fields(request)
+    return await run_in_threadpool(_page_action, request, session, settings, form, None)
+
+
+@router.post("/account/bindings/{binding_id}/unbind")
+async def account_unbind(
+    binding_id: int, request: Request, session: DbSession, settings: AppSettings
+) -> Response:
+    form = await _form_fields(request)
+    return await run_in_threadpool(_page_action, request, session, settings, form, binding_id)
