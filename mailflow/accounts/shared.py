@@ -38,7 +38,7 @@ from mailflow.models import (
     TokenPurpose,
     VerificationToken,
 )
-from mailflow.timeutil import now, roc_datetime
+from mailflow.timeutil import now
 
 LIVE_STATUSES = (BindingStatus.PENDING, BindingStatus.ACTIVE)
 
@@ -328,7 +328,7 @@ def end_binding(session: Session, settings: Settings, binding_id: int, by: Accou
             "shared_name": shared.name, "shared_account": shared.account,
             "general_name": general.name, "general_account": general.account,
             "company_name": company.name if company else "", "ubn": company.ubn if company else "",
-            "ended_at": at.isoformat(), "ended_at_text": roc_datetime(at),
+            "ended_at": at.isoformat(),
         }
         enqueue(session, "binding-ended", other.email, message_id_domain=settings.mail.message_id_domain,
                 to_name=other.name, context=context, account_id=other.id)
