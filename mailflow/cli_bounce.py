@@ -36,8 +36,14 @@ def result_line(path: str) -> dict[str, Any]:
         "file": path,
         "kind": analysis.kind,
         "recipients": [
-            {"address": r.address, "action": r.action, "hard": r.hard, "reason": r.reason,
-             "status": r.status, "diagnostic": r.diagnostic}
+            {
+                "address": r.address,
+                "action": r.action,
+                "hard": r.hard,
+                "reason": r.reason,
+                "status": r.status,
+                "diagnostic": r.diagnostic,
+            }
             for r in analysis.recipients
         ],
     }

@@ -17,7 +17,7 @@ import email
 import re
 from dataclasses import dataclass
 from email import policy
-from email.header import decode_header
+from email.header import Header, decode_header
 from email.message import Message
 
 from mailflow.inbound.bounce import Context, build, find_failures
@@ -66,8 +66,17 @@ def analyze(raw: bytes) -> Analysis:
 
 
 def _quarantined(reason: str) -> Analysis:
-    return Analysis(kind="other", recipients=(), message_id="", from_address="", subject="", in_reply_to=(),
-                    returned_message_id="", returned_return_path="", quarantine_reason=reason)
+    return Analysis(
+        kind="other",
+        recipients=(),
+        message_id="",
+        from_address="",
+        subject="",
+        in_reply_to=(),
+        returned_message_id="",
+        returned_return_path="",
+        quarantine_reason=reason,
+    )
 
 
 def _analyze(raw: bytes) -> Analysis:
@@ -83,12 +92,16 @@ def _analyze(raw: bytes) -> Analysis:
     base = _Base(msg, ctx, subject, from_)
     complaint = find_complaint(ctx)
     if complaint is not None:
-        recipients = tuple(FailedRecipient(a, "failed", False, "feedback", "", "") for a in complaint.recipients)
+        recipients = tuple(
+            FailedRecipient(a, "failed", False, "feedback", "", "") for a in complaint.recipients
+        )
         return base.make("complaint", recipients, feedback_type=complaint.feedback_type)
     failures = find_failures(ctx)
     if failures:
-        recipients = tuple(FailedRecipient(f.address, f.action, f.hard, f.reason, f.status, f.diagnostic,
-                                           f.reply_code) for f in failures)
+        recipients = tuple(
+            FailedRecipient(f.address, f.action, f.hard, f.reason, f.status, f.diagnostic, f.reply_code)
+            for f in failures
+        )
         return base.make("bounce", recipients)
     if is_autoreply(msg, subject):
         return base.make("autoreply", ())
@@ -109,15 +122,26 @@ class _Base:
         refs = header_text(msg, "In-Reply-To") + " " + header_text(msg, "References")
         self.in_reply_to = tuple(dict.fromkeys(_MSGID_RE.findall(refs)))
 
-    def make(self, kind: str, recipients: tuple[FailedRecipient, ...], *, feedback_type: str = "",
-             quarantine: str = "") -> Analysis:
+    def make(
+        self,
+        kind: str,
+        recipients: tuple[FailedRecipient, ...],
+        *,
+        feedback_type: str = "",
+        quarantine: str = "",
+    ) -> Analysis:
         returned = kind in ("bounce", "complaint")
         return Analysis(
-            kind=kind, recipients=recipients, message_id=self.message_id, from_address=self.from_address,
-            subject=self.subject, in_reply_to=self.in_reply_to,
+            kind=kind,
+            recipients=recipients,
+            message_id=self.message_id,
+            from_address=self.from_address,
+            subject=self.subject,
+            in_reply_to=self.in_reply_to,
             returned_message_id=_returned_message_id(self.ctx) if returned else "",
             returned_return_path=_verp_address(self.msg, self.ctx),
-            feedback_type=feedback_type, quarantine_reason=quarantine,
+            feedback_type=feedback_type,
+            quarantine_reason=quarantine,
             text=plain_text(self.msg) if kind in ("reply", "autoreply", "other") else "",
         )
 
@@ -135,7 +159,8 @@ def header_text(msg: Message, name: str) -> str:
     if value is None:
         return ""
     try:
-        parts = decode_header(str(value))
+        # compat32 hands raw 8-bit values back as Header objects (charset unknown-8bit)
+        parts = decode_header(value if isinstance(value, Header) else str(value))
     except Exception:
         return _undo_surrogates(str(value))
     out = []
@@ -157,7 +182,8 @@ def _undo_surrogates(text: str) -> str:
 
 
 def _decode_bytes(data: bytes, charset: str | None) -> str:
-    candidates = ((charset,) if charset else ()) + _HEADER_CHARSETS
+    known = charset and charset.lower() not in ("unknown-8bit", "x-unknown")
+    candidates = ((charset,) if known and charset else ()) + _HEADER_CHARSETS
     for enc in candidates:
         try:
             return data.decode(_CHARSET_ALIASES.get(enc.lower(), enc))
@@ -166,7 +192,12 @@ def _decode_bytes(data: bytes, charset: str | None) -> str:
     return data.decode("latin-1")
 
 
-_CHARSET_ALIASES = {"gb2312": "gb18030", "gbk": "gb18030", "big5": "big5hkscs", "iso-2022-jp": "iso2022_jp_ext"}
+_CHARSET_ALIASES = {
+    "gb2312": "gb18030",
+    "gbk": "gb18030",
+    "big5": "big5hkscs",
+    "iso-2022-jp": "iso2022_jp_ext",
+}
 
 
 def _first_address(value: str) -> str:
@@ -184,7 +215,9 @@ def _msgid(value: str) -> str:
 _AUTO_SUBJECT_RE = re.compile(
     r"自動回覆|自动回复|自動回復|自動返信|休假|不在辦公室|不在办公室|out of (the )?office|automatic reply|"
     r"^\s*auto:|auto[- ]?reply|autoreply|auto[- ]?response|abwesenheit|réponse automatique|"
-    r"respuesta automática|risposta automatica|vacation|away from (the )?office", re.I)
+    r"respuesta automática|risposta automatica|vacation|away from (the )?office",
+    re.I,
+)
 _REPLY_SUBJECT_RE = re.compile(r"^\s*(re|aw|sv|vs|antw|答复|回复|回覆|答覆)\s*(\[\d+\])?\s*[:：]", re.I)
 
 
@@ -203,10 +236,8 @@ def is_autoreply(msg: Message, subject: str) -> bool:
 
 def plain_text(msg: Message) -> str:
     """First text/plain part (best effort, capped), for replies shown to support staff."""
-    count = 0
-    for part in msg.walk():
-        count += 1
-        if count > 64:
+    for count, part in enumerate(msg.walk()):
+        if count >= 64:
             break
         if part.get_content_type() == "text/plain" and not part.is_multipart():
             return part_text(part, TEXT_CAP).strip()

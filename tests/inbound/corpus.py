@@ -36,8 +36,12 @@ class Score:
     def figures(self) -> dict[str, float]:
         m = max(self.matched, 1)
         e = max(self.expected, 1)
-        return {"recipients": self.matched / e, "extra": self.extra / e, "hard": self.hard_ok / m,
-                "reason": self.reason_ok / m}
+        return {
+            "recipients": self.matched / e,
+            "extra": self.extra / e,
+            "hard": self.hard_ok / m,
+            "reason": self.reason_ok / m,
+        }
 
 
 def score(directory: Path, results: dict[str, Analysis] | None = None) -> Score:
@@ -70,8 +74,10 @@ def _score_file(sc: Score, name: str, want: list[dict[str, object]], got: Analys
         sc.hard_ok += hard_ok
         sc.reason_ok += reason_ok
         if not (hard_ok and reason_ok):
-            sc.mismatches.append(f"REASON {name}: {addr} want {w['reason']}/{w['status']} got {r.reason}/"
-                                 f"{r.status} hard={r.hard} diag={r.diagnostic[:120]!r}")
+            sc.mismatches.append(
+                f"REASON {name}: {addr} want {w['reason']}/{w['status']} got {r.reason}/"
+                f"{r.status} hard={r.hard} diag={r.diagnostic[:120]!r}"
+            )
     for addr in found:
         if addr not in wanted:
             sc.extra += 1

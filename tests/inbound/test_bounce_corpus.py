@@ -10,15 +10,20 @@ from mailflow.inbound.analysis import analyze
 from tests.inbound.corpus import corpus_dir, load_expected, score
 
 CORPUS = corpus_dir()
-pytestmark = pytest.mark.skipif(not (CORPUS / "expected.json").exists(), reason=f"no bounce corpus at {CORPUS}")
+pytestmark = pytest.mark.skipif(
+    not (CORPUS / "expected.json").exists(), reason=f"no bounce corpus at {CORPUS}"
+)
 
 
 def test_accuracy_targets() -> None:
     sc = score(CORPUS)
     fig = sc.figures()
     print("\n" + "\n".join(sc.mismatches))
-    print(f"\nrecipients {sc.matched}/{sc.expected} = {fig['recipients']:.3f}  extra {sc.extra} = {fig['extra']:.3f}  "
-          f"hard {fig['hard']:.3f}  reason {fig['reason']:.3f}  wrong kind {sc.wrong_kind}")
+    print(
+        f"\nrecipients {sc.matched}/{sc.expected} = {fig['recipients']:.3f}  "
+        f"extra {sc.extra} = {fig['extra']:.3f}  "
+        f"hard {fig['hard']:.3f}  reason {fig['reason']:.3f}  wrong kind {sc.wrong_kind}"
+    )
     assert fig["recipients"] >= 0.97
     assert fig["extra"] <= 0.02
     assert fig["hard"] >= 0.95

@@ -54,6 +54,13 @@ def _dedupe(hits: list[Hit]) -> list[Hit]:
 def _finish(hit: Hit, detector: str) -> Failure:
     reason = classify(hit)
     action = hit.action if hit.action in ("failed", "delayed") else "failed"
-    return Failure(address=hit.address, action=action, hard=is_hard(reason, hit.status, hit.reply_code, action),
-                   reason=reason, status=hit.status, diagnostic=hit.diagnostic, reply_code=hit.reply_code,
-                   detector=detector)
+    return Failure(
+        address=hit.address,
+        action=action,
+        hard=is_hard(reason, hit.status, hit.reply_code, action),
+        reason=reason,
+        status=hit.status,
+        diagnostic=hit.diagnostic,
+        reply_code=hit.reply_code,
+        detector=detector,
+    )

@@ -9,6 +9,7 @@ one-click unsubscribe (X-Apple-Unsubscribe).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from email.message import Message
 
 from mailflow.inbound.bounce.context import Context
 from mailflow.inbound.bounce.dsn import field_blocks
@@ -38,7 +39,9 @@ def _report_fields(ctx: Context) -> dict[str, str] | None:
             fields: dict[str, str] = {}
             payload = part.get_payload()
             if isinstance(payload, list):
-                text = "\n".join(f"{k}: {v}" for sub in payload for k, v in sub.items())
+                text = "\n".join(
+                    f"{k}: {v}" for sub in payload if isinstance(sub, Message) for k, v in sub.items()
+                )
             else:
                 text = part_text(part)
             for block in field_blocks(normalise_newlines(text)):
@@ -55,9 +58,12 @@ def _arf(ctx: Context) -> Complaint | None:
         return None
     fields = fields or {}
     ftype = fields.get("feedback-type", "abuse").strip().lower() or "abuse"
-    rcpt = first_address(fields.get("original-rcpt-to", "")) or first_address(fields.get("removal-recipient", ""))
+    rcpt = first_address(fields.get("original-rcpt-to", ""))
     if not rcpt and ctx.original is not None:
+        # like Sisimai: the returned message's To, even when it hides the recipients
         rcpt = first_address(str(ctx.original.get("To") or ""))
+    elif not rcpt:
+        rcpt = first_address(fields.get("removal-recipient", ""))
     return Complaint((rcpt or UNKNOWN_RECIPIENT,), ftype)
 
 

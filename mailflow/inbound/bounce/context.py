@@ -16,8 +16,13 @@ from email.message import Message
 from mailflow.inbound.bounce.dsn import Block, delivery_status_text, field_blocks
 from mailflow.inbound.bounce.mailtext import TEXT_CAP, normalise_newlines, part_text
 
-_ORIGINAL_TYPES = ("message/rfc822", "message/global", "text/rfc822-headers", "message/rfc822-headers",
-                   "text/rfc822-header")
+_ORIGINAL_TYPES = (
+    "message/rfc822",
+    "message/global",
+    "text/rfc822-headers",
+    "message/rfc822-headers",
+    "text/rfc822-header",
+)
 _DSN_TYPES = ("message/delivery-status", "message/global-delivery-status")
 _MAX_PARTS = 64
 
@@ -50,7 +55,7 @@ def build(msg: Message, subject: str, from_: str) -> Context:
     ctx = Context(msg=msg, subject=subject, from_=from_)
     notes: list[str] = []
     _walk(msg, ctx, notes, depth=0)
-    ctx.notice = normalise_newlines("\n".join(notes))[:TEXT_CAP * 2]
+    ctx.notice = normalise_newlines("\n".join(notes))[: TEXT_CAP * 2]
     return ctx
 
 

@@ -12,7 +12,9 @@ from email.message import Message
 # Bounce notices are short; the first 64 KiB of a text part hold every notice we know.
 TEXT_CAP = 64 * 1024
 
-ADDRESS_RE = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)+")
+ADDRESS_RE = re.compile(
+    r"[\w.!#$%&'*+/=?^`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)+"
+)
 STATUS_RE = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
 REPLY_RE = re.compile(r"(?<![\d.])([245][0-5]\d)(?:[ -]|$)")
 WS_RE = re.compile(r"\s+")
@@ -28,7 +30,7 @@ def collapse(text: str) -> str:
     m = _CONT_RE.search(text)
     if m:
         prefix = re.compile(r"(?<=\S) " + m.group(1) + r"[ -](?:" + re.escape(m.group(2) or "") + r" )?")
-        head, tail = text[: m.end()], text[m.end():]
+        head, tail = text[: m.end()], text[m.end() :]
         text = head + prefix.sub(" ", tail)
     return text
 

@@ -52,7 +52,7 @@ def split_blocks(text: str, address_line: re.Pattern[str]) -> list[tuple[str, li
         if m:
             addr = clean_address(m.group(1))
             if "@" in addr:
-                rest = line[m.end():].strip()
+                rest = line[m.end() :].strip()
                 blocks.append((addr, [rest] if rest else []))
                 continue
         if blocks:
@@ -70,8 +70,14 @@ def hits_from_blocks(blocks: list[tuple[str, list[str]]], action: str = "failed"
 
 def make_hit(address: str, diagnostic: str, action: str = "failed", **extra: str) -> Hit:
     diagnostic = collapse(diagnostic)
-    return Hit(address=clean_address(address), action=action, status=find_status(diagnostic),
-               reply_code=find_reply_code(diagnostic), diagnostic=diagnostic, **extra)
+    return Hit(
+        address=clean_address(address),
+        action=action,
+        status=find_status(diagnostic),
+        reply_code=find_reply_code(diagnostic),
+        diagnostic=diagnostic,
+        **extra,
+    )
 
 
 def addresses_in(text: str) -> list[str]:
@@ -101,8 +107,11 @@ def smtp_command(text: str) -> str:
     return ""
 
 
-_AFTER_RE = re.compile(r"(?:in reply to|after|while sending|response to|did not like our|following)\s+(?:end of\s+)?"
-                       r"(?:the\s+)?(HELO|EHLO|MAIL FROM|MAIL|RCPT TO|RCPT|DATA|final DATA|STARTTLS|data)", re.I)
+_AFTER_RE = re.compile(
+    r"(?:in reply to|after|while sending|response to|did not like our|following)\s+(?:end of\s+)?"
+    r"(?:the\s+)?(HELO|EHLO|MAIL FROM|MAIL|RCPT TO|RCPT|DATA|final DATA|STARTTLS|data)",
+    re.I,
+)
 _SENT_RE = re.compile(r"^>>>\s*(HELO|EHLO|MAIL|RCPT|DATA|STARTTLS)", re.I | re.M)
 
 

@@ -20,7 +20,7 @@ ADDRESS_LINE = re.compile(r"^\s*<?([^\s<>@]+@[^\s<>:]+?)>?:?\s*(?=$|\s)")
 @dataclass(frozen=True)
 class TextFormat:
     name: str
-    markers: tuple[str, ...] = ()          # lower-case phrases in the notice that identify the family
+    markers: tuple[str, ...] = ()  # lower-case phrases in the notice that identify the family
     sender: re.Pattern[str] | None = None  # From header pattern that identifies it too (with `subject`)
     subject: re.Pattern[str] | None = None
     starts: tuple[str, ...] = ()

@@ -6,6 +6,7 @@ Text DSNs from SES are handled by the generic RFC 3464 reader.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from mailflow.inbound.bounce.context import Context
 from mailflow.inbound.bounce.mailtext import clean_address, collapse, find_reply_code
@@ -29,14 +30,20 @@ def detect(ctx: Context) -> list[Hit] | None:
     for r in bounce.get("bouncedRecipients") or []:
         diag = collapse(str(r.get("diagnosticCode") or ""))
         diag_type, _, text = diag.partition(";") if ";" in diag[:12] else ("", "", diag)
-        hits.append(Hit(address=clean_address(str(r.get("emailAddress") or "")),
-                        action="delayed" if transient else "failed", status=str(r.get("status") or ""),
-                        reply_code=find_reply_code(text), diagnostic=text.strip(),
-                        diagnostic_type=diag_type.strip().upper()))
+        hits.append(
+            Hit(
+                address=clean_address(str(r.get("emailAddress") or "")),
+                action="delayed" if transient else "failed",
+                status=str(r.get("status") or ""),
+                reply_code=find_reply_code(text),
+                diagnostic=text.strip(),
+                diagnostic_type=diag_type.strip().upper(),
+            )
+        )
     return hits
 
 
-def _load(body: str) -> dict | None:  # type: ignore[type-arg]
+def _load(body: str) -> dict[str, Any] | None:
     text = body[: body.rfind("}") + 1]
     try:
         outer = json.loads(text)

@@ -19,6 +19,6 @@ def detect(ctx: Context) -> list[Hit] | None:
     region = between(ctx.notice, ("",), ("message headers follow", "original message follows"))
     hits = []
     for m in _RCPT.finditer(region):
-        diag = region[m.end():]
+        diag = region[m.end() :]
         hits.append(make_hit(m.group(1), diag, command=smtp_command(diag)))
     return hits or None

@@ -15,11 +15,20 @@ from mailflow.inbound.bounce.textblocks import between, hits_from_blocks, split_
 NAME = "exchange2003"
 _LINE = re.compile(r"^\s*<?([^\s<>@]+@[^\s<>]+?)>?\s+on\s+\S.*$")
 _CODES = (
-    ("000c05a6", "userunknown"), ("recipient name is not recognized", "userunknown"),
-("000c0595", "expired"), ("000b099c", "hostunknown"),
-    ("000b09aa", "networkerror"), ("000c05a5", "mailboxfull"), ("000c0599", "filtered"),
-    ("the message could not be delivered because the recipient's destination e-mail system is unknown", "hostunknown"),
-    ("restricted", "filtered"), ("access denied", "filtered"), ("mailbox full", "mailboxfull"),
+    ("000c05a6", "userunknown"),
+    ("recipient name is not recognized", "userunknown"),
+    ("000c0595", "expired"),
+    ("000b099c", "hostunknown"),
+    ("000b09aa", "networkerror"),
+    ("000c05a5", "mailboxfull"),
+    ("000c0599", "filtered"),
+    (
+        "the message could not be delivered because the recipient's destination e-mail system is unknown",
+        "hostunknown",
+    ),
+    ("restricted", "filtered"),
+    ("access denied", "filtered"),
+    ("mailbox full", "mailboxfull"),
 )
 
 

@@ -23,7 +23,9 @@ _SENDER_RE = re.compile(r"mailer-daemon|postmaster|mail delivery|mailer daemon|p
 _SUBJECT_RE = re.compile(
     r"undeliver|undelivered|delivery (status|failure|notification|failed|has failed)|returned mail|"
     r"failure notice|mail delivery failed|could not be delivered|non remis|unzustellbar|nicht zustellbar|"
-    r"mail system error|delivery problem|message not delivered|returning message", re.I)
+    r"mail system error|delivery problem|message not delivered|returning message",
+    re.I,
+)
 
 
 def looks_like_bounce(ctx: Context) -> bool:

@@ -9,7 +9,9 @@ from mailflow.inbound.bounce.model import Hit
 from mailflow.inbound.bounce.textblocks import between, first_address_in, make_hit
 
 NAME = "gmail"
-_INTRO = re.compile(r"delivery to the following recipients? (failed permanently|has been delayed|failed)", re.I)
+_INTRO = re.compile(
+    r"delivery to the following recipients? (failed permanently|has been delayed|failed)", re.I
+)
 _ADDR = re.compile(r"^\s+<?([^\s<>@]+@[^\s<>]+?)>?\s*$", re.M)
 
 
@@ -20,7 +22,9 @@ def detect(ctx: Context) -> list[Hit] | None:
     if intro is None:
         return _groups(ctx)
     action = "delayed" if "delayed" in intro.group(1) else "failed"
-    region = between(ctx.notice[intro.end():], ("",), ("----- original message -----", "----- message header follows"))
+    region = between(
+        ctx.notice[intro.end() :], ("",), ("----- original message -----", "----- message header follows")
+    )
     addrs = [m.group(1) for m in _ADDR.finditer(region.split("\n\n\n")[0] if False else region)]
     tech = region.lower().find("technical details")
     diag = region[tech:] if tech >= 0 else region
@@ -29,7 +33,7 @@ def detect(ctx: Context) -> list[Hit] | None:
 
 
 def _groups(ctx: Context) -> list[Hit] | None:
-    """Google Groups: the notice names no recipient; Sisimai reports the group address (To of the original)."""
+    """Google Groups: the notice names no recipient; report the group (To of the original)."""
     if "google groups" not in ctx.notice.lower() and "groups.google" not in ctx.notice.lower():
         return None
     addr = ""

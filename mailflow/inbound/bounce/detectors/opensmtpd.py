@@ -11,8 +11,10 @@ from mailflow.inbound.bounce.model import Hit
 NAME = "opensmtpd"
 FORMAT = TextFormat(
     name=NAME,
-    markers=("this is the mailer-daemon, please do not reply to this e-mail",
-             "this is the mailer-daemon, please do not reply to this email"),
+    markers=(
+        "this is the mailer-daemon, please do not reply to this e-mail",
+        "this is the mailer-daemon, please do not reply to this email",
+    ),
     starts=("following list of recipients:",),
     ends=("below is a copy of the original message", "original message follows"),
     address_line=re.compile(r"^\s*<?([^\s<>@]+@[^\s<>:]+?)>?:\s"),

@@ -9,16 +9,27 @@ from mailflow.inbound.bounce.detectors._spec import TextFormat
 from mailflow.inbound.bounce.model import Hit
 
 NAME = "qmail"
-_CLOSING = re.compile(r"(Giving up on \S+|I'm not going to try again; this message has been in the queue too long\.)", re.I)
+_CLOSING = re.compile(
+    r"(Giving up on \S+|I'm not going to try again; this message has been in the queue too long\.)", re.I
+)
 FORMAT = TextFormat(
     name=NAME,
-    markers=("this is the qmail-send program", "we're sorry. there's a problem delivering your mail",
-             "i'm afraid i wasn't able to deliver your message", "i wasn't able to deliver your message",
-             "sorry, we were unable to deliver your message to the following address",
-             "he/her is not ", "your message has been rejected by mail server"),
+    markers=(
+        "this is the qmail-send program",
+        "we're sorry. there's a problem delivering your mail",
+        "i'm afraid i wasn't able to deliver your message",
+        "i wasn't able to deliver your message",
+        "sorry, we were unable to deliver your message to the following address",
+        "he/her is not ",
+        "your message has been rejected by mail server",
+    ),
     starts=("to the following address", "following addresses.", "following addresses:", "\n<"),
-    ends=("--- below this line is a copy of the message", "--- enclosed are the original headers",
-          "--- original message follows", "--- below the next line is a copy of the message"),
+    ends=(
+        "--- below this line is a copy of the message",
+        "--- enclosed are the original headers",
+        "--- original message follows",
+        "--- below the next line is a copy of the message",
+    ),
 )
 
 

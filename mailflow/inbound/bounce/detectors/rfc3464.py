@@ -46,11 +46,11 @@ def paragraph_about(notice: str, address: str) -> str:
     end = low.find("\n\n", idx + len(address))
     if end < 0:
         end = len(notice)
-    para = notice[start + 1 if start >= 0 else 0:end]
+    para = notice[start + 1 if start >= 0 else 0 : end]
     if len(para.strip()) <= len(address) + 4:
         # address alone on its paragraph: the reason follows in the next one
         nxt = low.find("\n\n", end + 2)
-        para = notice[end:nxt if nxt > 0 else len(notice)]
+        para = notice[end : nxt if nxt > 0 else len(notice)]
     return para[:2000]
 
 
@@ -64,12 +64,14 @@ def embedded_blocks(notice: str) -> list[Block]:
         return []
     lines: list[str] = []
     seen_final = False
-    for line in notice[low.find("reporting-mta:") if "reporting-mta:" in low else 0:].split("\n"):
-        l = line.strip().lower()
-        if l.startswith(_RCPT_FIELDS):
-            if seen_final and (l.startswith("original-recipient:") or l.startswith("final-recipient:")):
+    for line in notice[low.find("reporting-mta:") if "reporting-mta:" in low else 0 :].split("\n"):
+        low_line = line.strip().lower()
+        if low_line.startswith(_RCPT_FIELDS):
+            if seen_final and (
+                low_line.startswith("original-recipient:") or low_line.startswith("final-recipient:")
+            ):
                 lines.append("")
                 seen_final = False
-            seen_final = seen_final or l.startswith("final-recipient:")
+            seen_final = seen_final or low_line.startswith("final-recipient:")
         lines.append(line.strip() if FIELD_RE.match(line.strip()) else line)
     return [b for b in field_blocks("\n".join(lines)) if "final-recipient" in b or "original-recipient" in b]

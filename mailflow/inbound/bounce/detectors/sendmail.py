@@ -15,12 +15,22 @@ from mailflow.inbound.bounce.model import Hit
 from mailflow.inbound.bounce.textblocks import between, make_hit
 
 NAME = "sendmail"
-_MARKERS = ("----- transcript of session follows -----", "the following addresses had permanent fatal errors",
-            "the following addresses had delivery errors", "the following addresses had delivery problems",
-            "---the following addresses had delivery errors---")
-_ENDS = ("----- unsent message follows", "----- original message follows", "----- message header follows",
-         "------ original message follows", "--- original message follows", "content-type: message/",
-         "----- returned message follows")
+_MARKERS = (
+    "----- transcript of session follows -----",
+    "the following addresses had permanent fatal errors",
+    "the following addresses had delivery errors",
+    "the following addresses had delivery problems",
+    "---the following addresses had delivery errors---",
+)
+_ENDS = (
+    "----- unsent message follows",
+    "----- original message follows",
+    "----- message header follows",
+    "------ original message follows",
+    "--- original message follows",
+    "content-type: message/",
+    "----- returned message follows",
+)
 _LIST_LINE = re.compile(r"^\s*(?:>>>\s*)?<?([^\s<>@]+@[^\s<>]+?)>?(?:\s+<[^>]*>)?\s*(\(.*\)|\[.*\])?\s*$")
 _TRANSCRIPT_LINE = re.compile(r"^(\d{3})\s+<?([^\s<>@]+@[^\s<>]+?)>?\.\.\.\s*(.*)$")
 _ORPHAN_RE = re.compile(r"^(?:<<<\s*)?([45]\d\d[ -][^<>\n]*?)\s*$", re.M)

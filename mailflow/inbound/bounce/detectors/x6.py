@@ -9,7 +9,10 @@ from mailflow.inbound.bounce.model import Hit
 from mailflow.inbound.bounce.textblocks import make_hit, smtp_command
 
 NAME = "x6"
-_ERR = re.compile(r"(?:rejected recipient|returned permanent errors:)\s*<?([^\s<>]+@[^\s<>]+[^\s<>.])>?[.\s].*$", re.I | re.M)
+_ERR = re.compile(
+    r"(?:rejected recipient|returned permanent errors:)\s*<?([^\s<>]+@[^\s<>]+[^\s<>.])>?[.\s].*$",
+    re.I | re.M,
+)
 
 
 def detect(ctx: Context) -> list[Hit] | None:

@@ -1,0 +1,141 @@
+"""Classification of non-bounce and hostile inputs."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from mailflow.inbound.analysis import KINDS, analyze
+
+
+def _mail(headers: str, body: bytes = b"hello\n") -> bytes:
+    return headers.strip().encode("utf-8") + b"\n\n" + body
+
+
+BASE = "From: Alice <alice@example.com>\nTo: hep@twport.com.tw\nMessage-ID: <m1@example.com>\n"
+
+
+def test_autoreply_zh_tw_subject() -> None:
+    raw = (
+        BASE
+        + "Subject: =?UTF-8?B?"
+        + __import__("base64").b64encode("自動回覆: 您的申請".encode()).decode()
+        + "?=\n"
+    )
+    assert analyze(_mail(raw)).kind == "autoreply"
+
+
+def test_autoreply_headers() -> None:
+    for extra in (
+        "Auto-Submitted: auto-replied",
+        "X-Autoreply: yes",
+        "Precedence: auto_reply",
+        "X-Autorespond: x",
+    ):
+        assert analyze(_mail(BASE + "Subject: hi\n" + extra)).kind == "autoreply", extra
+
+
+def test_auto_submitted_no_is_a_person() -> None:
+    a = analyze(_mail(BASE + "Subject: Re: hi\nAuto-Submitted: no\nIn-Reply-To: <x@y>"))
+    assert a.kind == "reply"
+
+
+def test_reply_with_in_reply_to() -> None:
+    a = analyze(
+        _mail(
+            BASE
+            + "Subject: question\nIn-Reply-To: <orig@twport.com.tw>\nReferences: <a@b> <orig@twport.com.tw>"
+        )
+    )
+    assert a.kind == "reply"
+    assert a.in_reply_to == ("orig@twport.com.tw", "a@b")
+    assert a.message_id == "m1@example.com"
+    assert a.text == "hello"
+
+
+def test_plain_mail_is_other() -> None:
+    a = analyze(_mail(BASE + "Subject: newsletter"))
+    assert a.kind == "other" and a.quarantine_reason == ""
+
+
+def test_mixed_charsets() -> None:
+    big5 = "測試".encode("big5")
+    gb = "测试".encode("gb2312")
+    body = (
+        b"MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=XX\n\n--XX\n"
+        b"Content-Type: text/plain; charset=big5\n\n" + big5 + b"\n--XX\n"
+        b"Content-Type: text/plain; charset=gb2312\n\n" + gb + b"\n--XX\n"
+        b"Content-Type: text/plain; charset=utf-8\n\n" + "回覆".encode() + b"\n--XX--\n"
+    )
+    raw = (
+        BASE
+        + "Subject: =?big5?B?"
+        + __import__("base64").b64encode("回覆: 測試".encode("big5")).decode()
+        + "?=\nIn-Reply-To: <o@x>\n"
+    ).encode() + body
+    a = analyze(raw)
+    assert a.kind == "reply"
+    assert "測試" in a.subject
+    assert a.text == "測試"
+
+
+def test_8bit_raw_headers() -> None:
+    raw = (
+        b"From: "
+        + "王".encode()
+        + b" <wang@example.com>\nSubject: "
+        + "自動回覆".encode("big5")
+        + b"\nMessage-ID: <z@x>\n\nbody\n"
+    )
+    a = analyze(raw)
+    assert a.kind == "autoreply"  # Big5 for 自動回覆 in a raw header
+    assert a.from_address == "wang@example.com"
+
+
+def test_nested_rfc822_ten_deep() -> None:
+    inner = _mail(BASE + "Subject: core")
+    for i in range(10):
+        inner = (
+            f"From: l{i}@example.com\nSubject: wrap {i}\nMIME-Version: 1.0\nContent-Type: message/rfc822\n\n"
+        ).encode() + inner
+    assert analyze(inner).kind in KINDS
+
+
+def test_huge_body_is_fast() -> None:
+    raw = _mail(BASE + "Subject: big", b"x" * (50 * 1024 * 1024))
+    start = time.perf_counter()
+    a = analyze(raw)
+    assert a.kind == "other"
+    assert time.perf_counter() - start < 2.0
+
+
+def test_empty_and_garbage() -> None:
+    assert analyze(b"").kind == "other"
+    assert analyze(b"").quarantine_reason
+    for _ in range(20):
+        assert analyze(os.urandom(2000)).kind in KINDS
+
+
+def test_dsn_is_bounce_not_autoreply() -> None:
+    raw = (
+        b"From: MAILER-DAEMON@mx.example.org\nTo: bounce+abc.123@bounce.twport.com.tw\n"
+        b"Subject: Undelivered Mail Returned to Sender\nAuto-Submitted: auto-replied\nMIME-Version: 1.0\n"
+        b"Content-Type: multipart/report; report-type=delivery-status; boundary=B\n\n--B\n"
+        b"Content-Type: text/plain\n\nsorry\n--B\nContent-Type: message/delivery-status\n\n"
+        b"Reporting-MTA: dns; mx.example.org\n\nFinal-Recipient: rfc822; Bob@Example.org\nAction: failed\n"
+        b"Status: 5.1.1\nDiagnostic-Code: smtp; 550 5.1.1 <bob@example.org>: User unknown\n--B\n"
+        b"Content-Type: message/rfc822\n\nReturn-Path: <bounce+abc.123@bounce.twport.com.tw>\n"
+        b"Message-ID: <orig-1@twport.com.tw>\nSubject: x\n\nbody\n--B--\n"
+    )
+    a = analyze(raw)
+    assert a.kind == "bounce"
+    (r,) = a.recipients
+    assert (r.address, r.reason, r.hard, r.status, r.reply_code) == (
+        "bob@example.org",
+        "userunknown",
+        True,
+        "5.1.1",
+        "550",
+    )
+    assert a.returned_message_id == "orig-1@twport.com.tw"
+    assert a.returned_return_path == "bounce+abc.123@bounce.twport.com.tw"
