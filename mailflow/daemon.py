@@ -1,33 +1,91 @@
 """`mailflow run`: the HTTP server, the scheduler, the capture SMTP server and the inbound SMTP server in
-one process. SIGTERM/SIGINT stop it cleanly: HTTP stops accepting, the scheduler waits for the running
-dispatch tick (which finishes or releases its in-flight mails), then the mail servers stop."""
+one process, or a part of them (``--role web`` or ``--role worker``) so several processes can share one
+PostgreSQL. SIGTERM/SIGINT stop it cleanly: HTTP stops accepting, the scheduler waits for the running
+dispatch tick (which finishes or releases its in-flight mails), the singleton leases this worker holds are
+given up so another worker takes over at once, then the mail servers stop. A stop that hangs (an SMTP
+peer that never answers) is cut off after SHUTDOWN_GRACE_SECONDS: whatever was in flight then is
+released by its lease expiring, so nothing is lost either way.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import sys
+import threading
 from typing import Any
 
 import uvicorn
 
+from mailflow import leases
 from mailflow.context import AppContext
 
 log = logging.getLogger(__name__)
 
+# systemd's default TimeoutStopSec is 90 s and the contract promises an exit within 30 s.
+SHUTDOWN_GRACE_SECONDS = 25.0
 
-def _banner(ctx: AppContext, extra: list[str]) -> None:
+
+def _banner(ctx: AppContext, role: str, extra: list[str]) -> None:
     base = ctx.settings.http.base_url.rstrip("/")
-    lines = [
-        "mailflow is running:",
-        f"  registration form   {base}/register",
-        f"  reviewer console    {base}/review",
-        f"  support dashboard   {base}/support",
-    ]
-    if ctx.settings.smtp.mode == "capture":
-        lines.append(f"  captured mails      {base}/dev/mailbox")
+    lines = [f"mailflow is running (role {role}, worker {ctx.worker_id}):"]
+    if role in ("all", "web"):
+        lines += [
+            f"  registration form   {base}/register",
+            f"  reviewer console    {base}/review",
+            f"  support dashboard   {base}/support",
+        ]
+        if ctx.settings.smtp.mode == "capture":
+            lines.append(f"  captured mails      {base}/dev/mailbox")
     lines += extra
     lines.append("  staff login:        mailflow staff add NAME --role reviewer|support|admin")
     print("\n".join(lines), file=sys.stderr, flush=True)
+
+
+def _start_mail_servers(ctx: AppContext, servers: list[Any], extra: list[str]) -> None:
+    if ctx.settings.smtp.mode == "capture":
+        from mailflow.mail.capture import start_capture_server
+
+        servers.append(start_capture_server(ctx))
+        extra.append(f"  capture SMTP        127.0.0.1:{ctx.settings.smtp.port}")
+    if ctx.settings.inbound.smtp_port:
+        from mailflow.inbound.smtp_server import start_inbound_server
+
+        servers.append(start_inbound_server(ctx))
+        inbound = ctx.settings.inbound
+        extra.append(f"  inbound SMTP        {inbound.smtp_host}:{inbound.smtp_port}")
+
+
+def _arm_shutdown_watchdog() -> None:
+    """Leave the process after the grace period even if a job never returns."""
+
+    def cut_off() -> None:
+        log.error("shutdown took longer than %.0f s; exiting, leases release what was in flight",
+                  SHUTDOWN_GRACE_SECONDS)
+        logging.shutdown()
+        os._exit(1)
+
+    timer = threading.Timer(SHUTDOWN_GRACE_SECONDS, cut_off)
+    timer.daemon = True
+    timer.start()
+
+
+def _stop(ctx: AppContext, scheduler: Any, servers: list[Any]) -> None:
+    _arm_shutdown_watchdog()
+    if scheduler is not None:
+        log.info("stopping the scheduler (waiting for running jobs)")
+        scheduler.shutdown(wait=True)
+        try:
+            released = leases.release_all(ctx.db, ctx.worker_id)
+            if released:
+                log.info("released %d singleton lease(s)", released)
+        except Exception as exc:  # the database may be away; the leases then expire on their own
+            log.warning("could not release leases: %s", type(exc).__name__)
+    for server in reversed(servers):
+        server.stop()
+    ctx.db.dispose()
+    log.info("mailflow stopped")
 
 
 def run_daemon(ctx: AppContext, role: str = "all") -> int:
@@ -36,46 +94,30 @@ def run_daemon(ctx: AppContext, role: str = "all") -> int:
     servers: list[Any] = []
     scheduler = None
     extra: list[str] = []
-    if role in ("all", "worker"):
-        if ctx.settings.smtp.mode == "capture":
-            from mailflow.mail.capture import start_capture_server
-
-            capture = start_capture_server(ctx)
-            servers.append(capture)
-            extra.append(f"  capture SMTP        127.0.0.1:{ctx.settings.smtp.port}")
-        if ctx.settings.inbound.smtp_port:
-            from mailflow.inbound.smtp_server import start_inbound_server
-
-            servers.append(start_inbound_server(ctx))
-            extra.append(f"  inbound SMTP        {ctx.settings.inbound.smtp_host}:{ctx.settings.inbound.smtp_port}")
-        from mailflow.scheduler import build_scheduler
-
-        scheduler = build_scheduler(ctx)
-        scheduler.start()
     try:
+        if role in ("all", "worker"):
+            _start_mail_servers(ctx, servers, extra)
+            from mailflow.scheduler import build_scheduler
+
+            scheduler = build_scheduler(ctx)
+            scheduler.start()
+        _banner(ctx, role, extra)
         if role in ("all", "web"):
-            _banner(ctx, extra)
             app = create_app(ctx)
             config = uvicorn.Config(app, host=ctx.settings.http.host, port=ctx.settings.http.port,
                                     log_level="info", access_log=False, timeout_graceful_shutdown=20)
-            uvicorn.Server(config).run()
+            uvicorn.Server(config).run()  # returns after SIGTERM/SIGINT
         else:
-            _banner(ctx, extra)
-            _wait_for_signal()
+            wait_for_signal()
     finally:
-        if scheduler is not None:
-            scheduler.shutdown(wait=True)
-        for server in reversed(servers):
-            server.stop()
-        ctx.db.dispose()
+        _stop(ctx, scheduler, servers)
     return 0
 
 
-def _wait_for_signal() -> None:
-    import signal
-    import threading
-
+def wait_for_signal() -> None:
+    """Block until SIGTERM or SIGINT (the worker role has no HTTP server to do it)."""
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     stop.wait()
+    log.info("stop signal received")

@@ -1,7 +1,9 @@
 """The jobs of `mailflow run` and their triggers, nothing else.
 
-APScheduler stays per process. Dispatch runs on every worker (claims are safe to share); the other jobs
-are singletons: each run first takes its lease (mailflow.leases), so exactly one worker does it.
+APScheduler stays per process. Dispatch runs on every worker (its claims are safe to share); the other
+jobs are singletons: each run first takes its lease (mailflow.leases) and renews it while it runs, so
+exactly one worker does it at a time and another takes over when that worker dies. The daily digest is
+additionally sent once per day by claiming the day's run key (mailflow.support.digest).
 """
 
 from __future__ import annotations
@@ -11,29 +13,44 @@ from collections.abc import Callable
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
+from sqlalchemy.exc import OperationalError
 
 from mailflow import leases
 from mailflow.context import AppContext
 
 log = logging.getLogger(__name__)
 
+Job = Callable[[AppContext], object]
 
-def _guarded(name: str, job: Callable[[AppContext], object], ctx: AppContext) -> Callable[[], None]:
+
+def lease_name(job: str) -> str:
+    return f"job:{job}"
+
+
+def guarded(name: str, job: Job, ctx: AppContext) -> Callable[[], None]:
+    """``job`` as a scheduler callable: a failing tick is logged and the next tick tries again."""
+
     def run() -> None:
         try:
             job(ctx)
-        except Exception:  # a failing tick must not kill the scheduler; the next tick tries again
+        except OperationalError as exc:
+            # The database is away (restart, failover): one line per tick, not a traceback storm.
+            log.warning("job %s skipped: database unavailable (%s)", name, type(exc.orig).__name__)
+        except Exception:
             log.exception("job %s failed", name)
 
     return run
 
 
-def _singleton(name: str, job: Callable[[AppContext], object], ctx: AppContext, ttl: float) -> Callable[[], None]:
-    def when_leased(ctx: AppContext) -> None:
-        if leases.acquire(ctx.db, f"job:{name}", ctx.worker_id, ttl):
-            job(ctx)
+def singleton(name: str, job: Job, ctx: AppContext, ttl: float) -> Callable[[], None]:
+    """``job`` run only by the worker holding its lease, renewed while the job runs."""
 
-    return _guarded(name, when_leased, ctx)
+    def when_leased(ctx: AppContext) -> None:
+        with leases.hold(ctx.db, lease_name(name), ctx.worker_id, ttl) as held:
+            if held is not None:
+                job(ctx)
+
+    return guarded(name, when_leased, ctx)
 
 
 def build_scheduler(ctx: AppContext) -> BackgroundScheduler:
@@ -45,16 +62,18 @@ def build_scheduler(ctx: AppContext) -> BackgroundScheduler:
 
     s = ctx.settings.schedule
     scheduler = BackgroundScheduler(timezone=s.timezone, job_defaults={"coalesce": True, "max_instances": 1})
-    scheduler.add_job(_guarded("dispatch", dispatch.run_dispatch, ctx), "interval", seconds=s.dispatch_seconds,
+    scheduler.add_job(guarded("dispatch", dispatch.run_dispatch, ctx), "interval", seconds=s.dispatch_seconds,
                       id="dispatch")
+    # A singleton's lease outlives a few of its intervals, so it stays with one worker between runs;
+    # a dead worker's job moves to another after at most that long.
     if ctx.settings.inbound.imap_host:
-        scheduler.add_job(_singleton("imap", imap.poll, ctx, s.imap_poll_seconds * 3), "interval",
+        scheduler.add_job(singleton("imap", imap.poll, ctx, s.imap_poll_seconds * 3), "interval",
                           seconds=s.imap_poll_seconds, id="imap")
-    scheduler.add_job(_singleton("reminders", reminders.run, ctx, s.reminder_check_seconds * 3), "interval",
+    scheduler.add_job(singleton("reminders", reminders.run, ctx, s.reminder_check_seconds * 3), "interval",
                       seconds=s.reminder_check_seconds, id="reminders")
-    scheduler.add_job(_singleton("housekeeping", housekeeping.run, ctx, s.housekeeping_seconds), "interval",
-                      seconds=s.housekeeping_seconds, id="housekeeping")
+    scheduler.add_job(singleton("housekeeping", housekeeping.run, ctx, s.housekeeping_seconds * 1.5),
+                      "interval", seconds=s.housekeeping_seconds, id="housekeeping")
     # The digest is sent once per day whoever runs it: digest.run_scheduled claims the day's run key.
-    scheduler.add_job(_guarded("digest", digest.run_scheduled, ctx),
+    scheduler.add_job(guarded("digest", digest.run_scheduled, ctx),
                       CronTrigger.from_crontab(s.digest_cron, timezone=s.timezone), id="digest")
     return scheduler

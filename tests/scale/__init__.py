@@ -1,0 +1,1 @@
+"""Scale-out and fault tolerance: many workers, singleton jobs, retention, chaos."""
