@@ -9,7 +9,7 @@ from fastapi.staticfiles import StaticFiles
 
 from mailflow.context import AppContext
 from mailflow.paths import STATIC_DIR
-from mailflow.web import applicant, devmailbox, health, metrics, review, shared, support, verify
+from mailflow.web import applicant, devmailbox, health, metrics, review, shared, staff_auth, support, verify
 from mailflow.web.security import CSRF_COOKIE
 
 SECURITY_HEADERS = {
@@ -24,6 +24,7 @@ def create_app(ctx: AppContext) -> FastAPI:
     app.state.ctx = ctx
     for module in (health, metrics, applicant, verify, shared, review, support):
         app.include_router(module.router)
+    staff_auth.install(app)  # /staff/login, /staff/logout and the login-required / forbidden answers
     if ctx.settings.smtp.mode == "capture":
         app.include_router(devmailbox.router)
     STATIC_DIR.mkdir(parents=True, exist_ok=True)

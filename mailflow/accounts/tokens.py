@@ -1,0 +1,178 @@
+"""Verification tokens: signed strings bound to an account, a purpose and the exact recipient address,
+with a server-side row (only the SHA-256 of the string is stored) that enforces single use, voiding and
+expiry.
+
+Format: ``<payload>.<signature>``, both base64url without padding. The payload is compact JSON
+``{"a": account id, "p": purpose, "e": address, "t": issued (unix seconds), "j": random id}``; the
+signature is HMAC-SHA256 over the payload with a key derived from security.secret_key and the purpose,
+so a token made for one purpose never verifies as another.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import secrets
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from mailflow.config import Settings
+from mailflow.models import Account, TokenPurpose, VerificationToken
+from mailflow.timeutil import now
+
+PURPOSES = (TokenPurpose.VERIFY_EMAIL, TokenPurpose.BINDING)
+MAX_TOKEN_LENGTH = 2048
+
+MSG_TAMPERED = "此連結無效或已被修改,請使用信件中的完整連結;若仍無法使用,請重新申請驗證信。"
+MSG_EXPIRED = "此連結已逾期,請重新申請驗證信。"
+MSG_USED = "此連結已使用過,無法再次使用。如已完成驗證,可直接登入。"
+MSG_VOIDED = "此連結已失效(已寄出較新的信件,或密碼輸入錯誤次數過多),請使用最新一封信件中的連結或重新申請。"
+
+
+class TokenError(Exception):
+    """Why a token cannot be used: ``status`` is the HTTP status of the contract, ``message`` zh-TW,
+    ``reason`` a short English word for logs and tests."""
+
+    def __init__(self, status: int, message: str, reason: str) -> None:
+        super().__init__(f"{status} {reason}")
+        self.status = status
+        self.message = message
+        self.reason = reason
+
+
+def _b64encode(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def _b64decode(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _purpose_key(settings: Settings, purpose: str) -> bytes:
+    return hmac.new(settings.security.secret_key.encode(), f"mailflow-token:{purpose}".encode(),
+                    hashlib.sha256).digest()
+
+
+def _signature(settings: Settings, purpose: str, payload: str) -> str:
+    digest = hmac.new(_purpose_key(settings, purpose), payload.encode("ascii"), hashlib.sha256).digest()
+    return _b64encode(digest)
+
+
+def token_hash(token: str) -> bytes:
+    return hashlib.sha256(token.encode("utf-8")).digest()
+
+
+def sign_token(settings: Settings, account_id: int, purpose: str, address: str, issued: int, jti: str) -> str:
+    body = {"a": account_id, "p": purpose, "e": address, "t": issued, "j": jti}
+    payload = _b64encode(json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+    return f"{payload}.{_signature(settings, purpose, payload)}"
+
+
+def read_signed(settings: Settings, token: str) -> dict[str, Any]:
+    """The payload of a token whose signature holds; TokenError 400 otherwise."""
+    tampered = TokenError(400, MSG_TAMPERED, "tampered")
+    if not token or len(token) > MAX_TOKEN_LENGTH or token.count(".") != 1:
+        raise tampered
+    payload, signature = token.split(".")
+    try:
+        body = json.loads(_b64decode(payload).decode("utf-8"))
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise tampered from None
+    if not isinstance(body, dict) or body.get("p") not in PURPOSES:
+        raise tampered
+    if not hmac.compare_digest(_signature(settings, str(body["p"]), payload), signature):
+        raise tampered
+    shapes = (("a", int), ("e", str), ("j", str))
+    if not all(isinstance(body.get(key), kind) for key, kind in shapes):
+        raise tampered
+    return body
+
+
+def _open_tokens(account_id: int, purpose: str) -> Any:
+    return (VerificationToken.account_id == account_id, VerificationToken.purpose == purpose,
+            VerificationToken.used_at.is_(None), VerificationToken.voided_at.is_(None))
+
+
+def void_tokens(session: Session, account_id: int, purpose: str, binding_id: int | None = None) -> int:
+    """Void every open token of ``purpose`` for the account (for binding tokens: of that binding)."""
+    conditions = list(_open_tokens(account_id, purpose))
+    if binding_id is not None:
+        conditions.append(VerificationToken.binding_id == binding_id)
+    result = session.execute(update(VerificationToken).where(*conditions).values(voided_at=now()))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def void_tokens_for_address(session: Session, account_id: int, address: str) -> int:
+    """Void the account's open tokens that were sent to ``address`` (any purpose), e.g. when the
+    account's email changes away from it."""
+    result = session.execute(
+        update(VerificationToken)
+        .where(VerificationToken.account_id == account_id, VerificationToken.used_at.is_(None),
+               VerificationToken.voided_at.is_(None),
+               func.lower(VerificationToken.address) == address.strip().lower())
+        .values(voided_at=now())
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def issue_token(
+    session: Session, settings: Settings, account: Account, purpose: str, address: str,
+    binding_id: int | None = None,
+) -> tuple[str, VerificationToken]:
+    """A fresh token for ``account`` bound to ``address``; older open tokens of the same purpose (and the
+    same binding) are voided. Written in the caller's transaction."""
+    if purpose not in PURPOSES:
+        raise ValueError(f"unknown token purpose {purpose!r}")
+    void_tokens(session, account.id, purpose, binding_id if purpose == TokenPurpose.BINDING else None)
+    issued = now().replace(microsecond=0)
+    jti = secrets.token_urlsafe(18)
+    token = sign_token(settings, account.id, purpose, address, int(issued.timestamp()), jti)
+    row = VerificationToken(
+        jti=jti, token_hash=token_hash(token), account_id=account.id, purpose=purpose, address=address,
+        binding_id=binding_id, issued_at=issued,
+        expires_at=issued + timedelta(hours=settings.security.token_ttl_hours),
+    )
+    session.add(row)
+    session.flush()
+    return token, row
+
+
+def load_token(session: Session, settings: Settings, token: str) -> VerificationToken:
+    """The stored row of a usable token. TokenError: 400 malformed or tampered, 410 expired, used or
+    voided."""
+    body = read_signed(settings, token)
+    row = session.scalar(select(VerificationToken).where(VerificationToken.jti == body["j"]))
+    tampered = TokenError(400, MSG_TAMPERED, "tampered")
+    if row is None or not hmac.compare_digest(bytes(row.token_hash), token_hash(token)):
+        raise tampered  # signed by us but not issued from this database: treat as forged
+    if (row.account_id, row.purpose, row.address) != (body["a"], body["p"], body["e"]):
+        raise tampered
+    if row.used_at is not None:
+        raise TokenError(410, MSG_USED, "used")
+    if row.voided_at is not None:
+        raise TokenError(410, MSG_VOIDED, "voided")
+    if row.expires_at <= now():
+        raise TokenError(410, MSG_EXPIRED, "expired")
+    return row
+
+
+def consume(session: Session, row: VerificationToken) -> bool:
+    """Mark the token used; False when another request used or voided it first (a double submit)."""
+    moment = now()
+    result = session.execute(
+        update(VerificationToken)
+        .where(VerificationToken.id == row.id, VerificationToken.used_at.is_(None),
+               VerificationToken.voided_at.is_(None))
+        .values(used_at=moment)
+        .execution_options(synchronize_session=False)
+    )
+    if getattr(result, "rowcount", 0) != 1:
+        return False
+    row.used_at = moment
+    return True

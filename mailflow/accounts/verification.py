@@ -1,0 +1,182 @@
+"""Email verification: queueing a verification mail with a fresh token, completing a token with the
+account's password (so a forwarded mail is useless to its new reader), and asking for a new mail.
+
+Completion order: the token must load (400/410), the password must be the account's (403; the fifth
+wrong one voids the token), the account's current address must equal the bound one (409), and only
+then is the token consumed with a conditional UPDATE, so two submits cannot both complete it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from mailflow import audit
+from mailflow.accounts import throttle
+from mailflow.accounts.tokens import TokenError, consume, issue_token, load_token
+from mailflow.config import Settings
+from mailflow.mail.outbox import enqueue
+from mailflow.models import (
+    Account,
+    AccountKind,
+    AccountStatus,
+    AuditEvent,
+    OutboxMessage,
+    SupportKind,
+    TokenPurpose,
+    VerificationToken,
+)
+from mailflow.passwords import verify_password
+from mailflow.timeutil import now
+
+log = logging.getLogger(__name__)
+
+WRONG_PASSWORDS_VOID = 5
+RESENDS_PER_HOUR = 3
+VERIFY_TEMPLATES = ("account-approved", "verify-reminder")
+
+
+class VerifyError(Exception):
+    """A refused verification step: ``status`` for HTTP, ``message`` in zh-TW, ``reason`` for logs.
+    ``undo`` asks the caller to roll the transaction back (the token was already consumed)."""
+
+    def __init__(self, status: int, message: str, reason: str, *, undo: bool = False) -> None:
+        super().__init__(f"{status} {reason}")
+        self.status = status
+        self.message = message
+        self.reason = reason
+        self.undo = undo
+
+
+@dataclass
+class Completed:
+    account: Account
+    token: VerificationToken
+
+
+def verify_url(settings: Settings, token: str) -> str:
+    return f"{settings.http.base_url.rstrip('/')}/verify/{token}"
+
+
+def send_verification_mail(
+    session: Session, settings: Settings, account: Account, template: str
+) -> OutboxMessage:
+    """Issue a verify-email token bound to the account's current address (voiding older ones) and queue
+    ``template`` (account-approved or verify-reminder) with its link, in the caller's transaction."""
+    if template not in VERIFY_TEMPLATES:
+        raise ValueError(f"not a verification mail template: {template!r}")
+    token, row = issue_token(session, settings, account, TokenPurpose.VERIFY_EMAIL, account.email)
+    context = {"name": account.name, "account": account.account, "verify_url": verify_url(settings, token),
+               "expires_at": row.expires_at.isoformat()}
+    return enqueue(session, template, account.email, message_id_domain=settings.mail.message_id_domain,
+                   to_name=account.name, context=context, account_id=account.id, token_id=row.id)
+
+
+def _flag_for_support(session: Session, account: Account, row: VerificationToken, summary: str) -> None:
+    """Tell customer service someone holds this account's link without its password (or after the
+    address changed): often a forwarded verification mail."""
+    try:
+        from mailflow.support.items import open_item
+    except ImportError:  # the support module is optional for verification to work
+        return
+    open_item(session, SupportKind.FORWARDED_VERIFICATION, account_id=account.id, address=row.address,
+              summary=summary)
+
+
+def _wrong_password(session: Session, account: Account, row: VerificationToken) -> VerifyError:
+    session.execute(
+        update(VerificationToken).where(VerificationToken.id == row.id)
+        .values(wrong_passwords=VerificationToken.wrong_passwords + 1)
+        .execution_options(synchronize_session=False)
+    )
+    session.refresh(row, ["wrong_passwords"])
+    left = WRONG_PASSWORDS_VOID - row.wrong_passwords
+    if left > 0:
+        return VerifyError(403, f"密碼錯誤,請輸入帳號 {account.account} 的密碼(尚可再試 {left} 次)。"
+                           "若您不是此帳號的申請人,請勿使用此連結。", "wrong-password")
+    row.voided_at = now()
+    audit.record(session, "system", "verification.voided", "account", account.id,
+                 token_id=row.id, purpose=row.purpose, why="too many wrong passwords")
+    _flag_for_support(session, account, row, "驗證連結密碼錯誤 5 次,連結已失效(可能為轉寄的驗證信)")
+    log.warning("verification token %s voided after %s wrong passwords", row.id, WRONG_PASSWORDS_VOID)
+    return VerifyError(403, "密碼錯誤次數過多,此連結已失效。請由申請人重新申請驗證信,或洽客服。", "voided")
+
+
+def complete_verification(session: Session, settings: Settings, token: str, password: str) -> Completed:
+    """Use ``token`` with the account's ``password``. Raises TokenError (400/410) or VerifyError
+    (403 wrong password, 409 address changed, 410 lost a race, the binding's own refusals)."""
+    row = load_token(session, settings, token)
+    account = session.get(Account, row.account_id)
+    if account is None:
+        raise TokenError(400, "此連結無效。", "no-account")
+    if not password or not verify_password(account.password_hash, password):
+        raise _wrong_password(session, account, row)
+    if account.email_key != row.address.strip().lower():
+        _flag_for_support(session, account, row, "驗證連結寄送後帳號 Email 已變更")
+        raise VerifyError(409, "此連結寄送後,帳號的 Email 已變更為其他地址,無法以此連結驗證。"
+                          "請使用寄到目前 Email 的最新驗證信,或重新申請驗證信。", "address-changed")
+    if not consume(session, row):
+        raise VerifyError(410, "此連結已使用過或已失效。", "race")
+    moment = now()
+    if row.purpose == TokenPurpose.VERIFY_EMAIL:
+        account.email_verified_at = moment
+        account.email_verified_address = row.address
+    elif row.purpose == TokenPurpose.BINDING:
+        from mailflow.accounts.shared import BindingError, confirm_binding
+
+        try:
+            confirm_binding(session, row)
+        except BindingError as exc:
+            raise VerifyError(exc.status, exc.message, "binding", undo=True) from None
+    audit.record(session, f"account:{account.id}", "verification.completed", "account", account.id,
+                 token_id=row.id, purpose=row.purpose)
+    log.info("verification token %s completed (%s) for account %s", row.id, row.purpose, account.id)
+    return Completed(account, row)
+
+
+def find_account(session: Session, account_id: str) -> Account | None:
+    """A live account by its id as typed (case-insensitive)."""
+    key = account_id.strip().lower()
+    if not key:
+        return None
+    return session.scalar(select(Account).where(Account.account_key == key))
+
+
+def _resends_last_hour(session: Session, account: Account) -> int:
+    count = session.scalar(
+        select(func.count(AuditEvent.id)).where(
+            AuditEvent.target_type == "account", AuditEvent.target_id == account.id,
+            AuditEvent.action == "verification.resent", AuditEvent.at >= now() - timedelta(hours=1))
+    )
+    return int(count or 0)
+
+
+def request_new_mail(
+    session: Session, settings: Settings, account_id: str, password: str, client: str | None
+) -> OutboxMessage:
+    """Queue a new verification mail (voiding the older links) for an approved, unverified account that
+    proves its password. Raises VerifyError: 429 too many, 401 bad credentials, 403 not approved, 409
+    already verified. Failed passwords count towards the login throttle."""
+    keys = [throttle.account_key(account_id), throttle.client_key(client)]
+    if throttle.is_throttled(session, keys):
+        raise VerifyError(429, "嘗試次數過多,請 15 分鐘後再試。", "throttled")
+    account = find_account(session, account_id)
+    if account is None or not verify_password(account.password_hash, password):
+        throttle.record_failure(session, *keys)
+        raise VerifyError(401, "帳號或密碼錯誤。", "bad-credentials")
+    if account.status == AccountStatus.PENDING and account.kind == AccountKind.GENERAL:
+        raise VerifyError(403, "帳號尚未審核,審核通過後系統會寄出驗證信。", "pending")
+    if account.status != AccountStatus.APPROVED:
+        raise VerifyError(403, "帳號未審核通過,無法寄送驗證信。", "not-approved")
+    if account.is_verified:
+        raise VerifyError(409, "此帳號的 Email 已完成驗證,可直接登入。", "already-verified")
+    if _resends_last_hour(session, account) >= RESENDS_PER_HOUR:
+        raise VerifyError(429, f"每小時最多可申請 {RESENDS_PER_HOUR} 次驗證信,請稍後再試。", "resend-limit")
+    message = send_verification_mail(session, settings, account, "verify-reminder")
+    audit.record(session, f"account:{account.id}", "verification.resent", "account", account.id,
+                 outbox_id=message.id)
+    return message

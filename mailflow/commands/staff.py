@@ -1,0 +1,84 @@
+"""`mailflow staff add NAME --role reviewer|support|admin` (and `staff list`): staff logins for /review
+and /support. The password comes from a prompt, or from stdin with --password-stdin (for scripts)."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import sys
+
+from sqlalchemy import func, select
+
+from mailflow.commands import app_context
+from mailflow.models import StaffRole, StaffUser
+from mailflow.passwords import hash_password
+
+MIN_PASSWORD = 10
+
+
+def read_password(from_stdin: bool) -> str | None:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    first = getpass.getpass("密碼 (password): ")
+    again = getpass.getpass("確認密碼 (again): ")
+    if first != again:
+        print("mailflow: the two passwords differ", file=sys.stderr)
+        return None
+    return first
+
+
+def cmd_add(args: argparse.Namespace) -> int:
+    name = args.name.strip()
+    if not name or len(name) > 60 or any(ch.isspace() for ch in name):
+        print("mailflow: NAME must be 1-60 characters without spaces", file=sys.stderr)
+        return 2
+    password = read_password(args.password_stdin)
+    if password is None:
+        return 2
+    if len(password) < MIN_PASSWORD:
+        print(f"mailflow: the password must have at least {MIN_PASSWORD} characters", file=sys.stderr)
+        return 2
+    ctx = app_context(args)
+    try:
+        with ctx.db.session() as session:
+            taken = session.scalar(select(StaffUser.id).where(func.lower(StaffUser.name) == name.lower()))
+            if taken is not None:
+                print(f"mailflow: staff {name!r} already exists", file=sys.stderr)
+                return 1
+            session.add(StaffUser(name=name, role=args.role, password_hash=hash_password(password)))
+    finally:
+        ctx.db.dispose()
+    print(f"staff {name} added with role {args.role}")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    ctx = app_context(args)
+    try:
+        with ctx.db.session() as session:
+            rows = session.scalars(select(StaffUser).order_by(StaffUser.name)).all()
+            items = [{"name": s.name, "role": s.role, "disabled": s.disabled,
+                      "locked_until": s.locked_until.isoformat() if s.locked_until else None} for s in rows]
+    finally:
+        ctx.db.dispose()
+    if args.json:
+        print(json.dumps(items, ensure_ascii=False))
+    else:
+        for item in items:
+            print(f"{item['name']:<24} {item['role']:<10}{'  disabled' if item['disabled'] else ''}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    staff = sub.add_parser("staff", help="staff logins for /review and /support")
+    actions = staff.add_subparsers(dest="staff_command", metavar="ACTION", required=True)
+    p = actions.add_parser("add", help="add a staff login (password from a prompt or --password-stdin)")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--role", required=True, choices=list(StaffRole.ALL))
+    p.add_argument("--password-stdin", action="store_true",
+                   help="read the password from the first line of stdin")
+    p.set_defaults(func=cmd_add)
+    p = actions.add_parser("list", help="list staff logins")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_list)

@@ -1,0 +1,125 @@
+"""The reviewer's side: staff sign-in (CSRF, lockout, roles), `mailflow staff add`, and /review."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from datetime import timedelta
+
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from mailflow.context import AppContext
+from mailflow.models import StaffUser
+from mailflow.passwords import hash_password
+from mailflow.timeutil import now
+
+STAFF_PASSWORD = "Reviewer-pass-2024"
+
+
+def add_staff(ctx: AppContext, name: str = "lin", role: str = "reviewer") -> None:
+    with ctx.db.session() as session:
+        session.add(StaffUser(name=name, role=role, password_hash=hash_password(STAFF_PASSWORD)))
+
+
+def csrf_of(client: TestClient, path: str = "/staff/login") -> str:
+    page = client.get(path)
+    found = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert found, page.text[:500]
+    return found.group(1)
+
+
+def staff_login(client: TestClient, name: str = "lin", password: str = STAFF_PASSWORD, next_url: str = ""):
+    token = csrf_of(client)
+    return client.post("/staff/login", data={"name": name, "password": password, "next": next_url,
+                                             "csrf_token": token}, follow_redirects=False)
+
+
+def test_review_redirects_to_login_and_back_then_back(ctx: AppContext, client: TestClient) -> None:
+    add_staff(ctx)
+    first = client.get("/review?status=approved", follow_redirects=False)
+    assert first.status_code == 303
+    assert first.headers["location"] == "/staff/login?next=%2Freview%3Fstatus%3Dapproved"
+    answer = staff_login(client, next_url="/review?status=approved")
+    assert answer.status_code == 303 and answer.headers["location"] == "/review?status=approved"
+    cookie = answer.headers["set-cookie"]
+    assert "mf_staff=" in cookie and "HttpOnly" in cookie and "samesite=lax" in cookie.lower()
+    assert client.get("/review").status_code == 200
+
+
+def test_next_only_accepts_relative_paths_on_this_site(ctx: AppContext, client: TestClient) -> None:
+    add_staff(ctx)
+    for evil in ("https://evil.example/", "//evil.example/x", "/\\evil.example", "javascript:alert(1)"):
+        answer = staff_login(client, next_url=evil)
+        assert answer.status_code == 303 and answer.headers["location"] == "/review", evil
+
+
+def test_login_without_the_csrf_token_is_refused(ctx: AppContext, client: TestClient) -> None:
+    add_staff(ctx)
+    answer = client.post("/staff/login", data={"name": "lin", "password": STAFF_PASSWORD},
+                         follow_redirects=False)
+    assert answer.status_code == 403 and "mf_staff" not in answer.headers.get("set-cookie", "")
+
+
+def test_five_wrong_passwords_lock_the_login_for_fifteen_minutes(ctx: AppContext, client: TestClient) -> None:
+    add_staff(ctx)
+    for _ in range(5):
+        assert staff_login(client, password="wrong-password").status_code == 401
+    locked = staff_login(client)
+    assert locked.status_code == 429 and "鎖定" in locked.text
+    with ctx.db.session() as session:
+        staff = session.scalar(select(StaffUser))
+        assert staff is not None and staff.locked_until is not None
+        assert staff.locked_until > now() + timedelta(minutes=14)
+        staff.locked_until = now() - timedelta(seconds=1)  # the quarter hour has passed
+    assert staff_login(client).status_code == 303
+
+
+def test_unknown_name_and_wrong_password_look_the_same(ctx: AppContext, client: TestClient) -> None:
+    add_staff(ctx)
+    unknown = staff_login(client, name="nobody")
+    wrong = staff_login(client, password="wrong-password")
+    assert unknown.status_code == wrong.status_code == 401
+    assert "帳號或密碼錯誤" in unknown.text and "帳號或密碼錯誤" in wrong.text
+
+
+def test_a_support_login_gets_403_on_review_and_admin_passes(ctx: AppContext, client: TestClient) -> None:
+    add_staff(ctx, "chen", "support")
+    add_staff(ctx, "boss", "admin")
+    staff_login(client, "chen")
+    refused = client.get("/review", follow_redirects=False)
+    assert refused.status_code == 403 and "無權使用" in refused.text
+    client.cookies.clear()
+    staff_login(client, "boss")
+    assert client.get("/review").status_code == 200
+
+
+def test_logout_ends_the_session(ctx: AppContext, client: TestClient) -> None:
+    add_staff(ctx)
+    staff_login(client)
+    token = csrf_of(client, "/review")
+    assert client.post("/staff/logout", data={"csrf_token": token}, follow_redirects=False).status_code == 303
+    assert client.get("/review", follow_redirects=False).status_code == 303
+
+
+def test_a_forged_session_cookie_is_not_a_login(ctx: AppContext, client: TestClient) -> None:
+    add_staff(ctx)
+    client.cookies.set("mf_staff", "eyJpZCI6MX0.forged.signature")
+    assert client.get("/review", follow_redirects=False).status_code == 303
+
+
+def test_staff_add_from_the_command_line(ctx: AppContext, db_url: str, tmp_path) -> None:
+    env = {"MAILFLOW_DATABASE__URL": db_url, "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    run = [sys.executable, "-m", "mailflow", "staff", "add", "wu", "--role", "reviewer", "--password-stdin"]
+    line = f"{STAFF_PASSWORD}\n"
+    done = subprocess.run(run, input=line, capture_output=True, text=True, env=env, check=False)
+    assert done.returncode == 0, done.stderr
+    again = subprocess.run(run, input=line, capture_output=True, text=True, env=env, check=False)
+    assert again.returncode == 1 and "already exists" in again.stderr
+    short = subprocess.run(run[:-4] + ["li", "--role", "admin", "--password-stdin"], input="short\n",
+                           capture_output=True, text=True, env=env, check=False)
+    assert short.returncode == 2
+    with ctx.db.session() as session:
+        names = session.scalars(select(StaffUser.name)).all()
+    assert names == ["wu"]
