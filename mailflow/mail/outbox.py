@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mailflow.mail import TEMPLATE_NAMES
+from mailflow.mail.render import SECRET_CONTEXT_KEYS
 from mailflow.models import OutboxEvent, OutboxMessage, OutboxStatus, Suppression
 
 
@@ -54,8 +55,38 @@ def enqueue(
         message_id=new_message_id(message_id_domain),
         status=status,
     )
+    if status == OutboxStatus.SUPPRESSED:
+        message.context = without_secrets(message.context)
     session.add(message)
     session.flush()
     session.add(OutboxEvent(outbox_id=message.id, from_status="", to_status=status,
                             detail="address suppressed" if status == OutboxStatus.SUPPRESSED else None))
     return message
+
+
+def without_secrets(context: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in context.items() if key not in SECRET_CONTEXT_KEYS}
+
+
+def transition(
+    session: Session,
+    row: OutboxMessage,
+    to_status: str,
+    *,
+    smtp_code: int | None = None,
+    detail: str | None = None,
+) -> OutboxEvent:
+    """Move ``row`` to ``to_status`` and persist the step (with the SMTP reply that caused it). A final
+    state erases the raw tokens from the row's context: they are only needed to render the mail."""
+    event = OutboxEvent(outbox_id=row.id, from_status=row.status, to_status=to_status, smtp_code=smtp_code,
+                        detail=detail)
+    row.status = to_status
+    if detail is not None:
+        row.last_reply = detail
+    if to_status in OutboxStatus.FINAL:
+        row.claimed_by = None
+        row.lease_expires_at = None
+        if any(key in row.context for key in SECRET_CONTEXT_KEYS):
+            row.context = without_secrets(row.context)
+    session.add(event)
+    return event

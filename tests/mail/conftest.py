@@ -1,0 +1,31 @@
+"""Fixtures for the outbound-mail tests: a scripted SMTP sink on 127.0.0.1 (a free port) and a context
+that relays to it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from mailflow.context import AppContext
+from mailflow.mail.capture import start_controller
+from tests.mail.helpers import ScriptedSink
+
+
+@pytest.fixture
+def sink() -> Iterator[ScriptedSink]:
+    handler = ScriptedSink()
+    controller = start_controller(handler, 0)
+    handler.port = controller.port
+    yield handler
+    controller.stop()
+
+
+@pytest.fixture
+def relay_ctx(ctx: AppContext, sink: ScriptedSink) -> AppContext:
+    """The test context sending to the sink as a relay (what production does to its MTA)."""
+    ctx.settings.smtp.mode = "relay"
+    ctx.settings.smtp.host = "127.0.0.1"
+    ctx.settings.smtp.port = sink.port
+    ctx.settings.smtp.timeout_seconds = 10
+    return ctx
