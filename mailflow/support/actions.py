@@ -1,0 +1,203 @@
+"""What customer service does about an item: assign it, note it, resolve it, correct an applicant's address
+after a phone call, re-send a mail, lift a suppression. Each action runs in the caller's transaction and
+writes its audit event (actor "staff:<name>") there, so the change and its record commit together.
+
+Bad input raises ActionError with a zh-TW message and changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from mailflow import audit
+from mailflow.accounts.rules import check_field
+from mailflow.accounts.tokens import void_tokens_for_address
+from mailflow.accounts.verification import send_verification_mail
+from mailflow.config import Settings
+from mailflow.mail import suppression
+from mailflow.mail.outbox import enqueue
+from mailflow.models import (
+    Account,
+    AccountKind,
+    AccountStatus,
+    Application,
+    ApplicationStatus,
+    OutboxMessage,
+    SupportItem,
+    SupportNote,
+)
+from mailflow.timeutil import now
+
+NOTE_MAX_CHARS = 4000
+VERIFICATION_TEMPLATES = ("account-approved", "verify-reminder")
+# Mails whose link belongs to someone else's consent or that staff cannot rebuild from the row.
+NOT_RESENDABLE = {"binding-request": "共用帳號綁定確認信無法由客服重寄,請申請人重新送出綁定申請。"}
+
+
+class ActionError(Exception):
+    """A refused action: ``message`` is for the staff member (zh-TW), ``status`` for HTTP."""
+
+    def __init__(self, message: str, status: int = 422) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+def actor(staff_name: str) -> str:
+    return f"staff:{staff_name}"
+
+
+def get_item(session: Session, item_id: int) -> SupportItem:
+    item = session.get(SupportItem, item_id)
+    if item is None:
+        raise ActionError("找不到此客服項目。", 404)
+    return item
+
+
+def get_account(session: Session, account_id: int) -> Account:
+    account = session.get(Account, account_id)
+    if account is None:
+        raise ActionError("找不到此帳號。", 404)
+    return account
+
+
+def assign_to_me(session: Session, item_id: int, staff_name: str) -> SupportItem:
+    item = get_item(session, item_id)
+    previous = item.assigned_to
+    item.assigned_to = staff_name
+    audit.record(session, actor(staff_name), "support_item_assigned", "support_item", item.id,
+                 previous=previous)
+    return item
+
+
+def add_note(session: Session, item_id: int, staff_name: str, text: str) -> SupportNote:
+    item = get_item(session, item_id)
+    text = (text or "").strip()
+    if not text:
+        raise ActionError("請輸入備註內容。")
+    if len(text) > NOTE_MAX_CHARS:
+        raise ActionError(f"備註最多 {NOTE_MAX_CHARS} 字。")
+    note = SupportNote(item_id=item.id, author=staff_name, text=text)
+    session.add(note)
+    session.flush()
+    audit.record(session, actor(staff_name), "support_note_added", "support_item", item.id, note_id=note.id)
+    return note
+
+
+def resolve(session: Session, item_id: int, staff_name: str) -> SupportItem:
+    item = get_item(session, item_id)
+    if item.resolved_at is not None:
+        raise ActionError("此項目已經處理完成。", 409)
+    item.resolved_at = now()
+    item.resolved_by = staff_name
+    audit.record(session, actor(staff_name), "support_item_resolved", "support_item", item.id)
+    return item
+
+
+def lift_suppression(session: Session, address: str, staff_name: str) -> int:
+    address = (address or "").strip()
+    if not address:
+        raise ActionError("請指定要解除的 Email 地址。")
+    lifted = suppression.lift(session, address, actor(staff_name))
+    if not lifted:
+        raise ActionError("此地址目前不在停止寄送名單中。", 409)
+    return lifted
+
+
+def latest_application(session: Session, account: Account) -> Application | None:
+    return session.scalars(select(Application).where(Application.account_id == account.id)
+                           .order_by(Application.id.desc()).limit(1)).first()
+
+
+def _registration_context(account: Account, application: Application) -> dict[str, Any]:
+    return {"name": account.name, "account": account.account, "company_name": application.company_name,
+            "ubn": application.ubn, "submitted_at": application.submitted_at.isoformat()}
+
+
+def _queue(session: Session, settings: Settings, template: str, account: Account,
+           context: dict[str, Any], application_id: int | None = None) -> OutboxMessage:
+    return enqueue(session, template, account.email, message_id_domain=settings.mail.message_id_domain,
+                   to_name=account.name, context=context, account_id=account.id,
+                   application_id=application_id)
+
+
+def pending_mail(session: Session, settings: Settings, account: Account) -> OutboxMessage | None:
+    """Queue, to the account's current address, the mail the applicant is waiting for: the verification
+    link once approved (general, or a shared account awaiting its verification), else the registration
+    notice while the application is under review. None when nothing is pending."""
+    if account.is_verified or account.status == AccountStatus.REJECTED:
+        return None
+    application = latest_application(session, account)
+    approved = application is not None and application.status == ApplicationStatus.APPROVED
+    if account.kind == AccountKind.SHARED or approved:
+        return send_verification_mail(session, settings, account, "account-approved")
+    if application is not None and application.status == ApplicationStatus.SUBMITTED:
+        return _queue(session, settings, "registration-received", account,
+                      _registration_context(account, application), application.id)
+    return None
+
+
+@dataclass
+class Correction:
+    account: Account
+    old_address: str
+    new_address: str
+    lifted: int
+    voided: int
+    mail: OutboxMessage | None
+
+
+def correct_email(session: Session, settings: Settings, account_id: int, new_address: str, staff_name: str,
+                  *, lift_old: bool = False, item_id: int | None = None) -> Correction:
+    """The applicant gave a new address by phone: store it, void every token bound to the old address,
+    optionally lift the old address's suppression, clear 'Email 無法送達', and re-send the pending mail."""
+    account = get_account(session, account_id)
+    address, error = check_field("email", new_address)
+    if error:
+        raise ActionError(error)
+    if address.lower() == account.email_key:
+        raise ActionError("新的 Email 與目前的 Email 相同。")
+    if item_id is not None and get_item(session, item_id).account_id != account.id:
+        raise ActionError("此客服項目不屬於這個帳號。")
+    old = account.email
+    voided = void_tokens_for_address(session, account.id, old)
+    lifted = suppression.lift(session, old, actor(staff_name)) if lift_old else 0
+    account.email = address
+    account.email_key = address.lower()
+    account.email_undeliverable = False
+    session.flush()
+    mail = pending_mail(session, settings, account)
+    audit.record(session, actor(staff_name), "account_email_corrected", "account", account.id,
+                 old_address=old, new_address=address, lifted_old_suppression=lifted, voided_tokens=voided,
+                 resent_outbox_id=mail.id if mail else None, item_id=item_id)
+    return Correction(account, old, address, lifted, voided, mail)
+
+
+def resend_mail(session: Session, settings: Settings, outbox_id: int, staff_name: str) -> OutboxMessage:
+    """A copy of an earlier mail to the account's current address. A verification mail gets a fresh token
+    (the old context's link is voided or erased); other mails reuse their stored context."""
+    original = session.get(OutboxMessage, outbox_id)
+    if original is None:
+        raise ActionError("找不到此郵件。", 404)
+    if original.template in NOT_RESENDABLE:
+        raise ActionError(NOT_RESENDABLE[original.template], 409)
+    account = session.get(Account, original.account_id) if original.account_id else None
+    if original.template in VERIFICATION_TEMPLATES:
+        if account is None:
+            raise ActionError("此驗證信沒有對應的帳號,無法重寄。", 409)
+        if account.is_verified:
+            raise ActionError("此帳號已完成 Email 驗證,不需要重寄驗證信。", 409)
+        copy = send_verification_mail(session, settings, account, original.template)
+    else:
+        to_address = account.email if account else original.to_address
+        copy = enqueue(session, original.template, to_address,
+                       message_id_domain=settings.mail.message_id_domain, to_name=original.to_name,
+                       context=dict(original.context or {}),
+                       account_id=original.account_id, application_id=original.application_id)
+    audit.record(session, actor(staff_name), "mail_resent", "outbox", original.id, copy_id=copy.id,
+                 template=original.template, to_address=copy.to_address)
+    return copy

@@ -1,0 +1,101 @@
+"""The plain zh-TW words customer service reads: one sentence per Sisimai bounce reason, and the title of
+each kind of support item. Staff read these to an applicant over the phone, so they avoid jargon."""
+
+from __future__ import annotations
+
+from mailflow.models import SupportKind
+
+REASON_SENTENCES: dict[str, str] = {
+    "userunknown": "收件人信箱不存在",
+    "mailboxfull": "收件人信箱已滿",
+    "hostunknown": "收件人網域不存在",
+    "expired": "多次重試後仍無法送達",
+    "filtered": "收件人信箱拒收此信(可能設定了過濾規則)",
+    "rejected": "收件端拒絕了寄件人地址",
+    "blocked": "收件端封鎖了我們的寄件伺服器",
+    "spamdetected": "收件端判定此信為垃圾郵件",
+    "policyviolation": "此信違反收件端的郵件政策",
+    "securityerror": "收件端的安全檢查未通過",
+    "networkerror": "網路或 DNS 錯誤,暫時無法連線到收件端",
+    "systemerror": "收件端郵件系統發生錯誤",
+    "mesgtoobig": "郵件太大,收件端拒收",
+    "suspend": "收件人信箱已被停用",
+    "hasmoved": "收件人已更換信箱地址",
+    "norelaying": "收件端不允許轉寄此信",
+    "toomanyconn": "寄送太頻繁,收件端暫時拒絕連線",
+    "authfailure": "寄件網域驗證(SPF/DKIM/DMARC)未通過",
+    "notaccept": "收件網域不接受任何郵件",
+    "requireptr": "收件端要求寄件伺服器具備反查記錄(PTR)",
+    "mailererror": "收件端郵件程式執行失敗",
+    "contenterror": "郵件內容格式不被收件端接受",
+    "onhold": "退信原因尚未確定,需人工查看",
+    "badreputation": "寄件伺服器信譽不佳,收件端拒收",
+    "notcompliantrfc": "郵件格式不符合網際網路標準",
+    "virusdetected": "收件端判定此信含有病毒",
+    "syntaxerror": "寄送過程發生指令錯誤",
+    "speeding": "寄送速度過快,收件端暫時拒收",
+    "exceedlimit": "郵件超過收件人信箱的大小限制",
+    "systemfull": "收件端郵件系統空間已滿",
+    "feedback": "收件人將此信回報為垃圾郵件",
+    "failedstarttls": "收件端無法建立加密連線",
+    "suppressed": "此地址已列入停止寄送名單",
+    "delivered": "已送達",
+    "vacation": "收件人設定了自動回覆(休假中)",
+    "undefined": "無法判斷退信原因",
+}
+
+UNKNOWN_REASON = "無法判斷退信原因"
+
+KIND_TITLES: dict[str, str] = {
+    SupportKind.HARD_BOUNCE: "永久退信",
+    SupportKind.SOFT_BOUNCES: "多次暫時退信",
+    SupportKind.COMPLAINT: "垃圾郵件檢舉",
+    SupportKind.REPLY: "申請人回信",
+    SupportKind.FORWARDED_VERIFICATION: "驗證信被轉寄",
+    SupportKind.UNVERIFIED: "已核准但超過 3 天未驗證",
+    SupportKind.MAIL_FAILED: "寄送永久失敗",
+}
+
+# Sentences for items that are not bounces, so every row has a readable "why".
+KIND_SENTENCES: dict[str, str] = {
+    SupportKind.COMPLAINT: "收件人將此信回報為垃圾郵件",
+    SupportKind.REPLY: "申請人回覆了系統通知信,需要客服回應",
+    SupportKind.FORWARDED_VERIFICATION: "驗證連結在其他信箱被開啟,驗證信可能被轉寄",
+    SupportKind.UNVERIFIED: "帳號已核准,但申請人超過 3 天仍未完成 Email 驗證",
+    SupportKind.MAIL_FAILED: "系統多次寄送失敗,已放棄寄送",
+}
+
+
+def reason_sentence(reason: str | None) -> str:
+    """The zh-TW sentence for a Sisimai reason; an unknown or empty reason still gets a sentence."""
+    key = (reason or "").strip().lower()
+    return REASON_SENTENCES.get(key, UNKNOWN_REASON)
+
+
+def kind_title(kind: str) -> str:
+    return KIND_TITLES.get(kind, kind)
+
+
+def item_sentence(kind: str, reason: str | None) -> str:
+    """What went wrong with an item, in one sentence: its bounce reason when it has one."""
+    if reason:
+        return reason_sentence(reason)
+    return KIND_SENTENCES.get(kind, UNKNOWN_REASON)
+
+# What each mail is called in the seed's own words, standing in for its subject on the dashboard.
+MAIL_TITLES: dict[str, str] = {
+    "registration-received": "通行證系統帳號註冊通知信件",
+    "account-approved": "帳號審核通過通知(Email 驗證連結)",
+    "account-rejected": "帳號未審核通過通知",
+    "document-approved": "通行證系統公司文件審核通知信件",
+    "document-rejected": "公司文件未審核通過通知",
+    "verify-reminder": "Email 驗證提醒",
+    "binding-request": "共用帳號綁定確認信",
+    "support-digest": "客服每日摘要",
+}
+
+
+def mail_title(template: str | None) -> str:
+    if not template:
+        return ""
+    return MAIL_TITLES.get(template, template)
