@@ -4,6 +4,10 @@ companies with one-click switching.
 
 API routes that act on the session cookie take JSON bodies (or DELETE): a cross-site HTML form can send
 neither without a CORS preflight, so they need no CSRF token; the /account page's forms carry one.
+
+The active company (統編) is kept server-side on the shared account's bindings (Binding.active_ubn), not
+in the mf_session cookie: the login (POST /api/session) reads it from there, a company that is unbound
+stops being active at once, and no second copy can disagree with it.
 """
 
 from __future__ import annotations
@@ -88,15 +92,6 @@ def session_payload(session: Session, account: Account) -> dict[str, Any]:
     if account.kind != AccountKind.SHARED and companies:
         active = str(companies[0]["ubn"])
     return {"account": account.account, "kind": account.kind, "companies": companies, "active_ubn": active}
-
-
-def _remember_active_ubn(request: Request, response: Response, account: Account, ubn: str | None) -> None:
-    """Keep the selected 統編 in the signed session cookie when the login code offers a way to."""
-    from mailflow.web import applicant_auth
-
-    setter = getattr(applicant_auth, "set_active_ubn", None)
-    if setter is not None:
-        setter(request, response, account, ubn)
 
 
 # --- registering ----------------------------------------------------------------------------------------
@@ -232,9 +227,7 @@ def _switch(request: Request, session: Session, data: dict[str, Any] | None) -> 
         shared.switch_company(session, account, ubn)
     except BindingError as exc:
         return _error(exc.status, exc.message)
-    response = JSONResponse(session_payload(session, account))
-    _remember_active_ubn(request, response, account, ubn.strip())
-    return response
+    return JSONResponse(session_payload(session, account))
 
 
 @router.post("/api/session/switch")
@@ -279,10 +272,7 @@ def _page_action(request: Request, session: Session, settings: Settings, form: d
             shared.end_binding(session, settings, binding_id, account)
     except BindingError as exc:
         return _account_page(request, session, account, error=exc.message, status_code=exc.status)
-    response = RedirectResponse(f"/account?done={'switched' if binding_id is None else 'unbound'}", 303)
-    if binding_id is None:
-        _remember_active_ubn(request, response, account, ubn)
-    return response
+    return RedirectResponse(f"/account?done={'switched' if binding_id is None else 'unbound'}", 303)
 
 
 @router.post("/account/switch")
