@@ -1,0 +1,57 @@
+"""Opening customer-service items: one open item per kind, account and mail, however often the same
+thing happens again (a second bounce of the same mail, a second reply) — staff see it once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from mailflow import audit
+from mailflow.models import SupportItem, SupportKind
+
+_FIELDS = ("account_id", "application_id", "outbox_id", "inbound_id", "address", "reason", "diagnostic",
+           "summary")
+_LIMITS = {"address": 320, "reason": 40}
+
+
+def find_open_item(session: Session, kind: str, account_id: int | None, outbox_id: int | None,
+                   address: str = "") -> SupportItem | None:
+    query = select(SupportItem).where(SupportItem.kind == kind, SupportItem.resolved_at.is_(None))
+    query = query.where(SupportItem.account_id.is_(None) if account_id is None
+                        else SupportItem.account_id == account_id)
+    query = query.where(SupportItem.outbox_id.is_(None) if outbox_id is None
+                        else SupportItem.outbox_id == outbox_id)
+    if account_id is None and outbox_id is None:
+        # Nothing to tie it to but the address: an unknown sender's second mail is the same matter.
+        query = query.where(SupportItem.address == address)
+    return session.execute(query.order_by(SupportItem.id).limit(1)).scalar_one_or_none()
+
+
+def open_item(session: Session, kind: str, *, actor: str = "system", **fields: Any) -> SupportItem:
+    """Open a support item of ``kind`` (a SupportKind) with the given columns, or return the open item
+    already there for the same account and mail. Works in the caller's transaction."""
+    if kind not in SupportKind.ALL:
+        raise ValueError(f"unknown support item kind {kind!r}")
+    unknown = set(fields) - set(_FIELDS)
+    if unknown:
+        raise TypeError(f"open_item: unknown fields {sorted(unknown)}")
+    values = {name: _clip(name, value) for name, value in fields.items() if value is not None}
+    existing = find_open_item(session, kind, values.get("account_id"), values.get("outbox_id"),
+                              values.get("address", ""))
+    if existing is not None:
+        return existing
+    item = SupportItem(kind=kind, **values)
+    session.add(item)
+    session.flush()
+    audit.record(session, actor, "support_item_opened", "support_item", item.id, kind=kind,
+                 account_id=item.account_id, outbox_id=item.outbox_id, inbound_id=item.inbound_id)
+    return item
+
+
+def _clip(name: str, value: Any) -> Any:
+    limit = _LIMITS.get(name)
+    if limit is not None and isinstance(value, str):
+        return value[:limit]
+    return value

@@ -1,0 +1,158 @@
+"""A throw-away Dovecot IMAP server for tests: its own config, user, maildir and sockets in a temporary
+folder, listening on a free port on 127.0.0.1 with plaintext login; stopped and removed afterwards.
+
+Skips when Dovecot is not installed, except in CI (CI set) where a missing Dovecot fails the test.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
+USER = "mailflow-test"
+PASSWORD = "not-a-secret-dovecot-test"
+
+CONFIG = """\
+protocols = imap
+listen = 127.0.0.1
+base_dir = {root}/run
+state_dir = {root}/state
+log_path = {root}/dovecot.log
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+first_valid_uid = 0
+first_valid_gid = 0
+mail_uid = {uid}
+mail_gid = {gid}
+mail_location = maildir:{root}/mail/%u
+mail_plugins =
+namespace inbox {{
+  inbox = yes
+  separator = /
+}}
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {root}/passwd
+}}
+userdb {{
+  driver = static
+  args = uid={uid} gid={gid} home={root}/home/%u
+}}
+service imap-login {{
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {port}
+  }}
+  inet_listener imaps {{
+    port = 0
+  }}
+}}
+service anvil {{
+  chroot =
+}}
+service imap-login {{
+  chroot =
+}}
+"""
+
+
+@dataclass
+class DovecotServer:
+    host: str
+    port: int
+    user: str
+    password: str
+    root: Path
+    process: subprocess.Popen[bytes]
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _mail_owner() -> tuple[int, int]:
+    """Who owns the mail files: the current user, except root, whom Dovecot never lets read mail."""
+    if os.getuid() != 0:
+        return os.getuid(), os.getgid()
+    nobody = pwd.getpwnam("nobody")
+    return nobody.pw_uid, nobody.pw_gid
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+            return sock.recv(64).startswith(b"* OK")
+    except OSError:
+        return False
+
+
+def start_dovecot() -> DovecotServer:
+    # Dovecot's own users (dovenull, dovecot) must reach base_dir: the folder is world-readable.
+    root = Path(tempfile.mkdtemp(prefix="mf-dovecot-"))
+    root.chmod(0o755)
+    for sub in ("run", "state", "mail", "home"):
+        (root / sub).mkdir()
+    (root / "passwd").write_text(f"{USER}:{{PLAIN}}{PASSWORD}\n")
+    uid, gid = _mail_owner()
+    for sub in ("mail", "home"):
+        os.chown(root / sub, uid, gid)
+    for _attempt in range(5):
+        port = _free_port()
+        config = root / "dovecot.conf"
+        config.write_text(CONFIG.format(root=root, uid=uid, gid=gid, port=port))
+        process = subprocess.Popen([DOVECOT, "-F", "-c", str(config)], stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and process.poll() is None:
+            if _answers(port):
+                return DovecotServer("127.0.0.1", port, USER, PASSWORD, root, process)
+            time.sleep(0.05)
+        if process.poll() is None:
+            process.terminate()
+        _out, err = process.communicate()
+        log = root / "dovecot.log"
+        detail = err.decode(errors="replace") + (log.read_text(errors="replace") if log.exists() else "")
+    shutil.rmtree(root, ignore_errors=True)
+    raise RuntimeError(f"dovecot did not start: {detail[-2000:]}")
+
+
+def dovecot_or_skip() -> None:
+    if Path(DOVECOT).exists():
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"dovecot not installed at {DOVECOT} (CI must not skip the Dovecot tests)")
+    pytest.skip("dovecot not installed")
+
+
+@pytest.fixture
+def dovecot() -> Iterator[DovecotServer]:
+    dovecot_or_skip()
+    server = start_dovecot()
+    try:
+        yield server
+    finally:
+        server.stop()
