@@ -13,6 +13,7 @@ from mailflow.inbound.bounce.context import Context, build
 from mailflow.inbound.bounce.detectors import DETECTORS
 from mailflow.inbound.bounce.model import Hit
 from mailflow.inbound.bounce.reasons import classify, is_hard
+from mailflow.inbound.bounce.textblocks import command_in
 
 __all__ = ["Context", "Failure", "Hit", "build", "find_failures"]
 
@@ -52,6 +53,8 @@ def _dedupe(hits: list[Hit]) -> list[Hit]:
 
 
 def _finish(hit: Hit, detector: str) -> Failure:
+    if not hit.command:
+        hit.command = command_in(hit.diagnostic)
     reason = classify(hit)
     action = hit.action if hit.action in ("failed", "delayed") else "failed"
     return Failure(

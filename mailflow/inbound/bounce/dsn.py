@@ -123,7 +123,7 @@ def hit_from_block(block: Block) -> Hit | None:
         reply_code=find_reply_code(diag),
         diagnostic=diag,
         diagnostic_type=diag_type,
-        command=block.get("x-postfix-sender", "") and "",
+        rhost=block.get("remote-mta", "").split(";", 1)[-1].strip().split(" ")[0].strip("[]"),
     )
 
 

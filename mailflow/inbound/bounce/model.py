@@ -22,9 +22,10 @@ class Hit:
     command: str = ""
     reason: str = ""  # explicit reason when the MTA states it unambiguously
     diagnostic_type: str = ""  # "SMTP", "X-UNIX", ... from Diagnostic-Code
+    rhost: str = ""  # the remote MTA that answered (Remote-MTA or the notice), when known
 
     def merge(self, other: Hit) -> None:
         """Fill fields still empty here from `other` (same recipient)."""
-        for name in ("action", "status", "reply_code", "diagnostic", "command", "reason", "diagnostic_type"):
+        for name in ("action", "status", "reply_code", "diagnostic", "command", "reason", "diagnostic_type", "rhost"):
             if not getattr(self, name) and getattr(other, name):
                 setattr(self, name, getattr(other, name))

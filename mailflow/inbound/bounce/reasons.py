@@ -19,6 +19,7 @@ import re
 from collections.abc import Callable
 
 from mailflow.inbound.bounce.model import Hit
+from mailflow.inbound.bounce.remote import remote_reason
 
 # Reasons whose guess a later, better look may replace (Sisimai retries these too).
 RETRY = frozenset(
@@ -1077,31 +1078,29 @@ ALL_ORDER = (
     "syntaxerror",
 )
 
-# Reasons a RCPT-time rejection text may also mean, which outrank a plain x.1.1.
-_USER_VETO = ("blocked", "mailboxfull", "hasmoved", "rejected", "hostunknown", "spamdetected")
+# Reasons whose phrases outrank a plain x.1.1 status (the text says more than the code).
+_USER_VETO = ("norelaying", "blocked", "mailboxfull", "hasmoved", "rejected", "notaccept")
+# Commands sent before DATA: a rejection there cannot be a content filter.
+_BEFORE_DATA = frozenset({"CONN", "HELO", "EHLO", "MAIL", "RCPT"})
 
 
 def _probe(reason: str, hit: Hit, low: str, by_status: str) -> bool:
+    if hit.reason == reason:
+        return True  # a detector's own guess stands when nothing more specific matched first
+    if by_status == "suspend" and reason in ("userunknown", "filtered"):
+        return False
     if reason == "userunknown":
         if by_status == "userunknown":
             return not any(matches(r, low) for r in _USER_VETO)
-        # "user unknown" after DATA is Sisimai's "filtered" (a content/sender filter
-        # posing as a missing user); a mailbox-status code says the same
-        if hit.command == "DATA" or (by_status == "filtered" and hit.command != "RCPT"):
-            return False
-        if hit.status[:3] in ("5.7", "4.7") and hit.command != "RCPT":
-            return False  # a policy code with "user unknown" text is a filter's answer
-        return matches(reason, low)
+        # without a x.1.1 code, "no such user" only means a missing mailbox when the
+        # server said it in answer to RCPT; elsewhere it is a filter posing as one
+        return hit.command == "RCPT" and matches(reason, low)
     if reason == "filtered":
         if by_status == "filtered":
-            return not matches("speeding", low)
-        if by_status == "userunknown":
+            return matches("userunknown", low) or matches("filtered", low)
+        if hit.command in _BEFORE_DATA:
             return False
-        return (
-            matches(reason, low)
-            or (hit.command == "DATA" and matches("userunknown", low))
-            or (hit.status[:3] in ("5.7", "4.7") and hit.command != "RCPT" and matches("userunknown", low))
-        )
+        return matches("filtered", low) or matches("userunknown", low)
     if reason == "contenterror" and by_status == reason and matches("spamdetected", low):
         return False
     if reason == "hostunknown" and _temporary(hit):
@@ -1122,6 +1121,9 @@ def classify(hit: Hit) -> str:
     """The Sisimai-vocabulary reason for one recipient."""
     if hit.reason and hit.reason not in RETRY:
         return hit.reason
+    provider = remote_reason(hit)
+    if provider:
+        return provider
     low = hit.diagnostic.lower()
     by_status = status_reason(hit.status)
     if not hit.diagnostic_type.startswith("X-UNIX"):

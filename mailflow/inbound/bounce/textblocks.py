@@ -118,3 +118,23 @@ _SENT_RE = re.compile(r"^>>>\s*(HELO|EHLO|MAIL|RCPT|DATA|STARTTLS)", re.I | re.M
 def first_address_in(text: str) -> str:
     m = ADDRESS_RE.search(text)
     return clean_address(m.group(0)) if m else ""
+
+
+# SMTP commands in the order a session sends them; the latest one named in a reply is
+# the one it answered ("... after RCPT TO ... during DATA" -> DATA).
+_SESSION_ORDER = ("HELO", "EHLO", "STARTTLS", "AUTH", "MAIL", "RCPT", "DATA", "QUIT")
+_COMMAND_WORD_RE = re.compile(
+    r"(?<![0-9A-Za-z@.`_-])(HELO|EHLO|STARTTLS|AUTH (?:PLAIN|LOGIN|CRAM-|DIGEST-)|MAIL F|RCPT|DATA|QUIT)"
+    r"(?![0-9A-Za-z@`_])"
+)
+
+
+def command_in(text: str) -> str:
+    """The SMTP command an upper-case command word in `text` names ('' if none)."""
+    best = -1
+    for m in _COMMAND_WORD_RE.finditer(text[:4000]):
+        word = m.group(1)[:8].split(" ")[0]
+        word = "MAIL" if word == "MAIL" else word
+        idx = _SESSION_ORDER.index(word) if word in _SESSION_ORDER else -1
+        best = max(best, idx)
+    return _SESSION_ORDER[best] if best >= 0 else ""

@@ -1,0 +1,66 @@
+"""Remote-host rules: providers whose own error codes name the reason better than the text.
+
+Some receiving services (Cox, Spectrum, Orange/La Poste, Facebook, Tencent, KDDI,
+NTT DOCOMO, Yahoo) document their rejection codes ("AUP#CXBL", "OFR_506",
+"RCP-P2").  When a failed recipient's domain or the remote MTA that answered
+belongs to one of them, its module maps the code or phrase to a reason; an empty
+answer leaves the general classifier in charge.  One module per provider, each with
+`DOMAINS` (recipient domains), `HOSTS` (remote MTA host suffixes) and `reason(hit)`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from types import ModuleType
+
+from mailflow.inbound.bounce.model import Hit
+from mailflow.inbound.bounce.remote import (
+    cox,
+    facebook,
+    franceptt,
+    kddi,
+    nttdocomo,
+    spectrum,
+    tencent,
+    yahoo,
+)
+
+_MODULES: tuple[ModuleType, ...] = (cox, spectrum, franceptt, facebook, tencent, kddi, nttdocomo, yahoo)
+Rule = Callable[[Hit], str]
+
+# "host mx.example.com[192.0.2.1]", "host: smtp-in.orange.fr (193.252.22.65)", "while talking to mx.example."
+_HOST_RE = re.compile(
+    r"(?:\bhost:?|while talking to|remote host|from remote server)\s+\[?([a-z0-9][a-z0-9.-]+\.[a-z]{2,})\.?[\]\s\[(:]",
+    re.I,
+)
+
+
+def remote_host(hit: Hit) -> str:
+    """The remote MTA named by the DSN or the diagnostic, lower-cased ('' if none)."""
+    if hit.rhost:
+        return hit.rhost.lower().rstrip(".")
+    m = _HOST_RE.search(hit.diagnostic + " ")
+    return m.group(1).lower().rstrip(".") if m else ""
+
+
+def provider_rule(hit: Hit) -> Rule | None:
+    domain = hit.address.rpartition("@")[2]
+    for module in _MODULES:
+        if any(domain == d or domain.endswith("." + d) for d in module.DOMAINS):
+            return module.reason  # type: ignore[no-any-return]
+    host = remote_host(hit)
+    if not host:
+        return None
+    for module in _MODULES:
+        if any(host == h.lstrip(".") or host.endswith(h if h.startswith(".") else "." + h) for h in module.HOSTS):
+            return module.reason  # type: ignore[no-any-return]
+    return None
+
+
+def remote_reason(hit: Hit) -> str:
+    """The provider's own reason for this failure, '' when none applies."""
+    if not hit.diagnostic:
+        return ""
+    rule = provider_rule(hit)
+    return rule(hit) if rule is not None else ""
