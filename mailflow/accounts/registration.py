@@ -1,0 +1,143 @@
+"""Registration of a general account (一般帳號): from the submitted form to a pending account, its
+application, its stored document and its queued registration-received mail.
+
+Everything a registration writes commits in ONE transaction, here, because a file on disk belongs to
+it: when the commit fails the stored document is removed again, so nothing of a refused request stays.
+Uniqueness (account id among live accounts, one live general account per 統一編號) is checked up front
+for a friendly answer and enforced by the unique indexes for the race between two submissions.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from mailflow import audit
+from mailflow.accounts import documents
+from mailflow.accounts.documents import DocumentError, StoredDocument, Upload
+from mailflow.accounts.rules import message, validate_account_fields, validate_company_fields
+from mailflow.config import Settings
+from mailflow.mail.outbox import enqueue
+from mailflow.models import Account, AccountKind, AccountStatus, Application, ApplicationStatus
+from mailflow.passwords import hash_password
+from mailflow.timeutil import now
+
+log = logging.getLogger(__name__)
+
+
+class RegistrationRefused(Exception):
+    """The answer to a refused registration: HTTP status (422, 409, 413, 503) and field → zh-TW message."""
+
+    def __init__(self, status: int, errors: dict[str, str]) -> None:
+        super().__init__(f"registration refused ({status}): {', '.join(sorted(errors))}")
+        self.status = status
+        self.errors = errors
+
+
+def validate_registration(
+    settings: Settings, fields: Mapping[str, Any], upload: Upload | None
+) -> tuple[dict[str, str], StoredDocument]:
+    """Every field rule and the document at once; the stored document is returned only when all pass."""
+    clean, errors = validate_account_fields(fields)
+    company, company_errors = validate_company_fields(fields)
+    clean.update(company)
+    errors.update(company_errors)
+    try:
+        stored = documents.store_upload(settings, upload)
+    except DocumentError as exc:
+        errors["document"] = exc.message
+        # Too large and storage trouble outrank field errors in the status; the body still names them all.
+        raise RegistrationRefused(exc.status, errors) from None
+    if errors:
+        documents.discard(stored)
+        raise RegistrationRefused(422, errors)
+    return clean, stored
+
+
+def refuse_several_documents(fields: Mapping[str, Any]) -> RegistrationRefused:
+    """The 422 for a request carrying more than one document: every field error plus that one."""
+    errors = {**validate_account_fields(fields)[1], **validate_company_fields(fields)[1]}
+    errors["document"] = message("document_many")
+    return RegistrationRefused(422, errors)
+
+
+def taken_fields(session: Session, account: str, ubn: str) -> dict[str, str]:
+    """The 409 errors for an account id or 統一編號 already held by a live registration."""
+    errors: dict[str, str] = {}
+    if session.scalar(select(Account.id).where(Account.account_key == account.lower())) is not None:
+        errors["account"] = message("account_taken")
+    if session.scalar(select(Application.id).where(Application.ubn_key == ubn)) is not None:
+        errors["ubn"] = message("ubn_taken")
+    return errors
+
+
+def register_general(
+    session: Session, settings: Settings, fields: Mapping[str, Any], upload: Upload | None
+) -> Application:
+    """Validate, store and commit one general-account registration; raises RegistrationRefused."""
+    clean, stored = validate_registration(settings, fields, upload)
+    try:
+        taken = taken_fields(session, clean["account"], clean["ubn"])
+        if taken:
+            raise RegistrationRefused(409, taken)
+        application = _write_rows(session, settings, clean, stored)
+        session.commit()
+    except IntegrityError as exc:
+        session.rollback()
+        documents.discard(stored)
+        # Another submission won the race between our check and our insert: the same 409 as the check.
+        raise RegistrationRefused(409, _conflict_errors(session, clean, exc)) from None
+    except BaseException:
+        session.rollback()
+        documents.discard(stored)
+        raise
+    log.info("application %s submitted for account %s", application.id, clean["account"])
+    return application
+
+
+def _write_rows(
+    session: Session, settings: Settings, clean: dict[str, str], stored: StoredDocument
+) -> Application:
+    submitted_at = now()
+    account = Account(
+        kind=AccountKind.GENERAL, account=clean["account"], account_key=clean["account"].lower(),
+        name=clean["name"], mobile=clean["mobile"], email=clean["email"], email_key=clean["email"].lower(),
+        password_hash=hash_password(clean["password"]), status=AccountStatus.PENDING, created_at=submitted_at,
+    )
+    document = documents.add_document_row(session, stored)
+    session.add(account)
+    session.flush()
+    application = Application(
+        account_id=account.id, ubn=clean["ubn"], ubn_key=clean["ubn"], company_phone=clean["company_phone"],
+        company_name=clean["company_name"], company_address=clean["company_address"],
+        company_owner=clean["company_owner"], document_id=document.id, status=ApplicationStatus.SUBMITTED,
+        submitted_at=submitted_at,
+    )
+    session.add(application)
+    session.flush()
+    enqueue(
+        session, "registration-received", account.email, message_id_domain=settings.mail.message_id_domain,
+        to_name=account.name, account_id=account.id, application_id=application.id,
+        context={"name": account.name, "account": account.account, "company_name": application.company_name,
+                 "ubn": application.ubn, "submitted_at": submitted_at.isoformat()},
+    )
+    audit.record(session, f"applicant:{account.account}", "application.submitted", "application",
+                 application.id, account=account.account, ubn=application.ubn, document_sha256=stored.sha256)
+    return application
+
+
+def _conflict_errors(session: Session, clean: dict[str, str], exc: IntegrityError) -> dict[str, str]:
+    text = str(exc.orig).lower()
+    errors: dict[str, str] = {}
+    if "account_key" in text:
+        errors["account"] = message("account_taken")
+    if "ubn_key" in text:
+        errors["ubn"] = message("ubn_taken")
+    # Drivers word constraint errors differently; the committed rows are the authority.
+    errors = errors or taken_fields(session, clean["account"], clean["ubn"])
+    return errors or {"account": message("account_taken")}
