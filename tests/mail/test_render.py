@@ -1,0 +1,154 @@
+"""Every mail template rendered into a real message: exact headers, both parts, the seed's wording."""
+
+from __future__ import annotations
+
+import base64
+import email
+from email.message import EmailMessage
+from email.policy import default
+from pathlib import Path
+
+import pytest
+
+from mailflow.config import Settings
+from mailflow.mail.render import Envelope, RenderError, display_hours, render_bytes, sample_context
+
+FOOTER = ("此mail為系統發送通知,請勿回覆,若有問題請於8:00~18:00洽客服專線:0809-088-568免付費,"
+          "客服將儘快為您服務")
+SUBJECTS = {
+    "registration-received": "通行證系統帳號註冊通知信件",
+    "account-approved": "通行證系統帳號註冊通知信件(審核通過,請完成Email驗證)",
+    "account-rejected": "通行證系統帳號註冊通知信件(帳號未審核通過)",
+    "document-approved": "通行證系統公司文件審核通知信件",
+    "document-rejected": "通行證系統公司文件審核通知信件(未通過)",
+    "verify-reminder": "通行證系統Email驗證提醒",
+    "binding-request": "通行證系統共用帳號綁定確認通知",
+    "support-digest": "通行證系統客服每日摘要",
+}
+HEADERS = ["From", "To", "Subject", "Date", "Message-ID", "MIME-Version", "Auto-Submitted",
+           "X-Auto-Response-Suppress", "Content-Type"]
+
+
+def render(settings: Settings, template: str, name: str = "王小明", to: str = "wang@example.com",
+           context: dict[str, object] | None = None) -> tuple[bytes, EmailMessage]:
+    values = context or sample_context(template, settings)
+    envelope = Envelope(template, to, name, "<m1@twport.com.tw>", values)
+    raw = render_bytes(settings, envelope)
+    parsed: EmailMessage = email.message_from_bytes(raw, policy=default)
+    return raw, parsed
+
+
+def parts(message: EmailMessage) -> tuple[str, str]:
+    text = message.get_body(("plain",))
+    html = message.get_body(("html",))
+    assert text is not None and html is not None
+    return text.get_content(), html.get_content()
+
+
+@pytest.mark.parametrize("template", sorted(SUBJECTS))
+def test_every_template_builds_a_correct_message(settings: Settings, template: str) -> None:
+    raw, message = render(settings, template)
+    head = raw.split(b"\r\n\r\n", 1)[0]
+    assert head.isascii()  # CJK only as RFC 2047 words
+    assert b"\n" not in head.replace(b"\r\n", b"")  # CRLF line ends only
+    assert list(message.keys()) == HEADERS
+    assert message["From"] == "港區通行證通用管理系統工作小組 <hep@twport.com.tw>"
+    assert message["To"] == "王小明 <wang@example.com>"
+    assert message["Subject"].startswith(SUBJECTS[template])
+    assert message["Message-ID"] == "<m1@twport.com.tw>"
+    assert message["Date"].endswith("+0800")
+    assert message["Auto-Submitted"] == "auto-generated"
+    assert message.get_content_type() == "multipart/alternative"
+    kinds = [(p.get_content_type(), p.get_content_charset()) for p in message.iter_parts()]
+    assert kinds == [("text/plain", "utf-8"), ("text/html", "utf-8")]
+    text, html = parts(message)
+    assert text.rstrip().endswith(FOOTER)
+    assert FOOTER in html
+    assert "{{" not in text and "{{" not in html
+
+
+def test_the_seed_sentences_are_there(settings: Settings) -> None:
+    text, html = parts(render(settings, "registration-received")[1])
+    assert "感謝您在通行證系統上註冊了一個新帳號" in text
+    assert "待審核後,系統會再寄出審核結果至您的電子郵件地址" in text
+    assert "收到此通知信,僅表示您的帳號申請已成功送出(還無法做登入使用)" in html
+    text, html = parts(render(settings, "document-approved")[1])
+    assert text.startswith("臺灣港務股份有限公司基隆分公司 您好:")
+    assert ("您的公司證明文件,已通過港區通行證通用管理系統審核,您可至系統(https://hep.twport.com.tw/twportpass/)"
+            "進行請領相關作業。") in text
+    assert "通過說明:文件清晰完整。" in text and "通過說明:文件清晰完整。" in html
+    text, html = parts(render(settings, "account-rejected")[1])
+    assert "未通過原因如下" in text
+    assert "1. 「營利事業登記證」自98年4月13日起停止使用,不再作為證明文件" in text
+    assert "<li>「營利事業登記證」自98年4月13日起停止使用" in html
+    for template in ("account-approved", "verify-reminder"):
+        text, html = parts(render(settings, template)[1])
+        assert "http://testserver/verify/sample-token" in text
+        assert 'href="http://testserver/verify/sample-token"' in html
+        assert "驗證信不可轉寄至其他信箱做驗證" in text
+    text, html = parts(render(settings, "binding-request")[1])
+    assert 'href="http://testserver/verify/sample-binding-token"' in html
+
+
+def test_user_data_is_escaped_in_html_and_kept_in_text(settings: Settings) -> None:
+    context = {**sample_context("registration-received", settings), "company_name": "<b>A&B</b> 公司"}
+    text, html = parts(render(settings, "registration-received", context=context)[1])
+    assert "<b>A&B</b> 公司" in text
+    assert "&lt;b&gt;A&amp;B&lt;/b&gt; 公司" in html and "<b>A&B" not in html
+
+
+@pytest.mark.parametrize("name", ["王小明\r\nBcc: evil@example.net", "x\nSubject: spoof", "a\rb\x00c"])
+def test_a_name_with_line_breaks_cannot_add_a_header(settings: Settings, name: str) -> None:
+    raw, message = render(settings, "registration-received", name=name)
+    assert message.get_all("Bcc") is None
+    assert len(message.get_all("Subject") or []) == 1
+    assert len(message.get_all("To") or []) == 1
+    assert message["To"].addresses[0].addr_spec == "wang@example.com"
+    assert b"evil@example.net>" not in raw and b"\r\nSubject: spoof" not in raw
+
+
+def test_an_unusable_address_or_template_is_a_render_error(settings: Settings) -> None:
+    with pytest.raises(RenderError):
+        render(settings, "registration-received", to="not an address")
+    with pytest.raises(RenderError):
+        render(settings, "../web/base", context={})
+
+
+def test_reply_to_only_when_configured(settings: Settings) -> None:
+    assert render(settings, "registration-received")[1]["Reply-To"] is None
+    settings.mail.reply_address = "hep-support@twport.com.tw"
+    assert render(settings, "registration-received")[1]["Reply-To"] == "hep-support@twport.com.tw"
+
+
+def test_support_hours_read_like_the_seed() -> None:
+    assert display_hours("08:00-18:00") == "8:00~18:00"
+    assert display_hours("09:30-17:30") == "9:30~17:30"
+    assert display_hours("10:00-20:00") == "10:00~20:00"
+
+
+def test_dkim_signature_verifies_with_the_published_key(settings: Settings, tmp_path: Path) -> None:
+    import dkim
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+                            serialization.NoEncryption())
+    (tmp_path / "dkim.pem").write_bytes(pem)
+    public = key.public_key().public_bytes(serialization.Encoding.DER,
+                                           serialization.PublicFormat.SubjectPublicKeyInfo)
+    record = b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
+    asked: list[bytes] = []
+
+    def dns(name: bytes, timeout: int = 5) -> bytes:
+        asked.append(name)
+        return record if name == b"mf2026._domainkey.twport.com.tw." else b""
+
+    settings.mail.dkim_key = str(tmp_path / "dkim.pem")
+    settings.mail.dkim_selector = "mf2026"
+    raw, _ = render(settings, "account-approved")
+    assert raw.startswith(b"DKIM-Signature:")
+    assert dkim.verify(raw, dnsfunc=dns)
+    assert asked == [b"mf2026._domainkey.twport.com.tw."]
+    tampered = raw.replace(b"Auto-Submitted: auto-generated", b"Auto-Submitted: no")
+    assert not dkim.verify(tampered, dnsfunc=dns)
