@@ -7,6 +7,7 @@ first that recognises the mail wins, then each recipient is classified by
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from mailflow.inbound.bounce.context import Context, build
@@ -52,9 +53,23 @@ def _dedupe(hits: list[Hit]) -> list[Hit]:
     return list(by_addr.values())
 
 
+def _echoed_recipient(hit: Hit) -> str:
+    """A reply that starts "550 <a@b>... text" (sendmail's RCPT answer) was given to RCPT."""
+    diag = hit.diagnostic.lower()
+    m = _REPLY_HEAD_RE.match(diag)
+    if m is None:
+        return ""
+    rest = diag[m.end() :].lstrip("<")
+    # sendmail's answer to RCPT: "<addr>... User unknown"
+    return "RCPT" if rest.startswith(hit.address) and rest[len(hit.address) :].lstrip(">").startswith("...") else ""
+
+
+_REPLY_HEAD_RE = re.compile(r"[45]\d\d[ -](?:[45]\.\d{1,3}\.\d{1,3}\s+)?")
+
+
 def _finish(hit: Hit, detector: str) -> Failure:
     if not hit.command:
-        hit.command = command_in(hit.diagnostic)
+        hit.command = command_in(hit.diagnostic) or _echoed_recipient(hit)
     reason = classify(hit)
     action = hit.action if hit.action in ("failed", "delayed") else "failed"
     return Failure(

@@ -24,6 +24,7 @@ _SKIP_ACTIONS = frozenset({"delivered", "relayed", "expanded", "deliverable"})
 _ACTION_MAP = {"failure": "failed", "fail": "failed", "expired": "failed", "delay": "delayed"}
 
 Block = dict[str, str]
+_RECIPIENT_FIELDS = frozenset({"final-recipient", "original-recipient"})
 
 
 def field_blocks(text: str) -> list[Block]:
@@ -43,6 +44,10 @@ def field_blocks(text: str) -> list[Block]:
         m = FIELD_RE.match(line)
         if m:
             last = m.group(1).lower()
+            if last in _RECIPIENT_FIELDS and last in current:
+                # next recipient's fields without the blank line that should separate them
+                blocks.append(current)
+                current = {}
             current.setdefault(last, m.group(2).strip())
         else:
             last = ""

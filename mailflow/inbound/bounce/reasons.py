@@ -951,7 +951,7 @@ PAIRS: dict[str, tuple[tuple[str, ...], ...]] = {
         ("recipient address rejected: user unknown in ", "table"),
         ("rcpt <", " does not exist"),
         ("account ", " does not exist"),
-        ("5", " delivery error: ", "this user doesn't have a ", " account"),
+        ("this user doesn't have a ", " account"),
     ),
     "mailboxfull": (("mailbox ", " is full"), ("user ", " over quota"), ("mail", "box", " full")),
     "blocked": (

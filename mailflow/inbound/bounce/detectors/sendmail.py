@@ -33,7 +33,7 @@ _ENDS = (
 )
 _LIST_LINE = re.compile(r"^\s*(?:>>>\s*)?<?([^\s<>@]+@[^\s<>]+?)>?(?:\s+<[^>]*>)?\s*(\(.*\)|\[.*\])?\s*$")
 _TRANSCRIPT_LINE = re.compile(r"^(\d{3})\s+<?([^\s<>@]+@[^\s<>]+?)>?\.\.\.\s*(.*)$")
-_ORPHAN_RE = re.compile(r"^(?:<<<\s*)?([45]\d\d[ -][^<>\n]*?)\s*$", re.M)
+_ORPHAN_RE = re.compile(r"^(?:<<<\s*)?([45]\d\d[ -][^\n]*?)\s*$", re.M)
 _RCPT_LINE = re.compile(r"^>>>\s*RCPT\s+TO:\s*<?([^\s<>]+@[^\s<>]+?)>?\s*$", re.I)
 
 
@@ -46,12 +46,15 @@ def detect(ctx: Context) -> list[Hit] | None:
     region = between(ctx.notice, ("",), _ENDS)
     found: dict[str, list[str]] = {}
     _from_list(region, found)
-    _from_transcript(region, found)
+    commands = _from_transcript(region, found)
     if len(found) == 1:
         # a single recipient owns the transcript's reply lines even when they do not name it
         addr = next(iter(found))
-        found[addr].extend(_ORPHAN_RE.findall(region))
-    hits = [make_hit(addr, " ".join(p for p in parts if p)) for addr, parts in found.items()]
+        found[addr].extend(r for r in _ORPHAN_RE.findall(region) if r not in found[addr])
+    hits = [
+        make_hit(addr, " ".join(p for p in parts if p), command=commands.get(addr, ""))
+        for addr, parts in found.items()
+    ]
     if "---the following addresses had delivery errors---" in low:
         for hit in hits:
             hit.command = "DATA"  # this gateway family reports content/sender filtering this way
@@ -75,17 +78,26 @@ def _from_list(region: str, found: dict[str, list[str]]) -> None:
             found.setdefault(clean_address(m.group(1)), []).append(note)
 
 
-def _from_transcript(region: str, found: dict[str, list[str]]) -> None:
-    current = ""
+def _from_transcript(region: str, found: dict[str, list[str]]) -> dict[str, str]:
+    """Collect reply lines per recipient; return the command each first error answered."""
+    current, last_cmd = "", ""
     replies: list[str] = []
+    commands: dict[str, str] = {}
     for line in region.split("\n"):
         rcpt = _RCPT_LINE.match(line)
         if rcpt:
-            current, replies = clean_address(rcpt.group(1)), []
+            current, replies, last_cmd = clean_address(rcpt.group(1)), [], "RCPT"
+            continue
+        if line.startswith(">>>"):
+            last_cmd = line[3:].strip().split(" ")[0].upper()
             continue
         if line.startswith("<<<") and current:
-            replies.append(line[3:].strip())
-            found.setdefault(current, []).append(line[3:].strip())
+            reply = line[3:].strip()
+            replies.append(reply)
+            found.setdefault(current, []).append(reply)
+            if reply[:1] in ("4", "5") and current not in commands:
+                # a reply that echoes an address answers a RCPT even when pipelined before DATA
+                commands[current] = "RCPT" if "@" in reply else last_cmd
             continue
         m = _TRANSCRIPT_LINE.match(line)
         if m:
@@ -97,3 +109,4 @@ def _from_transcript(region: str, found: dict[str, list[str]]) -> None:
             current, replies = "", []
         elif line.startswith("<<<"):
             replies.append(line[3:].strip())
+    return commands
