@@ -6,6 +6,7 @@ import csv
 import io
 import re
 from datetime import timedelta
+from typing import Any
 
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
@@ -26,7 +27,7 @@ from tests.support.factories import (
 )
 
 
-def seed_bounce(ctx: AppContext, **applicant: str) -> int:
+def seed_bounce(ctx: AppContext, **applicant: Any) -> int:
     with ctx.db.session() as session:
         acc, app = make_applicant(session, **applicant)
         item = make_bounce_item(session, acc, app, make_mail(session, acc))
