@@ -1,0 +1,115 @@
+"""`mailflow outbox list [--status S] [--json]` and `mailflow outbox retry ID`: the outgoing queue for
+operators. A retry puts a mail back in the queue, due now; dispatch still checks the suppression list."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from mailflow.commands import app_context
+from mailflow.mail.outbox import transition
+from mailflow.models import OutboxMessage, OutboxStatus
+from mailflow.timeutil import now, taipei
+
+STATUSES = (OutboxStatus.QUEUED, OutboxStatus.SENDING, OutboxStatus.SENT, OutboxStatus.RETRY,
+            OutboxStatus.FAILED, OutboxStatus.SUPPRESSED)
+RETRYABLE = (OutboxStatus.FAILED, OutboxStatus.RETRY, OutboxStatus.SUPPRESSED)
+# Templates whose link carries a one-time token (render.SECRET_CONTEXT_KEYS): once the mail is final the
+# token is erased from the row, so such a mail cannot simply be sent again.
+NEEDS_SECRET = {"account-approved": "verify_url", "verify-reminder": "verify_url",
+                "binding-request": "confirm_url"}
+
+
+def _iso(value: Any) -> str | None:
+    return taipei(value).isoformat() if value is not None else None
+
+
+def row_summary(row: OutboxMessage) -> dict[str, Any]:
+    return {
+        "id": row.id, "template": row.template, "to": row.to_address, "status": row.status,
+        "attempts": row.attempts, "created_at": _iso(row.created_at),
+        "next_attempt_at": _iso(row.next_attempt_at),
+        "sent_at": _iso(row.sent_at), "last_reply": row.last_reply, "message_id": row.message_id,
+    }
+
+
+def list_rows(session: Session, status: str | None, limit: int) -> list[dict[str, Any]]:
+    query = select(OutboxMessage).order_by(OutboxMessage.id.desc()).limit(limit)
+    if status:
+        query = query.where(OutboxMessage.status == status)
+    return [row_summary(row) for row in session.scalars(query)]
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    ctx = app_context(args)
+    try:
+        with ctx.db.session() as session:
+            rows = list_rows(session, args.status, args.limit)
+    finally:
+        ctx.db.dispose()
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False))
+        return 0
+    if not rows:
+        print("outbox is empty" + (f" (status {args.status})" if args.status else ""))
+    for row in rows:
+        when = (row["created_at"] or "")[:16].replace("T", " ")
+        reply = (row["last_reply"] or "")[:60]
+        print(f"{row['id']:>7}  {when}  {row['status']:<10} {row['attempts']:>2}  {row['template']:<22} "
+              f"{row['to']:<32} {reply}")
+    return 0
+
+
+class RetryRefused(Exception):
+    pass
+
+
+def retry(session: Session, outbox_id: int) -> OutboxMessage:
+    """Queue ``outbox_id`` again, due now; refuses mails that are sent, in flight, or lost their token."""
+    row = session.get(OutboxMessage, outbox_id)
+    if row is None:
+        raise RetryRefused(f"outbox mail {outbox_id} does not exist")
+    if row.status not in RETRYABLE:
+        raise RetryRefused(f"outbox mail {outbox_id} is {row.status}; "
+                           f"only {', '.join(RETRYABLE)} can be retried")
+    secret = NEEDS_SECRET.get(row.template)
+    if secret and not row.context.get(secret):
+        raise RetryRefused(f"outbox mail {outbox_id} no longer holds its one-time link; send a new "
+                           "verification or binding mail instead")
+    transition(session, row, OutboxStatus.QUEUED, detail="retry requested by an operator")
+    row.next_attempt_at = now()
+    row.claimed_by = None
+    row.lease_expires_at = None
+    return row
+
+
+def cmd_retry(args: argparse.Namespace) -> int:
+    ctx = app_context(args)
+    try:
+        with ctx.db.session() as session:
+            row = retry(session, args.id)
+            print(f"outbox mail {row.id} ({row.template} to {row.to_address}) is queued again")
+    except RetryRefused as exc:
+        print(f"mailflow: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        ctx.db.dispose()
+    return 0
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    group = sub.add_parser("outbox", help="the outgoing mail queue")
+    commands = group.add_subparsers(dest="outbox_command", metavar="ACTION", required=True)
+    p = commands.add_parser("list", help="mails in the outbox, newest first")
+    p.add_argument("--status", choices=STATUSES, help="only mails in this state")
+    p.add_argument("--limit", type=int, default=200, help="at most this many (default 200)")
+    p.add_argument("--json", action="store_true", help="one JSON array on stdout")
+    p.set_defaults(func=cmd_list)
+    p = commands.add_parser("retry", help="queue a failed, retrying or suppressed mail again, due now")
+    p.add_argument("id", type=int, metavar="ID")
+    p.set_defaults(func=cmd_retry)

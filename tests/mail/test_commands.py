@@ -1,0 +1,94 @@
+"""`mailflow outbox list|retry` and `mailflow preview`, run as the operator runs them."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from mailflow.cli import main
+from mailflow.context import AppContext
+from mailflow.mail.dispatch import run_dispatch
+from mailflow.models import OutboxStatus
+from tests.mail.helpers import ScriptedSink, outbox_row, queue_mail
+
+
+@dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def mailflow(db_url: str, monkeypatch: pytest.MonkeyPatch,
+             capsys: pytest.CaptureFixture[str]) -> Callable[..., Result]:
+    """The real command line (argument parsing, settings from the environment), run in this process."""
+    monkeypatch.setenv("MAILFLOW_DATABASE__URL", db_url)
+
+    def run(*args: str) -> Result:
+        capsys.readouterr()
+        try:
+            code = main(list(args))
+        except SystemExit as exc:  # argparse refusing an argument
+            code = int(exc.code or 0)
+        out, err = capsys.readouterr()
+        return Result(code, out, err)
+
+    return run
+
+
+def test_list_and_retry(relay_ctx: AppContext, sink: ScriptedSink, mailflow: Callable[..., Result]) -> None:
+    sink.rcpt_replies["bad@example.com"] = "550 5.1.1 unknown"
+    good = queue_mail(relay_ctx, "good@example.com")
+    bad = queue_mail(relay_ctx, "bad@example.com")
+    run_dispatch(relay_ctx, threading.Event())
+
+    listed = json.loads(mailflow("outbox", "list", "--json").stdout)
+    assert [(r["id"], r["status"]) for r in listed] == [(bad, "failed"), (good, "sent")]
+    assert listed[0]["last_reply"] == "550 5.1.1 unknown"
+    failed = json.loads(mailflow("outbox", "list", "--status", "failed", "--json").stdout)
+    assert [r["id"] for r in failed] == [bad]
+    table = mailflow("outbox", "list")
+    assert table.returncode == 0 and "bad@example.com" in table.stdout
+
+    done = mailflow("outbox", "retry", str(bad))
+    assert done.returncode == 0, done.stderr
+    assert outbox_row(relay_ctx, bad).status == OutboxStatus.QUEUED
+    sink.rcpt_replies.clear()
+    run_dispatch(relay_ctx, threading.Event())
+    assert outbox_row(relay_ctx, bad).status == OutboxStatus.SENT
+
+    refused = mailflow("outbox", "retry", str(good))
+    assert refused.returncode == 1 and "is sent" in refused.stderr
+    missing = mailflow("outbox", "retry", "99999")
+    assert missing.returncode == 1 and "does not exist" in missing.stderr
+    assert mailflow("outbox", "list", "--status", "bogus").returncode == 2
+
+
+def test_a_failed_verification_mail_cannot_be_resent_without_its_token(
+    relay_ctx: AppContext, sink: ScriptedSink, mailflow: Callable[..., Result]
+) -> None:
+    sink.rcpt_replies["v@example.com"] = "550 5.1.1 unknown"
+    outbox_id = queue_mail(relay_ctx, "v@example.com", template="account-approved")
+    run_dispatch(relay_ctx, threading.Event())
+    result = mailflow("outbox", "retry", str(outbox_id))
+    assert result.returncode == 1 and "one-time link" in result.stderr
+    assert outbox_row(relay_ctx, outbox_id).status == OutboxStatus.FAILED
+
+
+def test_preview(tmp_path: Path, mailflow: Callable[..., Result]) -> None:
+    shown = mailflow("preview", "registration-received")
+    assert shown.returncode == 0
+    assert shown.stdout.startswith("Subject: 通行證系統帳號註冊通知信件\n")
+    assert "洽客服專線:0809-088-568免付費" in shown.stdout
+    out = tmp_path / "x.html"
+    written = mailflow("preview", "account-rejected", "--html", "--out", str(out))
+    assert written.returncode == 0
+    assert "<li>「營利事業登記證」" in out.read_text(encoding="utf-8")
+    unknown = mailflow("preview", "nope")
+    assert unknown.returncode == 2 and "registration-received" in unknown.stderr
