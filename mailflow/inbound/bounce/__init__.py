@@ -61,7 +61,9 @@ def _echoed_recipient(hit: Hit) -> str:
         return ""
     rest = diag[m.end() :].lstrip("<")
     # sendmail's answer to RCPT: "<addr>... User unknown"
-    return "RCPT" if rest.startswith(hit.address) and rest[len(hit.address) :].lstrip(">").startswith("...") else ""
+    if not rest.startswith(hit.address):
+        return ""
+    return "RCPT" if rest[len(hit.address) :].lstrip(">").startswith("...") else ""
 
 
 _REPLY_HEAD_RE = re.compile(r"[45]\d\d[ -](?:[45]\.\d{1,3}\.\d{1,3}\s+)?")

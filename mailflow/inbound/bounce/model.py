@@ -26,6 +26,9 @@ class Hit:
 
     def merge(self, other: Hit) -> None:
         """Fill fields still empty here from `other` (same recipient)."""
-        for name in ("action", "status", "reply_code", "diagnostic", "command", "reason", "diagnostic_type", "rhost"):
+        for name in _FIELDS:
             if not getattr(self, name) and getattr(other, name):
                 setattr(self, name, getattr(other, name))
+
+
+_FIELDS = ("action", "status", "reply_code", "diagnostic", "command", "reason", "diagnostic_type", "rhost")

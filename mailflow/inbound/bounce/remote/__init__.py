@@ -31,7 +31,8 @@ Rule = Callable[[Hit], str]
 
 # "host mx.example.com[192.0.2.1]", "host: smtp-in.orange.fr (193.252.22.65)", "while talking to mx.example."
 _HOST_RE = re.compile(
-    r"(?:\bhost:?|while talking to|remote host|from remote server)\s+\[?([a-z0-9][a-z0-9.-]+\.[a-z]{2,})\.?[\]\s\[(:]",
+    r"(?:\bhost:?|while talking to|remote host|from remote server)\s+"
+    r"\[?([a-z0-9][a-z0-9.-]+\.[a-z]{2,})\.?[\]\s\[(:]",
     re.I,
 )
 
@@ -48,14 +49,20 @@ def provider_rule(hit: Hit) -> Rule | None:
     domain = hit.address.rpartition("@")[2]
     for module in _MODULES:
         if any(domain == d or domain.endswith("." + d) for d in module.DOMAINS):
-            return module.reason  # type: ignore[no-any-return]
+            return module.reason
     host = remote_host(hit)
     if not host:
         return None
     for module in _MODULES:
-        if any(host == h.lstrip(".") or host.endswith(h if h.startswith(".") else "." + h) for h in module.HOSTS):
-            return module.reason  # type: ignore[no-any-return]
+        if any(_host_matches(host, h) for h in module.HOSTS):
+            return module.reason
     return None
+
+
+def _host_matches(host: str, pattern: str) -> bool:
+    """ ".example.com" matches any host under it; "mx.example.com" that host (or one under it)."""
+    bare = pattern.lstrip(".")
+    return host == bare or host.endswith("." + bare)
 
 
 def remote_reason(hit: Hit) -> str:
