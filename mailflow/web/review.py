@@ -1,21 +1,153 @@
-"""The reviewer console /review (being expanded): queue, application page, document viewer, decisions."""
+"""The reviewer console /review: the queue, an application's page with its document, the decisions and
+the audit trail. Reviewers (and admins) only; every form carries the CSRF token."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
+from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Request
-from fastapi.responses import HTMLResponse
+from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi.responses import FileResponse, RedirectResponse, Response
+from sqlalchemy.orm import Session
 
-from mailflow.models import StaffRole, StaffUser
+from mailflow.accounts import review
+from mailflow.config import Settings
+from mailflow.models import Application, ApplicationStatus, StaffRole, StaffUser
+from mailflow.web.deps import get_session, get_settings
 from mailflow.web.pages import render
+from mailflow.web.security import csrf_ok
 from mailflow.web.staff_auth import require_staff
 
 router = APIRouter()
 
 Reviewer = Annotated[StaffUser, Depends(require_staff(StaffRole.REVIEWER))]
+DbSession = Annotated[Session, Depends(get_session)]
+AppSettings = Annotated[Settings, Depends(get_settings)]
+
+STATUS_FILTERS = {"submitted": "待審核", "approved": "已通過", "rejected": "未通過", "all": "全部"}
+INLINE_TYPES = ("application/pdf", "image/jpeg", "image/png")
+DONE_NOTICES = {"approved": "已核准,已排入帳號審核通過信(含驗證連結)與公司文件審核通知信。",
+                "rejected": "已退件,已排入未通過通知信,帳號與統編已釋出供重新申請。"}
+
+
+def actor_of(staff: StaffUser) -> str:
+    return f"staff:{staff.name}"
 
 
 @router.get("/review")
-def queue(request: Request, staff: Reviewer) -> HTMLResponse:
-    return render(request, "staff_login.html", next="", name="", error="")
+def queue_page(
+    request: Request, staff: Reviewer, session: DbSession,
+    status: Annotated[str, Query(max_length=20)] = "submitted",
+    q: Annotated[str, Query(max_length=100)] = "",
+    page: Annotated[int, Query(ge=1, le=100000)] = 1,
+) -> Response:
+    if status not in STATUS_FILTERS:
+        status = "submitted"
+    result = review.queue(session, None if status == "all" else status, q, page)
+    return render(request, "review_queue.html", staff=staff, result=result, status=status, q=q,
+                  filters=STATUS_FILTERS, status_label=review.status_label)
+
+
+def _detail(request: Request, session: Session, staff: StaffUser, application: Application,
+            status_code: int = 200, error: str = "", notice: str = "") -> Response:
+    return render(
+        request, "review_application.html", status_code=status_code, staff=staff, app=application,
+        account=application.account, document=application.document, trail=review.trail(session, application),
+        reasons=review.STANDARD_REASONS, status_label=review.status_label, error=error, notice=notice,
+        decidable=application.status == ApplicationStatus.SUBMITTED, inline_types=INLINE_TYPES,
+    )
+
+
+def _not_found(request: Request, staff: StaffUser, message: str) -> Response:
+    return render(request, "review_queue.html", status_code=404, staff=staff, result=None, status="submitted",
+                  q="", filters=STATUS_FILTERS, status_label=review.status_label, error=message)
+
+
+@router.get("/review/applications/{application_id}")
+def application_page(request: Request, application_id: int, staff: Reviewer, session: DbSession,
+                     done: str = "") -> Response:
+    try:
+        application = review.get_application(session, application_id)
+    except review.ReviewError as exc:
+        return _not_found(request, staff, exc.message)
+    return _detail(request, session, staff, application, notice=DONE_NOTICES.get(done, ""))
+
+
+def content_disposition(kind: str, filename: str) -> str:
+    """RFC 6266 with an RFC 5987 UTF-8 name, and an ASCII fallback for old clients."""
+    fallback = "".join(ch if 32 <= ord(ch) < 127 and ch not in '"\\;' else "_" for ch in filename)
+    fallback = fallback or "document"
+    return f"{kind}; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
+
+
+@router.get("/review/applications/{application_id}/document")
+def document_file(request: Request, application_id: int, staff: Reviewer, session: DbSession,
+                  settings: AppSettings, download: bool = False) -> Response:
+    try:
+        application = review.get_application(session, application_id)
+    except review.ReviewError as exc:
+        return _not_found(request, staff, exc.message)
+    document = application.document
+    folder = settings.documents_path.resolve()
+    path = (folder / document.stored_name).resolve()
+    # The stored name is ours, but a path that leaves the folder is refused all the same.
+    if folder not in path.parents or not Path(path).is_file():
+        return _not_found(request, staff, "找不到此申請案的證明文件檔案,請洽系統管理員。")
+    inline = not download and document.content_type in INLINE_TYPES
+    headers = {
+        "Content-Disposition": content_disposition("inline" if inline else "attachment",
+                                                   document.original_name),
+        "X-Content-Type-Options": "nosniff",
+        "Cache-Control": "private, no-store",
+    }
+    return FileResponse(path, media_type=document.content_type, headers=headers)
+
+
+def _load_for_decision(request: Request, session: Session, staff: StaffUser, application_id: int,
+                       csrf_token: str) -> Application | Response:
+    try:
+        application = review.get_application(session, application_id)
+    except review.ReviewError as exc:
+        return _not_found(request, staff, exc.message)
+    if not csrf_ok(request, csrf_token):
+        return _detail(request, session, staff, application, 403, "表單已過期,請重新整理頁面後再送出。")
+    return application
+
+
+@router.post("/review/applications/{application_id}/approve")
+def approve(
+    request: Request, application_id: int, staff: Reviewer, session: DbSession, settings: AppSettings,
+    note: Annotated[str, Form(max_length=5000)] = "",
+    csrf_token: Annotated[str, Form(max_length=400)] = "",
+) -> Response:
+    loaded = _load_for_decision(request, session, staff, application_id, csrf_token)
+    if not isinstance(loaded, Application):
+        return loaded
+    try:
+        review.approve(session, settings, application_id, actor_of(staff), note)
+    except review.ReviewError as exc:
+        session.rollback()
+        return _detail(request, session, staff, review.get_application(session, application_id),
+                       exc.status, exc.message)
+    return RedirectResponse(f"/review/applications/{application_id}?done=approved", status_code=303)
+
+
+@router.post("/review/applications/{application_id}/reject")
+def reject(
+    request: Request, application_id: int, staff: Reviewer, session: DbSession, settings: AppSettings,
+    codes: Annotated[list[str], Form()] = [],  # noqa: B006 - FastAPI copies form defaults
+    other: Annotated[str, Form(max_length=5000)] = "",
+    csrf_token: Annotated[str, Form(max_length=400)] = "",
+) -> Response:
+    loaded = _load_for_decision(request, session, staff, application_id, csrf_token)
+    if not isinstance(loaded, Application):
+        return loaded
+    try:
+        reasons = review.resolve_reasons(codes, other.splitlines())
+        review.reject(session, settings, application_id, actor_of(staff), reasons)
+    except review.ReviewError as exc:
+        session.rollback()
+        return _detail(request, session, staff, review.get_application(session, application_id),
+                       exc.status, exc.message)
+    return RedirectResponse(f"/review/applications/{application_id}?done=rejected", status_code=303)

@@ -1,5 +1,171 @@
-"""(placeholder: this router is being written)"""
+"""The applicant's verification and login routes: /verify/{token} (GET shows, POST completes),
+/verify/resend and its JSON twin POST /api/verification-mails, and POST/DELETE /api/session."""
 
-from fastapi import APIRouter
+from __future__ import annotations
 
+import json
+import logging
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy.orm import Session
+
+from mailflow.accounts import login, verification
+from mailflow.accounts.tokens import TokenError, load_token
+from mailflow.accounts.verification import VerifyError
+from mailflow.config import Settings
+from mailflow.models import Account, Binding, TokenPurpose, VerificationToken
+from mailflow.web.applicant_auth import clear_session_cookie, set_session_cookie
+from mailflow.web.deps import get_session, get_settings
+from mailflow.web.pages import render
+from mailflow.web.security import csrf_ok
+
+log = logging.getLogger(__name__)
 router = APIRouter()
+
+DbSession = Annotated[Session, Depends(get_session)]
+AppSettings = Annotated[Settings, Depends(get_settings)]
+
+# The token is a credential in the URL: keep it out of caches, referrers and search engines.
+PRIVATE_HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Robots-Tag": "noindex"}
+TITLES = {400: "連結無效", 401: "帳號或密碼錯誤", 403: "無法完成驗證", 409: "Email 已變更",
+          410: "連結已失效", 429: "嘗試次數過多"}
+
+
+def _client(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def mask_address(address: str) -> str:
+    """w***@example.com: enough for the holder to recognise, little for anyone else."""
+    local, _, domain = address.partition("@")
+    return f"{local[:1]}***@{domain}" if domain else "***"
+
+
+def _page(request: Request, template: str, status_code: int = 200, **context: Any) -> Response:
+    response = render(request, template, status_code=status_code, **context)
+    response.headers.update(PRIVATE_HEADERS)
+    return response
+
+
+def _failure(request: Request, status: int, message: str, purpose: str | None = None) -> Response:
+    return _page(request, "verify_result.html", status, ok=False, status=status,
+                 title=TITLES.get(status, "無法完成"), message=message, purpose=purpose)
+
+
+def _binding_context(session: Session, row: VerificationToken) -> dict[str, str]:
+    binding = session.get(Binding, row.binding_id) if row.binding_id else None
+    shared = session.get(Account, binding.shared_account_id) if binding else None
+    return {"shared_account": shared.account, "shared_name": shared.name} if shared else {}
+
+
+# /verify/resend comes before /verify/{token}, so "resend" is never read as a token.
+@router.get("/verify/resend")
+def resend_form(request: Request, account: str = "") -> Response:
+    return _page(request, "verify_resend.html", account=account[:40], error="", sent=False)
+
+
+@router.post("/verify/resend")
+def resend_submit(
+    request: Request, session: DbSession, settings: AppSettings,
+    account: Annotated[str, Form(max_length=200)] = "",
+    password: Annotated[str, Form(max_length=1000)] = "",
+    csrf_token: Annotated[str, Form(max_length=400)] = "",
+) -> Response:
+    if not csrf_ok(request, csrf_token):
+        return _page(request, "verify_resend.html", 403, account=account, sent=False,
+                     error="表單已過期,請重新整理頁面後再送出。")
+    try:
+        message = verification.request_new_mail(session, settings, account, password, _client(request))
+    except VerifyError as exc:
+        return _page(request, "verify_resend.html", exc.status, account=account, sent=False,
+                     error=exc.message)
+    return _page(request, "verify_resend.html", account=account, sent=True, error="",
+                 address=mask_address(message.to_address))
+
+
+@router.post("/api/verification-mails")
+async def resend_api(request: Request, session: DbSession, settings: AppSettings) -> JSONResponse:
+    data = await _json_object(request)
+    if data is None:
+        return JSONResponse({"error": "請以 JSON 送出 account 與 password"}, status_code=422)
+    try:
+        message = verification.request_new_mail(session, settings, data["account"], data["password"],
+                                                _client(request))
+    except VerifyError as exc:
+        return JSONResponse({"error": exc.message}, status_code=exc.status)
+    return JSONResponse({"status": "queued", "to": mask_address(message.to_address)}, status_code=202)
+
+
+@router.get("/verify/{token}")
+def verify_page(request: Request, token: str, session: DbSession, settings: AppSettings) -> Response:
+    """Shows whose link this is and asks for the password; never consumes the token (mail scanners and
+    link previews open links)."""
+    try:
+        row = load_token(session, settings, token)
+    except TokenError as exc:
+        return _failure(request, exc.status, exc.message)
+    account = session.get(Account, row.account_id)
+    if account is None:
+        return _failure(request, 400, "此連結無效。")
+    return _page(request, "verify_form.html", account=account, purpose=row.purpose, token=token,
+                 address=mask_address(row.address), expires_at=row.expires_at, error="",
+                 binding=_binding_context(session, row) if row.purpose == TokenPurpose.BINDING else {})
+
+
+# No CSRF token here, on purpose: the form posts to a URL holding an unguessable single-use token, and
+# completing needs the account's password, so a cross-site post can neither guess the target nor succeed;
+# requiring our cookie would only break the contract's plain `password` form post.
+@router.post("/verify/{token}")
+def verify_submit(
+    request: Request, token: str, session: DbSession, settings: AppSettings,
+    password: Annotated[str, Form(max_length=1000)] = "",
+) -> Response:
+    try:
+        done = verification.complete_verification(session, settings, token, password)
+    except TokenError as exc:
+        return _failure(request, exc.status, exc.message)
+    except VerifyError as exc:
+        if exc.undo:
+            session.rollback()
+        log.info("verification refused: %s", exc.reason)
+        return _failure(request, exc.status, exc.message)
+    return _page(request, "verify_result.html", ok=True, status=200, purpose=done.token.purpose,
+                 title="驗證完成" if done.token.purpose == TokenPurpose.VERIFY_EMAIL else "綁定完成",
+                 message="", account=done.account)
+
+
+async def _json_object(request: Request) -> dict[str, str] | None:
+    """{"account", "password"} as strings, or None when the body is not that."""
+    try:
+        data = json.loads(await request.body())
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    account, password = data.get("account"), data.get("password")
+    if not isinstance(account, str) or not isinstance(password, str):
+        return None
+    if len(account) > 200 or len(password) > 1000:
+        return None
+    return {"account": account, "password": password}
+
+
+@router.post("/api/session")
+async def create_session(request: Request, session: DbSession, settings: AppSettings) -> JSONResponse:
+    data = await _json_object(request)
+    if data is None:
+        return JSONResponse({"error": "請以 JSON 送出 account 與 password"}, status_code=422)
+    result = login.log_in(session, data["account"], data["password"], _client(request))
+    response = JSONResponse(result.body, status_code=result.status)
+    if result.account is not None:
+        set_session_cookie(response, settings, result.account)
+    return response
+
+
+@router.delete("/api/session")
+def end_session() -> Response:
+    response = Response(status_code=204)
+    clear_session_cookie(response)
+    return response

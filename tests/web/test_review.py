@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import io
 import re
-import subprocess
 import sys
 from datetime import timedelta
 
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from mailflow.cli import main
 from mailflow.context import AppContext
 from mailflow.models import StaffUser
-from mailflow.passwords import hash_password
+from mailflow.passwords import hash_password, verify_password
 from mailflow.timeutil import now
 
 STAFF_PASSWORD = "Reviewer-pass-2024"
@@ -109,17 +110,18 @@ def test_a_forged_session_cookie_is_not_a_login(ctx: AppContext, client: TestCli
     assert client.get("/review", follow_redirects=False).status_code == 303
 
 
-def test_staff_add_from_the_command_line(ctx: AppContext, db_url: str, tmp_path) -> None:
-    env = {"MAILFLOW_DATABASE__URL": db_url, "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
-    run = [sys.executable, "-m", "mailflow", "staff", "add", "wu", "--role", "reviewer", "--password-stdin"]
-    line = f"{STAFF_PASSWORD}\n"
-    done = subprocess.run(run, input=line, capture_output=True, text=True, env=env, check=False)
-    assert done.returncode == 0, done.stderr
-    again = subprocess.run(run, input=line, capture_output=True, text=True, env=env, check=False)
-    assert again.returncode == 1 and "already exists" in again.stderr
-    short = subprocess.run(run[:-4] + ["li", "--role", "admin", "--password-stdin"], input="short\n",
-                           capture_output=True, text=True, env=env, check=False)
-    assert short.returncode == 2
+def test_staff_add_from_the_command_line(ctx: AppContext, db_url: str, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("MAILFLOW_DATABASE__URL", db_url)
+
+    def staff_add(name: str, role: str, password: str) -> int:
+        monkeypatch.setattr(sys, "stdin", io.StringIO(f"{password}\n"))
+        return main(["staff", "add", name, "--role", role, "--password-stdin"])
+
+    assert staff_add("wu", "reviewer", STAFF_PASSWORD) == 0
+    assert staff_add("WU", "admin", STAFF_PASSWORD) == 1
+    assert "already exists" in capsys.readouterr().err
+    assert staff_add("li", "admin", "short") == 2
     with ctx.db.session() as session:
-        names = session.scalars(select(StaffUser.name)).all()
-    assert names == ["wu"]
+        staff = session.scalars(select(StaffUser)).all()
+        assert [(s.name, s.role) for s in staff] == [("wu", "reviewer")]
+        assert verify_password(staff[0].password_hash, STAFF_PASSWORD)

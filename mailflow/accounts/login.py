@@ -1,0 +1,95 @@
+"""The applicant login gate (POST /api/session): only approved accounts with a verified address get in;
+everyone else learns why in zh-TW. Failures are throttled per account and per client address."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from mailflow.accounts import throttle
+from mailflow.models import Account, AccountKind, AccountStatus
+from mailflow.passwords import hash_password, verify_password
+
+MSG_BAD_CREDENTIALS = "帳號或密碼錯誤"
+MSG_THROTTLED = "嘗試次數過多,請 15 分鐘後再試"
+MSG_PENDING = "帳號尚未審核"
+MSG_REJECTED = "帳號未審核通過"
+MSG_UNVERIFIED = "Email 尚未驗證"
+MSG_SUSPENDED = "帳號已停用,請洽客服"
+
+# Checked against when no account matches, so an unknown id answers as slowly as a wrong password.
+_DUMMY_HASH = hash_password("no-such-account-password")
+
+
+@dataclass
+class LoginResult:
+    status: int
+    body: dict[str, Any]
+    account: Account | None = None
+    companies: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _find(session: Session, account_id: str) -> Account | None:
+    """The live account with this id, else the newest rejected one (whose id was freed), so a rejected
+    applicant with the right password learns the outcome rather than 'wrong password'."""
+    key = account_id.strip().lower()
+    if not key:
+        return None
+    live = session.scalar(select(Account).where(Account.account_key == key))
+    if live is not None:
+        return live
+    return session.scalars(
+        select(Account).where(Account.account_key.is_(None), func.lower(Account.account) == key)
+        .order_by(Account.id.desc()).limit(1)
+    ).first()
+
+
+def companies_of(session: Session, account: Account) -> list[dict[str, Any]]:
+    from mailflow.accounts.shared import bound_companies
+
+    return [{"ubn": c["ubn"], "name": c["name"]} for c in bound_companies(session, account)]
+
+
+def active_ubn_of(session: Session, account: Account, companies: list[dict[str, Any]]) -> str | None:
+    if account.kind == AccountKind.SHARED:
+        from mailflow.accounts.shared import active_ubn
+
+        return active_ubn(session, account)
+    return str(companies[0]["ubn"]) if companies else None
+
+
+def refusal(account: Account) -> str | None:
+    """Why this account (with the right password) may not log in, or None."""
+    if account.status == AccountStatus.SUSPENDED:
+        return MSG_SUSPENDED
+    if account.status == AccountStatus.REJECTED:
+        return MSG_REJECTED
+    if account.status != AccountStatus.APPROVED:
+        return MSG_PENDING
+    if not account.is_verified:
+        return MSG_UNVERIFIED
+    return None
+
+
+def log_in(session: Session, account_id: str, password: str, client: str | None) -> LoginResult:
+    """The outcome of one login attempt; failures are recorded in ``session`` (the caller commits)."""
+    keys = [throttle.account_key(account_id), throttle.client_key(client)]
+    if throttle.is_throttled(session, keys):
+        return LoginResult(429, {"error": MSG_THROTTLED})
+    account = _find(session, account_id)
+    if account is None:
+        verify_password(_DUMMY_HASH, password)
+    if account is None or not verify_password(account.password_hash, password):
+        throttle.record_failure(session, *keys)
+        return LoginResult(401, {"error": MSG_BAD_CREDENTIALS})
+    throttle.clear(session, keys[0])
+    reason = refusal(account)
+    if reason:
+        return LoginResult(403, {"error": reason})
+    companies = companies_of(session, account)
+    body = {"account": account.account, "kind": account.kind, "companies": companies,
+            "active_ubn": active_ubn_of(session, account, companies)}
+    return LoginResult(200, body, account, companies)

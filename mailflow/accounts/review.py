@@ -1,0 +1,196 @@
+"""Reviewing applications: the queue, the maintained list of rejection reasons, and the two decisions.
+
+A decision is one transaction: the application and its account change state, the result mails are queued
+and the audit event is written — or nothing happens. The state change is a conditional UPDATE
+(``WHERE status = 'submitted'``) so two reviewers (or a double click) cannot both decide one application.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from sqlalchemy import Select, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from mailflow import audit
+from mailflow.accounts.verification import send_verification_mail
+from mailflow.config import Settings
+from mailflow.mail.outbox import enqueue
+from mailflow.models import Account, AccountStatus, Application, ApplicationStatus, AuditEvent
+from mailflow.timeutil import now, roc_date
+
+# Where approved companies apply for passes (the seed's 審核通知 names it).
+PASS_SYSTEM_URL = "https://hep.twport.com.tw/twportpass/"
+MAX_NOTE = 1000
+MAX_REASON = 500
+MAX_REASONS = 20
+
+# The maintained list of standard rejection reasons: code -> the text the applicant reads.
+STANDARD_REASONS: dict[str, str] = {
+    "brc-obsolete": f"「營利事業登記證」自{roc_date(date(2009, 4, 13))}起停止使用,不再作為證明文件,"
+                    "請改提出其他最新版本之「商業登記證明文件」",
+    "doc-unreadable": "文件模糊無法辨識,請重新掃描或拍攝清晰完整之文件",
+    "company-mismatch": "公司名稱與文件不符",
+    "ubn-mismatch": "統一編號與文件不符",
+    "address-mismatch": "公司地址與文件不符",
+    "owner-mismatch": "公司負責人與文件不符",
+    "person-name": "姓名須為自然人(帳號使用人)姓名,不可填寫公司名稱",
+    "doc-incomplete": "文件不完整,多頁文件請合併為單一檔案後上傳",
+    "doc-wrong-type": "上傳之文件非公司證明文件",
+    "doc-outdated": "證明文件非最新版本,請提出最新版本之證明文件",
+    "duplicate-company": "此公司已有一般帳號,請勿重複申請",
+}
+
+
+class ReviewError(Exception):
+    """A refused review action: ``status`` for HTTP (404, 409, 422) and ``message`` in zh-TW."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass
+class QueuePage:
+    items: list[Application]
+    total: int
+    page: int
+    per_page: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+
+def _queue_query(status: str | None, search: str | None) -> Select[Any]:
+    query = select(Application).join(Account, Account.id == Application.account_id)
+    if status:
+        query = query.where(Application.status == status)
+    text = (search or "").strip()
+    if text:
+        like = f"%{text.lower()}%"
+        query = query.where(or_(
+            func.lower(Account.account).like(like), Application.ubn.like(f"%{text}%"),
+            func.lower(Application.company_name).like(like),
+        ))
+    return query
+
+
+def queue(session: Session, status: str | None = ApplicationStatus.SUBMITTED, search: str | None = None,
+          page: int = 1, per_page: int = 25) -> QueuePage:
+    """Applications oldest first, optionally by status and by a search over account, 統編 and name."""
+    page = max(1, page)
+    query = _queue_query(status, search)
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    items = session.scalars(
+        query.order_by(Application.submitted_at, Application.id).offset((page - 1) * per_page).limit(per_page)
+    ).all()
+    return QueuePage(list(items), int(total), page, per_page)
+
+
+def get_application(session: Session, application_id: int) -> Application:
+    application = session.get(Application, application_id)
+    if application is None:
+        raise ReviewError(404, f"查無申請案 {application_id}")
+    return application
+
+
+def trail(session: Session, application: Application) -> list[AuditEvent]:
+    """The audit events of an application and of its account, oldest first."""
+    return list(session.scalars(
+        select(AuditEvent).where(or_(
+            (AuditEvent.target_type == "application") & (AuditEvent.target_id == application.id),
+            (AuditEvent.target_type == "account") & (AuditEvent.target_id == application.account_id),
+        )).order_by(AuditEvent.at, AuditEvent.id)
+    ))
+
+
+def resolve_reasons(codes: list[str], texts: list[str]) -> list[str]:
+    """Standard reasons by code, then free-text ones; raises ReviewError(422) for an unknown code, an
+    over-long reason or none at all."""
+    reasons: list[str] = []
+    for code in codes:
+        if code not in STANDARD_REASONS:
+            raise ReviewError(422, f"未知的退件原因代碼:{code}")
+        reasons.append(STANDARD_REASONS[code])
+    for text in texts:
+        clean = " ".join(text.split())
+        if len(clean) > MAX_REASON:
+            raise ReviewError(422, f"每項退件原因最多 {MAX_REASON} 字")
+        if clean:
+            reasons.append(clean)
+    reasons = list(dict.fromkeys(reasons))  # the same reason twice reads as a mistake in the mail
+    if not reasons:
+        raise ReviewError(422, "請至少選擇或填寫一項退件原因")
+    if len(reasons) > MAX_REASONS:
+        raise ReviewError(422, f"退件原因最多 {MAX_REASONS} 項")
+    return reasons
+
+
+def _decide(session: Session, application: Application, new_status: str, actor: str, **values: Any) -> None:
+    """Move a submitted application to ``new_status``; ReviewError(409) when it was decided meanwhile."""
+    result = session.execute(
+        update(Application)
+        .where(Application.id == application.id, Application.status == ApplicationStatus.SUBMITTED)
+        .values(status=new_status, decided_at=now(), decided_by=actor, **values)
+        .execution_options(synchronize_session=False)
+    )
+    if getattr(result, "rowcount", 0) != 1:
+        session.refresh(application)
+        label = status_label(application.status)
+        raise ReviewError(409, f"此申請案已於先前審核({label}),不可重複審核")
+    session.refresh(application)
+
+
+_STATUS_ZH = {ApplicationStatus.SUBMITTED: "待審核", ApplicationStatus.APPROVED: "已通過",
+              ApplicationStatus.REJECTED: "未通過"}
+
+
+def status_label(status: str) -> str:
+    return _STATUS_ZH.get(status, status)
+
+
+def approve(session: Session, settings: Settings, application_id: int, actor: str,
+            note: str | None = None) -> Application:
+    """Approve: the account may verify its address; queues account-approved (with the verification
+    link) and document-approved (with the 通過說明)."""
+    clean_note = (note or "").strip()
+    if len(clean_note) > MAX_NOTE:
+        raise ReviewError(422, f"通過說明最多 {MAX_NOTE} 字")
+    application = get_application(session, application_id)
+    _decide(session, application, ApplicationStatus.APPROVED, actor, approval_note=clean_note or None)
+    account = application.account
+    account.status = AccountStatus.APPROVED
+    account.approved_at = now()
+    send_verification_mail(session, settings, account, "account-approved")
+    enqueue(session, "document-approved", account.email, message_id_domain=settings.mail.message_id_domain,
+            to_name=account.name, account_id=account.id, application_id=application.id,
+            context={"name": account.name, "company_name": application.company_name, "ubn": application.ubn,
+                     "note": clean_note or "無", "system_url": PASS_SYSTEM_URL})
+    audit.record(session, actor, "application.approved", "application", application.id,
+                 account=account.account, ubn=application.ubn, note=clean_note)
+    return application
+
+
+def reject(session: Session, settings: Settings, application_id: int, actor: str,
+           reasons: list[str]) -> Application:
+    """Reject with ``reasons`` (already resolved): the account id and the 統編 are freed for a new
+    registration; queues account-rejected listing every reason and where to register again."""
+    if not reasons:
+        raise ReviewError(422, "請至少選擇或填寫一項退件原因")
+    application = get_application(session, application_id)
+    _decide(session, application, ApplicationStatus.REJECTED, actor, reject_reasons=reasons, ubn_key=None)
+    account = application.account
+    account.status = AccountStatus.REJECTED
+    account.account_key = None
+    enqueue(session, "account-rejected", account.email, message_id_domain=settings.mail.message_id_domain,
+            to_name=account.name, account_id=account.id, application_id=application.id,
+            context={"name": account.name, "account": account.account,
+                     "company_name": application.company_name, "ubn": application.ubn, "reasons": reasons,
+                     "register_url": f"{settings.http.base_url.rstrip('/')}/register"})
+    audit.record(session, actor, "application.rejected", "application", application.id,
+                 account=account.account, ubn=application.ubn, reasons=reasons)
+    return application
