@@ -148,3 +148,26 @@ def test_the_command_refuses_a_bad_day(cli_env: None, capsys: pytest.CaptureFixt
         main(["support", "digest", "--day", "yesterday"])
     assert stopped.value.code == 2
     assert "YYYY-MM-DD" in capsys.readouterr().err
+
+
+def test_the_digest_mail_shows_the_counts_and_the_items_table(ctx: AppContext) -> None:
+    from mailflow.mail.render import render_parts
+
+    seed_yesterday(ctx)
+    with ctx.db.session() as session:
+        content = digest.build_digest(session, ctx.settings, DAY)
+    rendered = render_parts(ctx.settings, "support-digest", content)
+    for part in (rendered.text, rendered.html):
+        for expected in (
+            "2025-03-10",
+            "統計日:2025-03-09",
+            "寄出郵件",
+            "永久退信",
+            "王小明",
+            "04595257",
+            "0912345678",
+            "收件人信箱不存在",
+            "/support",
+        ):
+            assert expected in part, expected
+    assert "<th" in rendered.html and "{{" not in rendered.text
