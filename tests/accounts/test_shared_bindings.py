@@ -4,6 +4,7 @@ general account's password, expiry, unbinding from either side, flags on bound c
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import cache
 
 import pytest
 from sqlalchemy import select
@@ -34,6 +35,12 @@ GENERAL_PASSWORD = "Company1pass"
 SHARED_PASSWORD = "Shared1pass"
 
 
+@cache
+def password_hash(password: str) -> str:
+    """Argon2 is slow on purpose: hash each test password once per run."""
+    return hash_password(password)
+
+
 def add_general(ctx: AppContext, account: str, ubn: str, *, verified: bool = True,
                 status: str = AccountStatus.APPROVED) -> int:
     """A general account with its approved company, as review and verification leave it."""
@@ -41,7 +48,7 @@ def add_general(ctx: AppContext, account: str, ubn: str, *, verified: bool = Tru
     with ctx.db.session() as session:
         row = Account(kind=AccountKind.GENERAL, account=account, account_key=account.lower(), name="王小明",
                       mobile="0912345678", email=email, email_key=email, status=status,
-                      password_hash=hash_password(GENERAL_PASSWORD), approved_at=now(),
+                      password_hash=password_hash(GENERAL_PASSWORD), approved_at=now(),
                       email_verified_at=now() if verified else None,
                       email_verified_address=email if verified else None)
         document = Document(stored_name=f"{account}.pdf", original_name="proof.pdf",
@@ -59,7 +66,7 @@ def add_shared(ctx: AppContext, account: str = "manager01", *, verified: bool = 
     with ctx.db.session() as session:
         clean = {"account": account, "name": "林美玲", "mobile": "0922333444",
                  "email": f"{account}@example.org"}
-        row = shared.create_shared_account(session, clean, hash_password(SHARED_PASSWORD))
+        row = shared.create_shared_account(session, clean, password_hash(SHARED_PASSWORD))
         if verified:
             row.email_verified_at, row.email_verified_address = now(), row.email
         return row.id
