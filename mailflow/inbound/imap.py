@@ -1,7 +1,236 @@
-"""(placeholder: being written)"""
+"""The IMAP poller (imapclient) on inbound.imap_*: bounces and replies read from a mailbox.
 
+Each pass reads only the messages after the stored cursor (ImapCursor: UIDVALIDITY + last UID), so a
+restart does not re-read; a new UIDVALIDITY resets the cursor and re-scans the folder, and the store's
+(Message-ID, SHA-256) identity keeps the mails already recorded from being recorded or acted on twice.
+Per message: fetch → store raw (committed) → process → move to `mailflow/processed` or
+`mailflow/quarantine` (MOVE, else COPY + \\Deleted + EXPUNGE) → advance the cursor. Nothing leaves the
+folder before its bytes are committed, and one bad message is quarantined, never a reason to stop.
+
+`poll(ctx)` is one pass (the scheduler's job); `run_idle_loop(ctx, stop)` is the long-running form for a
+thread: IMAP IDLE where the server offers it, polling otherwise, reconnecting with backoff.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+
+from imapclient import DELETED, IMAPClient
+from sqlalchemy import select
+
+from mailflow.config import Settings
 from mailflow.context import AppContext
+from mailflow.db import Database
+from mailflow.inbound import route
+from mailflow.inbound.store import store_mail
+from mailflow.models import ImapCursor, InboundStatus
+from mailflow.timeutil import now
+
+log = logging.getLogger(__name__)
+
+PROCESSED_FOLDER = "mailflow/processed"
+QUARANTINE_FOLDER = "mailflow/quarantine"
+TIMEOUT_SECONDS = 60.0
+IDLE_RENEW_SECONDS = 25 * 60  # RFC 2177: re-issue IDLE before the server's 30-minute cut-off
+MAX_BACKOFF_SECONDS = 300.0
 
 
-def poll(ctx: AppContext) -> None:
-    return None
+@dataclass
+class PollResult:
+    seen: int = 0
+    stored: int = 0
+    statuses: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Folders:
+    processed: str
+    quarantine: str
+
+
+# --- connection ----------------------------------------------------------------------------
+
+
+def connect(settings: Settings) -> IMAPClient:
+    cfg = settings.inbound
+    client = IMAPClient(cfg.imap_host, port=cfg.imap_port, ssl=cfg.imap_ssl, timeout=TIMEOUT_SECONDS)
+    try:
+        client.login(cfg.imap_user, cfg.imap_password)
+    except Exception:
+        _logout(client)
+        raise
+    return client
+
+
+def _logout(client: IMAPClient) -> None:
+    try:
+        client.logout()
+    except Exception:  # the connection may already be gone; nothing to save there
+        with contextlib.suppress(Exception):
+            client.shutdown()
+
+
+def mailbox_key(settings: Settings) -> str:
+    cfg = settings.inbound
+    return f"{cfg.imap_user}@{cfg.imap_host}:{cfg.imap_port}/{cfg.imap_folder}"[:400]
+
+
+def ensure_folders(client: IMAPClient) -> Folders:
+    """The processed/quarantine folders in the server's own hierarchy separator, created when missing."""
+    prefix, separator = "", "/"
+    try:
+        personal = client.namespace().personal
+        if personal:
+            prefix, separator = personal[0][0] or "", personal[0][1] or "/"
+    except Exception:
+        pass  # no NAMESPACE extension: the usual "/" at the top level
+    names = [prefix + name.replace("/", separator) for name in (PROCESSED_FOLDER, QUARANTINE_FOLDER)]
+    for name in names:
+        if not client.folder_exists(name):
+            client.create_folder(name)
+    return Folders(*names)
+
+
+# --- the cursor ----------------------------------------------------------------------------
+
+
+def load_cursor(db: Database, mailbox: str, uidvalidity: int) -> int:
+    """The last UID already handled in ``mailbox``; 0 after a UIDVALIDITY change (the UIDs mean other
+    messages now) or on the first pass."""
+    with db.session() as session:
+        cursor = session.execute(select(ImapCursor).where(ImapCursor.mailbox == mailbox)).scalar_one_or_none()
+        if cursor is None:
+            session.add(ImapCursor(mailbox=mailbox, uidvalidity=uidvalidity, last_uid=0))
+            return 0
+        if cursor.uidvalidity != uidvalidity:
+            log.warning("IMAP %s: UIDVALIDITY changed %s -> %s; re-scanning the folder", mailbox,
+                        cursor.uidvalidity, uidvalidity)
+            cursor.uidvalidity, cursor.last_uid, cursor.updated_at = uidvalidity, 0, now()
+            return 0
+        return cursor.last_uid
+
+
+def save_cursor(db: Database, mailbox: str, uidvalidity: int, uid: int) -> None:
+    with db.session() as session:
+        cursor = session.execute(select(ImapCursor).where(ImapCursor.mailbox == mailbox)).scalar_one()
+        if cursor.uidvalidity == uidvalidity and uid > cursor.last_uid:
+            cursor.last_uid, cursor.updated_at = uid, now()
+
+
+# --- one pass ------------------------------------------------------------------------------
+
+
+def poll(ctx: AppContext) -> PollResult | None:
+    """One pass over inbound.imap_folder (the scheduler's job); None when IMAP is not configured."""
+    if not ctx.settings.inbound.imap_host:
+        return None
+    client = connect(ctx.settings)
+    try:
+        return poll_once(ctx, client)
+    finally:
+        _logout(client)
+
+
+def poll_once(ctx: AppContext, client: IMAPClient) -> PollResult:
+    folders = ensure_folders(client)
+    info = client.select_folder(ctx.settings.inbound.imap_folder)
+    uidvalidity = int(info[b"UIDVALIDITY"])
+    mailbox = mailbox_key(ctx.settings)
+    last_uid = load_cursor(ctx.db, mailbox, uidvalidity)
+    # "n:*" always names the highest UID, even one below n: filter again.
+    uids = sorted(uid for uid in client.search(["UID", f"{last_uid + 1}:*"]) if uid > last_uid)
+    result = PollResult()
+    for uid in uids:
+        status = handle_message(ctx, client, uid, folders, f"{mailbox}#{uidvalidity}:{uid}", result)
+        result.statuses[status] = result.statuses.get(status, 0) + 1
+        save_cursor(ctx.db, mailbox, uidvalidity, uid)
+    if uids:
+        log.info("IMAP %s: %d message(s) handled %s", mailbox, len(uids), result.statuses)
+    return result
+
+
+def handle_message(ctx: AppContext, client: IMAPClient, uid: int, folders: Folders, ref: str,
+                   result: PollResult) -> str:
+    result.seen += 1
+    data = client.fetch([uid], ["BODY.PEEK[]"]).get(uid)
+    raw = data.get(b"BODY[]") if data else None
+    if raw is None:
+        return "gone"  # expunged by someone else since the search
+    stored = store_mail(ctx.db, raw, "imap", ref)  # raises when the database is down: the mail stays
+    result.stored += int(stored.new)
+    status = route.process(ctx, stored.id) if stored.status == InboundStatus.STORED else stored.status
+    if status == InboundStatus.STORED:
+        raise RuntimeError(f"inbound {stored.id}: stored but not processed; leaving it in the mailbox")
+    target = folders.quarantine if status == InboundStatus.QUARANTINED else folders.processed
+    move_message(client, uid, target)
+    return status
+
+
+def move_message(client: IMAPClient, uid: int, folder: str, *, use_move: bool | None = None) -> None:
+    if use_move is None:
+        use_move = client.has_capability("MOVE")
+    if use_move:
+        client.move([uid], folder)
+        return
+    client.copy([uid], folder)
+    client.add_flags([uid], [DELETED], silent=True)
+    if client.has_capability("UIDPLUS"):
+        client.uid_expunge([uid])
+    else:
+        client.expunge()
+
+
+# --- the long-running form -----------------------------------------------------------------
+
+
+def run_idle_loop(ctx: AppContext, stop: threading.Event, *,
+                  idle_seconds: float = IDLE_RENEW_SECONDS) -> None:
+    """Handle mail as it arrives until ``stop`` is set: a pass, then IDLE (or a poll interval) and again.
+    Connection failures are retried with a doubling wait up to MAX_BACKOFF_SECONDS."""
+    backoff = 1.0
+    while not stop.is_set():
+        try:
+            client = connect(ctx.settings)
+        except Exception as exc:
+            log.warning("IMAP connect failed (%s); retrying in %.0fs", type(exc).__name__, backoff)
+            stop.wait(backoff)
+            backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+            continue
+        backoff = 1.0
+        try:
+            _serve(ctx, client, stop, idle_seconds)
+        except Exception as exc:
+            log.warning("IMAP session ended (%s: %s); reconnecting", type(exc).__name__, exc)
+            stop.wait(backoff)
+            backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+        finally:
+            _logout(client)
+
+
+def _serve(ctx: AppContext, client: IMAPClient, stop: threading.Event, idle_seconds: float) -> None:
+    can_idle = client.has_capability("IDLE")
+    while not stop.is_set():
+        poll_once(ctx, client)
+        if can_idle:
+            wait_for_mail(client, stop, idle_seconds)
+        else:
+            stop.wait(ctx.settings.schedule.imap_poll_seconds)
+
+
+def wait_for_mail(client: IMAPClient, stop: threading.Event, seconds: float) -> bool:
+    """IDLE until the server reports a change, ``stop`` is set or ``seconds`` pass; True on a change."""
+    client.idle()
+    deadline = time.monotonic() + seconds
+    changed = False
+    try:
+        while not stop.is_set() and not changed and time.monotonic() < deadline:
+            # Short checks so a stop request is noticed quickly.
+            responses = client.idle_check(timeout=min(2.0, max(deadline - time.monotonic(), 0.1)))
+            changed = any(len(r) > 1 and r[1] in (b"EXISTS", b"RECENT") for r in responses)
+    finally:
+        client.idle_done()
+    return changed

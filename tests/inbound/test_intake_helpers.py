@@ -23,8 +23,8 @@ from mailflow.models import (
     InboundMessage,
     OutboxMessage,
     OutboxStatus,
-    Suppression,
     SupportItem,
+    Suppression,
 )
 from mailflow.timeutil import now
 
@@ -36,17 +36,19 @@ class Applicant:
     email: str
 
 
-def make_applicant(ctx: AppContext, account: str = "example1234", email: str = "wang@example.com") -> Applicant:
+def make_applicant(ctx: AppContext, account: str = "example1234",
+                   email: str = "wang@example.com") -> Applicant:
     with ctx.db.session() as session:
-        doc = Document(stored_name=uuid.uuid4().hex, original_name="公司登記表.pdf", content_type="application/pdf",
-                       size=10, sha256="0" * 64)
+        doc = Document(stored_name=uuid.uuid4().hex, original_name="公司登記表.pdf",
+                       content_type="application/pdf", size=10, sha256="0" * 64)
         acc = Account(account=account, account_key=account.lower(), name="王小明", mobile="0912345678",
                       email=email, email_key=email.lower(), password_hash="x", status=AccountStatus.APPROVED)
         session.add_all([doc, acc])
         session.flush()
-        app = Application(account_id=acc.id, ubn=f"{acc.id:08d}", ubn_key=f"{acc.id:08d}", company_phone="02-1",
-                          company_name="臺灣港務股份有限公司基隆分公司", company_address="804004高雄市鼓山區蓬萊路10號",
-                          company_owner="王大明", document_id=doc.id)
+        app = Application(account_id=acc.id, ubn=f"{acc.id:08d}", ubn_key=f"{acc.id:08d}",
+                          company_phone="02-12345678", company_name="臺灣港務股份有限公司基隆分公司",
+                          company_address="804004高雄市鼓山區蓬萊路10號", company_owner="王大明",
+                          document_id=doc.id)
         session.add(app)
         session.flush()
         return Applicant(acc.id, app.id, email)
@@ -56,8 +58,9 @@ def sent_mail(ctx: AppContext, who: Applicant, template: str = "account-approved
               to: str | None = None, sent: bool = True) -> OutboxMessage:
     """A mail of ours to ``who``; marked sent unless ``sent`` is False (then it is still queued)."""
     with ctx.db.session() as session:
-        mail = enqueue(session, template, to or who.email, message_id_domain=ctx.settings.mail.message_id_domain,
-                       to_name="王小明", context={"name": "王小明"}, account_id=who.account_id,
+        mail = enqueue(session, template, to or who.email,
+                       message_id_domain=ctx.settings.mail.message_id_domain, to_name="王小明",
+                       context={"name": "王小明"}, account_id=who.account_id,
                        application_id=who.application_id)
         if sent:
             mail.status = OutboxStatus.SENT
@@ -134,14 +137,15 @@ def autoreply(mail: OutboxMessage, sender: str | None = None) -> bytes:
     ).encode()
 
 
-def reply(sender: str, body: str, *, in_reply_to: str = "", subject: str = "Re: 通行證系統帳號註冊通知信件") -> bytes:
+def reply(sender: str, body: str, *, in_reply_to: str = "",
+          subject: str = "Re: 通行證系統帳號註冊通知信件") -> bytes:
     refs = f"In-Reply-To: {in_reply_to}\r\nReferences: {in_reply_to}\r\n" if in_reply_to else ""
     return (
         f"From: 王小明 <{sender}>\r\nTo: hep@twport.com.tw\r\nSubject: {subject}\r\n"
         f"Message-ID: <{uuid.uuid4().hex}@example.com>\r\n{refs}"
-        f"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
-        f"{body}\r\n"
-    ).encode("utf-8")
+        f"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        f"Content-Transfer-Encoding: 8bit\r\n\r\n{body}\r\n"
+    ).encode()
 
 
 # --- reading the results -------------------------------------------------------------------

@@ -227,7 +227,8 @@ def test_second_reply_goes_on_the_open_item_as_a_note(ctx: AppContext) -> None:
     receive(ctx, reply(who.email, "第二封", in_reply_to=mail.message_id))
     with ctx.db.session() as session:
         [item] = items(session)
-        notes = session.execute(select(SupportNote.text).where(SupportNote.item_id == item.id)).scalars().all()
+        query = select(SupportNote.text).where(SupportNote.item_id == item.id)
+        notes = session.execute(query).scalars().all()
         assert item.summary == "第一封" and notes == ["第二封"]
 
 
