@@ -124,8 +124,8 @@ def first_address_in(text: str) -> str:
 # the one it answered ("... after RCPT TO ... during DATA" -> DATA).
 _SESSION_ORDER = ("HELO", "EHLO", "STARTTLS", "AUTH", "MAIL", "RCPT", "DATA", "QUIT")
 _COMMAND_WORD_RE = re.compile(
-    r"(?<![0-9A-Za-z@.`_-])(HELO|EHLO|STARTTLS|AUTH (?:PLAIN|LOGIN|CRAM-|DIGEST-)|MAIL F|RCPT|DATA|QUIT)"
-    r"(?![0-9A-Za-z@`_])"
+    r"(?<![0-9A-Za-z@.`_-])(?:(HELO|EHLO|STARTTLS|RCPT|DATA|QUIT)(?![0-9A-Za-z@`_])"
+    r"|(AUTH (?:PLAIN|LOGIN|CRAM-|DIGEST-)|MAIL F))"
 )
 
 
@@ -133,8 +133,6 @@ def command_in(text: str) -> str:
     """The SMTP command an upper-case command word in `text` names ('' if none)."""
     best = -1
     for m in _COMMAND_WORD_RE.finditer(text[:4000]):
-        word = m.group(1)[:8].split(" ")[0]
-        word = "MAIL" if word == "MAIL" else word
-        idx = _SESSION_ORDER.index(word) if word in _SESSION_ORDER else -1
-        best = max(best, idx)
+        word = (m.group(1) or m.group(2)).split(" ")[0]
+        best = max(best, _SESSION_ORDER.index(word))
     return _SESSION_ORDER[best] if best >= 0 else ""

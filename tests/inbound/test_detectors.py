@@ -1,0 +1,168 @@
+"""Each bounce detector family and remote-host rule on a small hand-written sample.
+
+The samples in tests/inbound/samples/ are synthetic (written for these tests), so a
+detector is checked on the shape of its format, not only on the Sisimai corpus.
+"""
+
+from __future__ import annotations
+
+import email
+from email import policy
+from pathlib import Path
+
+import pytest
+
+from mailflow.inbound.analysis import analyze, header_text
+from mailflow.inbound.bounce import build, find_failures
+from mailflow.inbound.bounce.model import Hit
+from mailflow.inbound.bounce.reasons import classify
+from mailflow.inbound.bounce.textblocks import command_in
+
+SAMPLES = Path(__file__).parent / "samples"
+
+# sample file -> (detector, recipient, reason, hard, action)
+CASES = {
+    "apachejames.eml": ("apachejames", "gone@mail.example.net", "filtered", False, "failed"),
+    "verizon.eml": ("verizon", "5550100@vtext.com", "userunknown", True, "failed"),
+    "ezweb.eml": ("ezweb", "stopped-user@ezweb.ne.jp", "suspend", False, "failed"),
+    "fml.eml": ("fml", "cats@lists.example.jp", "systemerror", False, "failed"),
+    "googleworkspace.eml": ("googleworkspace", "team@groups.example.com", "rejected", False, "failed"),
+    "imailserver.eml": ("imailserver", "nobody@mail.example.net", "userunknown", True, "failed"),
+    "trendmicro.eml": ("trendmicro", "nobody@example.com", "userunknown", True, "failed"),
+    "x3.eml": ("x3", "nobody@example.com", "userunknown", True, "failed"),
+    "x5.eml": ("rfc3464", "nobody@example.net", "userunknown", True, "failed"),
+    "postfix_smtpd.eml": ("postfix_smtpd", "someone@example.com", "systemerror", False, "failed"),
+}
+
+
+def _detector(raw: bytes) -> str:
+    msg = email.message_from_bytes(raw, policy=policy.compat32)
+    ctx = build(msg, header_text(msg, "Subject"), header_text(msg, "From"))
+    failures = find_failures(ctx)
+    assert failures, "no detector recognised the sample"
+    return failures[0].detector
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_sample(name: str) -> None:
+    detector, address, reason, hard, action = CASES[name]
+    raw = (SAMPLES / name).read_bytes()
+    result = analyze(raw)
+    assert result.kind == "bounce"
+    assert [r.address for r in result.recipients] == [address]
+    got = result.recipients[0]
+    assert (got.reason, got.hard, got.action) == (reason, hard, action)
+    if name != "x5.eml":  # X5 hands its nested report to the RFC 3464 reader
+        assert _detector(raw) == detector
+    else:
+        assert _detector(raw) == "x5"
+    # CRLF and CR line ends give the same answer
+    lf = raw.replace(b"\r\n", b"\n")
+    assert analyze(lf.replace(b"\n", b"\r\n")).recipients == result.recipients
+    assert analyze(lf.replace(b"\n", b"\r")).recipients == result.recipients
+
+
+def _dsn(recipient: str, status: str, diagnostic: str, remote: str = "") -> bytes:
+    remote_line = f"Remote-MTA: dns; {remote}\n" if remote else ""
+    return (
+        "From: MAILER-DAEMON@mta.example.org\n"
+        "To: sender@example.org\n"
+        "Subject: Undelivered Mail Returned to Sender\n"
+        "MIME-Version: 1.0\n"
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="R"\n\n'
+        "--R\nContent-Type: text/plain\n\nThis is the mail system at host mta.example.org.\n\n"
+        "--R\nContent-Type: message/delivery-status\n\n"
+        "Reporting-MTA: dns; mta.example.org\n\n"
+        f"Final-Recipient: rfc822; {recipient}\nAction: failed\nStatus: {status}\n"
+        f"{remote_line}Diagnostic-Code: smtp; {diagnostic}\n\n--R--\n"
+    ).encode()
+
+
+@pytest.mark.parametrize(
+    ("recipient", "status", "diagnostic", "remote", "reason"),
+    [
+        # Cox: AUP# code beats the generic "sender rejected" wording
+        ("a@cox.net", "5.1.0", "550 5.1.0 <s@example.org> sender rejected. AUP#CXBL", "", "blocked"),
+        # Spectrum: four-digit AUP code ranges
+        (
+            "a@charter.net",
+            "5.1.0",
+            "550 5.1.0 <s@example.org> sender rejected. AUP#In-1310",
+            "",
+            "toomanyconn",
+        ),
+        # Orange / Wanadoo / La Poste labels, matched by the remote MTA's name too
+        (
+            "a@example.fr",
+            "5.2.0",
+            "550 5.2.0 Mail rejete. Mail rejected. OFR_506 [506]",
+            "smtp-in.orange.fr",
+            "spamdetected",
+        ),
+        ("a@laposte.net", "5.5.0", "550 5.5.0 Invalid recipient. LPN007_416", "", "userunknown"),
+        # Facebook response codes
+        ("a@facebook.com", "5.1.1", "550 5.1.1 RCP-P2 Refused due to recipient preferences", "", "filtered"),
+        # Tencent phrases
+        (
+            "a@qq.com",
+            "5.0.0",
+            "550 Mail content denied. http://service.mail.qq.com/detail/122/171",
+            "",
+            "spamdetected",
+        ),
+        # KDDI: the bare filter answer
+        ("a@ezweb.ne.jp", "5.0.0", "550 : User unknown", "", "filtered"),
+        # Yahoo via its MX names
+        (
+            "a@example.com",
+            "5.0.0",
+            "554 delivery error: dd This user doesn't have a example.com account",
+            "mta5.am0.yahoodns.net",
+            "userunknown",
+        ),
+    ],
+)
+def test_remote_host_rules(recipient: str, status: str, diagnostic: str, remote: str, reason: str) -> None:
+    result = analyze(_dsn(recipient, status, diagnostic, remote))
+    assert result.kind == "bounce"
+    assert result.recipients[0].reason == reason
+
+
+def test_remote_rules_leave_other_domains_alone() -> None:
+    result = analyze(_dsn("a@example.net", "5.1.0", "550 5.1.0 <s@example.org> sender rejected. AUP#CXBL"))
+    assert result.recipients[0].reason == "rejected"
+
+
+@pytest.mark.parametrize(
+    ("text", "command"),
+    [
+        ("550 5.1.1 user unknown (in reply to RCPT TO command)", "RCPT"),
+        ("SMTP error from remote mail server after RCPT TO:<a@b.example>: 550 no", "RCPT"),
+        ("550 rejected (in reply to end of DATA command)", "DATA"),
+        ("host mx.example.com said: 554 sorry (in reply to MAIL FROM command)", "MAIL"),
+        ("550 DATABASE@EXAMPLE.JP is unknown", ""),  # a command word inside an address is no command
+        ("550 user unknown", ""),
+    ],
+)
+def test_command_in_reply_text(text: str, command: str) -> None:
+    assert command_in(text) == command
+
+
+@pytest.mark.parametrize(
+    ("command", "status", "reason"),
+    [
+        ("RCPT", "5.0.0", "userunknown"),  # a missing user, answered to RCPT
+        ("DATA", "5.0.0", "filtered"),  # "user unknown" after DATA is a content/sender filter
+        ("", "5.0.0", "filtered"),  # no command known: Sisimai's rule makes it a filter too
+        ("DATA", "5.1.1", "userunknown"),  # an explicit x.1.1 status wins
+    ],
+)
+def test_userunknown_depends_on_the_smtp_command(command: str, status: str, reason: str) -> None:
+    hit = Hit(
+        address="a@example.com",
+        action="failed",
+        status=status,
+        diagnostic="550 User unknown",
+        command=command,
+    )
+    assert classify(hit) == reason
