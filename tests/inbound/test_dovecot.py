@@ -1,0 +1,188 @@
+"""The IMAP poller against a real, throw-away Dovecot: mail placed in the mailbox with APPEND is stored,
+routed to its applicant and moved to mailflow/processed or mailflow/quarantine; a restart re-reads
+nothing; a UIDVALIDITY change re-scans without recording anything twice."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+from imapclient import IMAPClient
+from sqlalchemy import select
+
+from mailflow.config import Settings
+from mailflow.context import AppContext
+from mailflow.inbound import imap
+from mailflow.models import Account, ImapCursor, InboundStatus, SupportKind
+from tests.inbound.dovecot import DovecotServer, dovecot  # noqa: F401  (the fixture)
+from tests.inbound.test_intake_helpers import (
+    dsn,
+    inbound_rows,
+    items,
+    make_applicant,
+    reply,
+    sent_mail,
+    suppressed,
+)
+
+pytestmark = pytest.mark.dovecot
+
+BOUNCE_LIKE = (b"From: MAILER-DAEMON@mx.example.net\r\nSubject: Undelivered Mail Returned to Sender\r\n\r\n"
+               b"I am sorry to have to inform you that your message could not be delivered.\r\n")
+
+
+@pytest.fixture
+def imap_ctx(ctx: AppContext, dovecot: DovecotServer) -> AppContext:  # noqa: F811
+    use_imap(ctx.settings, dovecot)
+    return ctx
+
+
+def use_imap(settings: Settings, server: DovecotServer, folder: str = "INBOX") -> None:
+    cfg = settings.inbound
+    cfg.imap_host, cfg.imap_port, cfg.imap_ssl = server.host, server.port, False
+    cfg.imap_user, cfg.imap_password, cfg.imap_folder = server.user, server.password, folder
+
+
+@pytest.fixture
+def mailbox(dovecot: DovecotServer) -> Iterator[IMAPClient]:  # noqa: F811
+    client = IMAPClient(dovecot.host, dovecot.port, ssl=False, timeout=30)
+    client.login(dovecot.user, dovecot.password)
+    yield client
+    client.logout()
+
+
+def count(client: IMAPClient, folder: str) -> int:
+    return int(client.folder_status(folder, [b"MESSAGES"])[b"MESSAGES"])
+
+
+def test_bounce_in_the_mailbox_flags_the_applicant_and_a_restart_rereads_nothing(
+        imap_ctx: AppContext, mailbox: IMAPClient) -> None:
+    ctx = imap_ctx
+    who = make_applicant(ctx)
+    mail = sent_mail(ctx, who)
+    mailbox.append("INBOX", dsn(ctx.settings, mail))
+    result = imap.poll(ctx)
+    assert result is not None and (result.seen, result.stored) == (1, 1)
+    with ctx.db.session() as session:
+        [row] = inbound_rows(session)
+        assert (row.source, row.status, row.outbox_id) == ("imap", InboundStatus.PROCESSED, mail.id)
+        assert suppressed(session, who.email)
+        account = session.get(Account, who.account_id)
+        assert account is not None and account.email_undeliverable
+        assert [(i.kind, i.account_id) for i in items(session)] == [(SupportKind.HARD_BOUNCE, who.account_id)]
+        cursor = session.execute(select(ImapCursor)).scalar_one()
+        assert cursor.last_uid == 1
+    assert count(mailbox, "INBOX") == 0 and count(mailbox, "mailflow/processed") == 1
+    restarted = AppContext.from_settings(ctx.settings)
+    try:
+        again = imap.poll(restarted)
+    finally:
+        restarted.db.dispose()
+    assert again is not None and again.seen == 0
+    with ctx.db.session() as session:
+        assert len(inbound_rows(session)) == 1 and len(items(session)) == 1
+
+
+def test_cursor_skips_what_was_handled_even_when_it_could_not_be_moved(imap_ctx: AppContext,
+                                                                       mailbox: IMAPClient) -> None:
+    ctx = imap_ctx
+    who = make_applicant(ctx)
+    mailbox.append("INBOX", reply(who.email, "第一封"))
+    imap.poll(ctx)
+    # The handled mail is put back where it was, as if the move had never happened: a new UID, so it is
+    # read again, and the store recognises it (same Message-ID and bytes) — recorded once.
+    [uid] = mailbox.select_folder("mailflow/processed") and mailbox.search("ALL")
+    raw = mailbox.fetch([uid], ["BODY.PEEK[]"])[uid][b"BODY[]"]
+    mailbox.append("INBOX", raw)
+    result = imap.poll(ctx)
+    assert result is not None and (result.seen, result.stored) == (1, 0)
+    with ctx.db.session() as session:
+        assert len(inbound_rows(session)) == 1 and len(items(session)) == 1
+
+
+def test_a_broken_message_is_quarantined_and_the_next_one_still_processed(imap_ctx: AppContext,
+                                                                          mailbox: IMAPClient) -> None:
+    ctx = imap_ctx
+    who = make_applicant(ctx)
+    mail = sent_mail(ctx, who)
+    mailbox.append("INBOX", BOUNCE_LIKE)
+    mailbox.append("INBOX", dsn(ctx.settings, mail))
+    result = imap.poll(ctx)
+    assert result is not None
+    assert result.statuses == {InboundStatus.QUARANTINED: 1, InboundStatus.PROCESSED: 1}
+    with ctx.db.session() as session:
+        first, second = inbound_rows(session)
+        assert first.status == InboundStatus.QUARANTINED and first.quarantine_reason
+        assert second.status == InboundStatus.PROCESSED and suppressed(session, who.email)
+    assert count(mailbox, "mailflow/quarantine") == 1 and count(mailbox, "mailflow/processed") == 1
+
+
+def test_uidvalidity_change_rescans_without_recording_twice(ctx: AppContext, dovecot: DovecotServer,  # noqa: F811
+                                                            mailbox: IMAPClient) -> None:
+    use_imap(ctx.settings, dovecot, folder="bounces")
+    who = make_applicant(ctx)
+    mail = sent_mail(ctx, who)
+    bounce = dsn(ctx.settings, mail)
+    mailbox.create_folder("bounces")
+    mailbox.append("bounces", bounce)
+    imap.poll(ctx)
+    mailbox.delete_folder("bounces")  # the folder is recreated: a new UIDVALIDITY, UIDs from 1 again
+    mailbox.create_folder("bounces")
+    mailbox.append("bounces", reply(who.email, "新的一封"))  # UID 1 of the new folder
+    mailbox.append("bounces", bounce)  # the same bounce again
+    result = imap.poll(ctx)
+    assert result is not None and (result.seen, result.stored) == (2, 1)
+    with ctx.db.session() as session:
+        assert [r.kind for r in inbound_rows(session)] == ["bounce", "reply"]
+        assert sorted(i.kind for i in items(session)) == [SupportKind.HARD_BOUNCE, SupportKind.REPLY]
+    assert count(mailbox, "bounces") == 0
+
+
+def test_copy_delete_expunge_when_move_is_not_used(imap_ctx: AppContext, mailbox: IMAPClient) -> None:
+    mailbox.append("INBOX", b"Subject: x\r\n\r\nhello\r\n")
+    folders = imap.ensure_folders(mailbox)
+    mailbox.select_folder("INBOX")
+    [uid] = mailbox.search("ALL")
+    imap.move_message(mailbox, uid, folders.quarantine, use_move=False)
+    assert count(mailbox, "INBOX") == 0 and count(mailbox, "mailflow/quarantine") == 1
+
+
+def test_idle_loop_handles_mail_as_it_arrives_and_stops(imap_ctx: AppContext, mailbox: IMAPClient) -> None:
+    ctx = imap_ctx
+    who = make_applicant(ctx)
+    stop = threading.Event()
+    worker = threading.Thread(target=imap.run_idle_loop, args=(ctx, stop), daemon=True)
+    worker.start()
+    try:
+        mailbox.append("INBOX", reply(who.email, "IDLE 收到了嗎"))
+        deadline = time.monotonic() + 60  # waiting for the event, not measuring it
+        while time.monotonic() < deadline:
+            with ctx.db.session() as session:
+                if items(session):
+                    break
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        worker.join(timeout=60)
+    assert not worker.is_alive()
+    with ctx.db.session() as session:
+        assert [i.kind for i in items(session)] == [SupportKind.REPLY]
+
+
+def test_idle_loop_survives_an_unreachable_server(ctx: AppContext) -> None:
+    ctx.settings.inbound.imap_host, ctx.settings.inbound.imap_port = "127.0.0.1", 1
+    ctx.settings.inbound.imap_ssl = False
+    stop = threading.Event()
+    worker = threading.Thread(target=imap.run_idle_loop, args=(ctx, stop), daemon=True)
+    worker.start()
+    time.sleep(0.3)  # let it fail at least once
+    assert worker.is_alive()
+    stop.set()
+    worker.join(timeout=30)
+    assert not worker.is_alive()
+
+
+def test_poll_without_imap_configured_does_nothing(ctx: AppContext) -> None:
+    assert imap.poll(ctx) is None
