@@ -14,6 +14,7 @@ from mailflow.accounts.shared import BindingError
 from mailflow.accounts.tokens import TokenError, load_token
 from mailflow.accounts.verification import VerifyError, complete_verification
 from mailflow.context import AppContext
+from mailflow.mail.render import render_parts
 from mailflow.models import (
     Account,
     AccountKind,
@@ -251,6 +252,9 @@ def test_unbinding_from_either_side_mails_the_other_side(ctx: AppContext, side: 
         notice = session.scalars(select(OutboxMessage).where(OutboxMessage.template == "binding-ended")).one()
         assert notice.to_address == other_address and notice.context["ended_by"] == side
         assert notice.context["ubn"] == "04595257"
+        parts = render_parts(ctx.settings, notice.template, notice.context)
+        for words in ("解除綁定", "harbor01股份有限公司", "manager01", "民國", "0809-088-568"):
+            assert words in parts.text and words in parts.html
         with pytest.raises(BindingError) as caught:
             shared.end_binding(session, ctx.settings, binding_id, session.get(Account, by_id))  # type: ignore[arg-type]
     assert caught.value.status == 409

@@ -189,7 +189,10 @@ def test_binding_refusals(ctx: AppContext, client: TestClient) -> None:
         account = db.scalars(select(Account).where(Account.account_key == "manager01")).one()
         account.email, account.email_key = "new@example.org", "new@example.org"
         assert db.scalars(select(Binding)).one().status == BindingStatus.PENDING
-    assert ask({"general_account": "harbor01"}).status_code in (401, 403)
+    # The session ends with the verification (the login gate), and logging in again says why.
+    assert ask({"general_account": "harbor01"}).status_code == 401
+    relogin = login(client, "manager01", SHARED_PASSWORD)
+    assert relogin.status_code == 403 and "驗證" in relogin.json()["error"]
 
 
 def test_registration_api_refusals_leave_nothing_behind(ctx: AppContext, client: TestClient) -> None:
