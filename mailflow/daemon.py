@@ -106,6 +106,9 @@ def run_daemon(ctx: AppContext, role: str = "all") -> int:
             app = create_app(ctx)
             config = uvicorn.Config(app, host=ctx.settings.http.host, port=ctx.settings.http.port,
                                     log_level="info", access_log=False, timeout_graceful_shutdown=20)
+            # uvicorn re-raises the signal it caught after its own shutdown; under the default SIGTERM
+            # action that would end the process before the finally below stops dispatch cleanly.
+            signal.signal(signal.SIGTERM, lambda *_: None)
             uvicorn.Server(config).run()  # returns after SIGTERM/SIGINT
         else:
             wait_for_signal()
