@@ -56,7 +56,8 @@ def build_digest(session: Session, settings: Settings, day: date) -> dict[str, A
         "counts_day": counts_day.isoformat(),
         "counts": {**counts, "open_items": open_total},
         "count_labels": COUNT_LABELS,
-        "open_by_kind": [{"kind": k, "title": kind_title(k), "count": n} for k, n in by_kind.items()],
+        "open_by_kind": [{"kind": k, "title": kind_title(k), "count": n, "more": n >= queries.COUNT_CAP}
+                         for k, n in by_kind.items()],
         "items": [view.as_dict() for view in queries.item_views(session, page.items)],
         "items_shown": len(page.items),
         "items_total": open_total,

@@ -32,6 +32,7 @@ from mailflow.timeutil import TAIPEI, taipei
 
 STATES = ("open", "resolved", "all")
 PAGE_SIZE = 50
+COUNT_CAP = 1000
 MAX_QUERY_CHARS = 320
 
 
@@ -193,13 +194,15 @@ def count_items(session: Session, flt: ItemFilter) -> int:
     return int(session.scalar(select(func.count(SupportItem.id)).where(*conditions(flt))) or 0)
 
 
-def open_counts_by_kind(session: Session) -> dict[str, int]:
-    rows = session.execute(
-        select(SupportItem.kind, func.count(SupportItem.id))
-        .where(SupportItem.resolved_at.is_(None)).group_by(SupportItem.kind)
-    ).all()
-    found = {kind: int(n) for kind, n in rows}
-    return {kind: found.get(kind, 0) for kind in SupportKind.ALL}
+def open_counts_by_kind(session: Session, cap: int = COUNT_CAP) -> dict[str, int]:
+    """Open items per kind, counted up to ``cap`` (shown as "1000+"): each count walks ix_support_kind
+    and stops at the cap, where one GROUP BY over 100,000 open items took a tenth of a second."""
+    counts = {}
+    for kind in SupportKind.ALL:
+        capped = (select(SupportItem.id).where(SupportItem.kind == kind, SupportItem.resolved_at.is_(None))
+                  .limit(cap).subquery())
+        counts[kind] = int(session.scalar(select(func.count()).select_from(capped)) or 0)
+    return counts
 
 
 def local_text(moment: datetime | None) -> str:

@@ -96,7 +96,8 @@ def dashboard(request: Request, staff: Staff, session: DbSession) -> Response:
     return render(
         request, "support_list.html", staff=staff, flt=flt, errors=errors, kinds=KIND_TITLES,
         groups=[g for g in groups if g[2]], shown=len(views), total=queries.count_items(session, flt),
-        counts=queries.open_counts_by_kind(session), next_url=next_url, paged=after is not None,
+        counts=queries.open_counts_by_kind(session), count_cap=queries.COUNT_CAP,
+        next_url=next_url, paged=after is not None,
         first_url="/support?" + urlencode(filter_params), export_url="/support/export.csv?" + urlencode(
             filter_params), chart_svg=chart.render_activity_svg(activity), activity=activity,
         done=DONE_MESSAGES.get(params.get("done", ""), ""), self_url=str(request.url.path) + (
