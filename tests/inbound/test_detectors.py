@@ -32,6 +32,7 @@ CASES = {
     "x3.eml": ("x3", "nobody@example.com", "userunknown", True, "failed"),
     "x5.eml": ("rfc3464", "nobody@example.net", "userunknown", True, "failed"),
     "postfix_smtpd.eml": ("postfix_smtpd", "someone@example.com", "systemerror", False, "failed"),
+    "smail.eml": ("smail", "someone@no-such-host.example.com", "hostunknown", True, "failed"),
 }
 
 

@@ -328,6 +328,7 @@ PHRASES: dict[str, tuple[str, ...]] = {
         "not a valid user here",
         "not a local address",
         "recipient address rejected: access denied",
+        "recipient address rejected.",
         "recipient address rejected: invalid user",
         "recipient address rejected: invalid-recipient",
         "recipient address rejected: unknown user",
@@ -821,6 +822,7 @@ PHRASES: dict[str, tuple[str, ...]] = {
         "server error",
     ),
     "networkerror": (
+        "malformed or unexpected name server reply",
         "too many hops",
         "hop count exceeded",
         "routing loop",
@@ -864,7 +866,6 @@ PHRASES: dict[str, tuple[str, ...]] = {
         "scored as spam",
         "no mx found",
         "indicated no smtp service",
-        "malformed or unexpected name server reply",
         "does not accept mail",
         "host does not accept mail",
         "mail receiving disabled",
