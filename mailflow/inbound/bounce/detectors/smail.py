@@ -1,8 +1,8 @@
 """Smail-style notices (also old Exim 3): "Failed addresses follow:" then "addr ... reason" lines.
 
-    |------------------------- Failed addresses follow: ---------------------|
-     user@example.com ... unknown host
-    |------------------------- Message text follows: ------------------------|
+|------------------------- Failed addresses follow: ---------------------|
+ user@example.com ... unknown host
+|------------------------- Message text follows: ------------------------|
 """
 
 from __future__ import annotations
