@@ -32,6 +32,8 @@ CASES = {
     "x3.eml": ("x3", "nobody@example.com", "userunknown", True, "failed"),
     "x5.eml": ("rfc3464", "nobody@example.net", "userunknown", True, "failed"),
     "postfix_smtpd.eml": ("postfix_smtpd", "someone@example.com", "systemerror", False, "failed"),
+    # a receipt rule's template, not a mailbox lookup: the owner's filter
+    "receivingses.eml": ("receivingses", "info@mail.example.jp", "filtered", False, "failed"),
     "smail.eml": ("smail", "someone@no-such-host.example.com", "hostunknown", True, "failed"),
 }
 

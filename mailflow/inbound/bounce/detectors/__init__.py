@@ -28,6 +28,7 @@ from mailflow.inbound.bounce.detectors import (
     opensmtpd,
     postfix_smtpd,
     qmail,
+    receivingses,
     rfc3464,
     sendmail,
     smail,
@@ -44,6 +45,7 @@ Detector = Callable[[Context], "list[Hit] | None"]
 
 _MODULES: tuple[ModuleType, ...] = (
     amazonses,
+    receivingses,
     fml,
     verizon,
     apachejames,
