@@ -247,11 +247,15 @@ def _account_page(request: Request, session: Session, account: Account, **extra:
                   active_ubn=session_payload(session, account)["active_ubn"], **extra)
 
 
+def _login_page(request: Request, status: int = 401, error: str | None = None, typed: str = "") -> Response:
+    return render(request, "account.html", status, account=None, error=error, typed=typed)
+
+
 @router.get("/account")
 def account_page(request: Request, session: DbSession) -> Response:
     account = _logged_in(request, session)
     if account is None:
-        return render(request, "account.html", 401, account=None)
+        return _login_page(request)
     notice = {"switched": "已切換公司", "unbound": "已解除綁定"}.get(request.query_params.get("done", ""))
     return _account_page(request, session, account, notice=notice)
 
@@ -261,7 +265,7 @@ def _page_action(request: Request, session: Session, settings: Settings, form: d
     """A /account form: switch to ``form["ubn"]``, or end ``binding_id``; then back to the page."""
     account = _logged_in(request, session)
     if account is None:
-        return render(request, "account.html", 401, account=None)
+        return _login_page(request)
     if not csrf_ok(request, form.get(CSRF_FIELD)):
         return _account_page(request, session, account, error="表單已過期,請重新操作", status_code=403)
     ubn = form.get("ubn", "").strip()
@@ -287,3 +291,39 @@ async def account_unbind(
 ) -> Response:
     form = await _form_fields(request)
     return await run_in_threadpool(_page_action, request, session, settings, form, binding_id)
+
+
+def _page_login(request: Request, session: Session, settings: Settings, form: dict[str, str]) -> Response:
+    """The /account page's own login form (the same gate and throttle as POST /api/session), so the page
+    works in a browser without JavaScript."""
+    from mailflow.accounts.login import log_in
+    from mailflow.web.applicant_auth import set_session_cookie
+
+    typed = form.get("account", "")[:40]
+    if not csrf_ok(request, form.get(CSRF_FIELD)):
+        return _login_page(request, 403, "表單已過期,請重新登入", typed)
+    client = request.client.host if request.client else None
+    result = log_in(session, typed, form.get("password", "")[:1000], client)
+    if result.account is None:
+        return _login_page(request, result.status, str(result.body.get("error", "")), typed)
+    response = RedirectResponse("/account", 303)
+    set_session_cookie(response, settings, result.account)
+    return response
+
+
+@router.post("/account/login")
+async def account_login(request: Request, session: DbSession, settings: AppSettings) -> Response:
+    form = await _form_fields(request)
+    return await run_in_threadpool(_page_login, request, session, settings, form)
+
+
+@router.post("/account/logout")
+async def account_logout(request: Request) -> Response:
+    from mailflow.web.applicant_auth import clear_session_cookie
+
+    form = await _form_fields(request)
+    if not csrf_ok(request, form.get(CSRF_FIELD)):
+        return _login_page(request, 403, "表單已過期,請重新操作")
+    response = RedirectResponse("/account", 303)
+    clear_session_cookie(response)
+    return response

@@ -244,9 +244,20 @@ def test_the_account_page_switches_and_unbinds_with_one_click(ctx: AppContext, c
     with ctx.db.session() as db:  # a company whose mails bounce stays listed, marked
         db.scalars(select(Account).where(Account.account_key == "harbor02")).one().email_undeliverable = True
 
+    client.cookies.clear()  # a fresh browser logs in on the page itself, without JavaScript
+    page = client.get("/account")
+    assert page.status_code == 401 and 'action="/account/login"' in page.text
+    token = csrf_of(page.text)
+    typed = {"account": "manager01", "password": "Wrong1password", "csrf_token": token}
+    wrong = client.post("/account/login", data=typed)
+    assert wrong.status_code == 401 and "帳號或密碼錯誤" in wrong.text
+    assert client.post("/account/login", data={**typed, "csrf_token": ""}).status_code == 403
+    token = csrf_of(wrong.text)
+    entered = client.post("/account/login", data={**typed, "password": SHARED_PASSWORD, "csrf_token": token},
+                          follow_redirects=False)
+    assert entered.status_code == 303
     page = client.get("/account")
     assert "Email 無法送達" in page.text and page.text.count('action="/account/switch"') == 2
-    token = csrf_of(page.text)
     assert client.post("/account/switch", data={"ubn": "12345675"}).status_code == 403  # no CSRF token
     moved = client.post("/account/switch", data={"ubn": "12345675", "csrf_token": token},
                         follow_redirects=False)
@@ -265,3 +276,5 @@ def test_the_account_page_switches_and_unbinds_with_one_click(ctx: AppContext, c
     assert len(outbox(ctx, "binding-ended", "harbor01@example.com")) == 1
     again = client.post(f"/account/bindings/{binding_id}/unbind", data={"csrf_token": token})
     assert again.status_code == 409
+    left = client.post("/account/logout", data={"csrf_token": token}, follow_redirects=False)
+    assert left.status_code == 303 and client.get("/account").status_code == 401
