@@ -128,6 +128,7 @@ def poll(ctx: AppContext) -> PollResult | None:
     """One pass over inbound.imap_folder (the scheduler's job); None when IMAP is not configured."""
     if not ctx.settings.inbound.imap_host:
         return None
+    route.process_pending(ctx)  # mails of any source left stored by a crash
     client = connect(ctx.settings)
     try:
         return poll_once(ctx, client)

@@ -115,8 +115,13 @@ def _process(ctx: AppContext, inbound_id: int) -> str:
 
 def _describe(row: InboundMessage, analysis: Analysis) -> None:
     row.kind = analysis.kind
-    row.from_address = analysis.from_address[:320]
-    row.subject = analysis.subject[:500]
+    row.from_address = printable(analysis.from_address)[:320]
+    row.subject = printable(analysis.subject)[:500]
+
+
+def printable(text: str) -> str:
+    """Text as every backend stores it: PostgreSQL refuses NUL characters, which any mail may carry."""
+    return text.replace("\x00", "")
 
 
 def _act(ctx: AppContext, session: Session, row: InboundMessage, analysis: Analysis) -> None:
@@ -219,8 +224,9 @@ def _record_recipients(session: Session, row: InboundMessage, recipients: tuple[
     for r in recipients:
         mail = mails.get(address_key(r.address))
         session.add(BounceRecipient(
-            inbound_id=row.id, address=r.address[:320], action=(r.action or "failed")[:10], hard=r.hard,
-            reason=(r.reason or "undefined")[:40], status=r.status[:12], diagnostic=r.diagnostic or "",
+            inbound_id=row.id, address=printable(r.address)[:320], action=(r.action or "failed")[:10],
+            hard=r.hard, reason=(r.reason or "undefined")[:40], status=printable(r.status)[:12],
+            diagnostic=printable(r.diagnostic or ""),
             outbox_id=mail.id if mail is not None else None))
 
 
@@ -264,7 +270,7 @@ def _undeliverable(session: Session, row: InboundMessage, mail: OutboxMessage, r
                    kind: str) -> None:
     """Hard bounce (or too many soft ones): stop mailing the address, flag its accounts, tell support."""
     address = mail.to_key
-    detail = f"{r.status} {r.reason}: {r.diagnostic}".strip()[:2000]
+    detail = printable(f"{r.status} {r.reason}: {r.diagnostic}").strip()[:2000]
     suppress(session, address, kind, detail, actor=ACTOR)
     accounts = _accounts_with_address(session, address)
     for flagged in accounts:
@@ -275,7 +281,8 @@ def _undeliverable(session: Session, row: InboundMessage, mail: OutboxMessage, r
     account = _mail_account(session, mail)
     if account is None and accounts:
         account = accounts[0]
-    open_item(session, kind, address=address, reason=r.reason, diagnostic=r.diagnostic, outbox_id=mail.id,
+    open_item(session, kind, address=address, reason=r.reason, diagnostic=printable(r.diagnostic),
+              outbox_id=mail.id,
               account_id=account.id if account else None,
               application_id=_application_id(session, mail, account), inbound_id=row.id)
 
@@ -315,11 +322,11 @@ def _on_reply(session: Session, row: InboundMessage, analysis: Analysis,
     sender = address_key(analysis.from_address)
     account = _mail_account(session, mail) if mail is not None else _account_by_address(session, sender)
     _link(row, mail, account)
-    row.summary = analysis.text  # the full text; the item gets the part the person wrote
+    row.summary = printable(analysis.text)  # the full text; the item gets the part the person wrote
     kind = SupportKind.REPLY
     if mail is not None and mail.template in VERIFICATION_TEMPLATES and sender and sender != mail.to_key:
         kind = SupportKind.FORWARDED_VERIFICATION
-    summary = strip_quoted(analysis.text)[:SUMMARY_LIMIT] or analysis.subject
+    summary = strip_quoted(printable(analysis.text))[:SUMMARY_LIMIT] or printable(analysis.subject)
     item = open_item(session, kind, address=sender, outbox_id=mail.id if mail else None,
                      account_id=account.id if account else None,
                      application_id=_application_id(session, mail, account), inbound_id=row.id,

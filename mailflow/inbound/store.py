@@ -41,7 +41,7 @@ def header_message_id(raw: bytes) -> str:
     if match is None:
         return ""
     value = re.sub(rb"\s+", b" ", match.group(1)).strip()
-    return value.decode("utf-8", "replace")[:300]
+    return value.replace(b"\x00", b"").decode("utf-8", "replace")[:300]
 
 
 def store_mail(db: Database, raw: bytes, source: str, source_ref: str = "", envelope_from: str = "",
@@ -53,9 +53,9 @@ def store_mail(db: Database, raw: bytes, source: str, source_ref: str = "", enve
     raw = bytes(raw)
     digest = hashlib.sha256(raw).hexdigest()
     message_id = header_message_id(raw)
-    row = InboundMessage(source=source, source_ref=source_ref[:200], header_message_id=message_id,
-                         sha256=digest, size=len(raw), raw=raw, envelope_from=envelope_from[:320],
-                         envelope_to=envelope_to[:1000])
+    row = InboundMessage(source=source, source_ref=_text(source_ref, 200), header_message_id=message_id,
+                         sha256=digest, size=len(raw), raw=raw, envelope_from=_text(envelope_from, 320),
+                         envelope_to=_text(envelope_to, 1000))
     try:
         with db.session() as session:
             session.add(row)
@@ -69,6 +69,11 @@ def store_mail(db: Database, raw: bytes, source: str, source_ref: str = "", enve
             .where(InboundMessage.header_message_id == message_id, InboundMessage.sha256 == digest)
         ).one()
         return StoredMail(found.id, False, found.status)
+
+
+def _text(value: str, limit: int) -> str:
+    # PostgreSQL refuses NUL in text; envelope values come from the network.
+    return value.replace("\x00", "")[:limit]
 
 
 def store_raw(db: Database, raw: bytes, source: str, source_ref: str = "", envelope_from: str = "",

@@ -66,6 +66,16 @@ def test_broken_mime_and_mixed_charsets(ctx: AppContext) -> None:
         intake(ctx, raw)
 
 
+def test_nul_characters_in_a_reply_do_not_cost_the_reply(ctx: AppContext) -> None:
+    who = make_applicant(ctx)
+    raw = reply(who.email, "請問\x00進度", subject="Re: 帳號\x00審核")
+    row = intake(ctx, raw)
+    assert row.status == InboundStatus.PROCESSED and row.subject == "Re: 帳號審核"
+    with ctx.db.session() as session:
+        [item] = items(session)
+        assert item.summary == "請問進度"
+
+
 def nested(depth: int) -> bytes:
     inner = b"From: deep@example.com\r\nSubject: bottom\r\n\r\nthe bottom\r\n"
     for level in range(depth):
