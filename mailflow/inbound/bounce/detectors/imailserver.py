@@ -1,7 +1,8 @@
-"""Ipswitch IMail Server (X-Mailer: <SMTP32 ...>) notices: "<cause>: addr" lines.
+"""Ipswitch/Progress IMail Server notices (X-Mailer: <SMTP32 ...>, "Undeliverable Mail").
 
-The cause phrase before the address names the reason; the remote reply, when
-there is one, follows "Body of message generated response:".
+Each failed address is on a "<cause>: addr" line (or "undeliverable to addr"); the
+remote reply, when there is one, follows "Body of message generated response:".
+The cause phrase or that reply names the reason.
 """
 
 from __future__ import annotations
@@ -10,41 +11,36 @@ import re
 
 from mailflow.inbound.bounce.context import Context
 from mailflow.inbound.bounce.model import Hit
-from mailflow.inbound.bounce.textblocks import between, make_hit
+from mailflow.inbound.bounce.textblocks import between, command_in, make_hit
 
 NAME = "imailserver"
 _LINE = re.compile(
-    r"^\s*(unknown user|invalid final delivery userid|user mailbox exceeds allowed size|"
-    r"delivery failed \d+ attempts|undeliverable to|request failed|host unknown|mail server not found)"
-    r":?\s*<?([^\s<>]+@[^\s<>]+?)>?\s*$",
+    r"^\s*(?:(\S[^:\n]{7,}):\s+|(undeliverable)\s+to\s+)<?([^\s<>:]+@[^\s<>]+?)>?\s*$",
     re.M | re.I,
 )
 _CAUSES = (
+    ("unknown host", "hostunknown"),
     ("unknown user", "userunknown"),
     ("invalid final delivery userid", "userunknown"),
-    ("exceeds allowed size", "mailboxfull"),
-    ("delivery failed", "expired"),
-    ("host unknown", "hostunknown"),
-    ("mail server not found", "hostunknown"),
-)
-_RESPONSE_CAUSES = (
-    ("blacklisted url", "spamdetected"),
-    ("uribl", "spamdetected"),
-    ("spam", "spamdetected"),
+    ("user mailbox exceeds allowed size", "mailboxfull"),
+    ("virus detected", "virusdetected"),
+    ("blacklisted url in message", "spamdetected"),
+    ("delivery failed ", "expired"),
 )
 
 
 def detect(ctx: Context) -> list[Hit] | None:
-    if not ctx.header("X-Mailer").lstrip().upper().startswith("<SMTP32"):
+    mailer = ctx.header("X-Mailer").lstrip().upper().startswith("<SMTP32 V")
+    if not mailer and not ctx.subject.startswith("Undeliverable Mail "):
         return None
-    response = between(ctx.notice, ("body of message generated response:",), ("original message follows",))
+    notice = between(ctx.notice, ("",), ("original message follows.",))
+    response = between(notice, ("body of message generated response:",), ())
+    response = " ".join(response.split())
     hits = []
-    for m in _LINE.finditer(ctx.notice[:10000]):
-        cause_text = m.group(1).lower()
-        hit = make_hit(m.group(2), f"{m.group(0).strip()} {response.strip()}")
-        rlow = response.lower()
-        hit.reason = next((r for phrase, r in _CAUSES if phrase in cause_text), "") or next(
-            (r for phrase, r in _RESPONSE_CAUSES if phrase in rlow), ""
-        )
+    for m in _LINE.finditer(notice[:10000]):
+        hit = make_hit(m.group(3), f"{response} {m.group(0).strip()}".strip())
+        low = hit.diagnostic.lower()
+        hit.reason = next((r for phrase, r in _CAUSES if phrase in low), "")
+        hit.command = command_in(hit.diagnostic)
         hits.append(hit)
     return hits or None
