@@ -226,6 +226,9 @@ def _act(request: Request, staff: StaffUser, session: Session, csrf_token: str, 
     except actions.ActionError as exc:
         session.rollback()
         return _refused(request, staff, exc.message, exc.status, back or default_back)
+    # Commit before answering: get_session's own commit runs after the response is sent, and a browser
+    # following the redirect at once would otherwise read the page as it was before the action.
+    session.commit()
     return _done(_back(back, default_back), code)
 
 

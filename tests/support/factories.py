@@ -26,7 +26,6 @@ from mailflow.models import (
 )
 from mailflow.passwords import hash_password
 from mailflow.timeutil import now
-from mailflow.web.staff_auth import SESSION_COOKIE, session_cookie_value
 
 APPLICANT_PASSWORD = "Harbour-pass-2024"
 STAFF_PASSWORD = "Support-pass-2024"
@@ -202,8 +201,18 @@ def make_staff(session: Session, name: str = "chen", role: str = "support") -> S
 
 
 def sign_in(client: TestClient, settings: Settings, staff: StaffUser) -> None:
-    """A signed staff session cookie, as /staff/login would set it (the login itself is tested there)."""
-    client.cookies.set(SESSION_COOKIE, session_cookie_value(settings, staff))
+    """Sign in through the real /staff/login form (the session cookie's format is staff_auth's own)."""
+    answer = client.post(
+        "/staff/login",
+        data={
+            "name": staff.name,
+            "password": STAFF_PASSWORD,
+            "next": "/support",
+            "csrf_token": csrf_of(client, "/staff/login"),
+        },
+        follow_redirects=False,
+    )
+    assert answer.status_code == 303, answer.text[:300]
 
 
 def csrf_of(client: TestClient, path: str = "/support") -> str:
