@@ -33,7 +33,7 @@ _CAUSES = (
 
 
 def recognises(ctx: Context) -> bool:
-    votes = bool(_SENDER.search(ctx.from_))
+    votes = int(bool(_SENDER.search(ctx.from_)))
     votes += ctx.subject.strip() == "Mail System Error - Returned Mail"
     received = " ".join(str(v) for v in ctx.msg.get_all("Received") or [])
     votes += "(EZweb Mail) with" in received or ".au.com (" in received
