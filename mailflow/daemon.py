@@ -71,9 +71,19 @@ def _arm_shutdown_watchdog() -> None:
     timer.start()
 
 
+def _stop_dispatch() -> None:
+    """Tell a running dispatch tick to hand its unsent claimed mails back between two mails."""
+    from mailflow.mail import dispatch
+
+    request_stop = getattr(dispatch, "request_stop", None)
+    if request_stop is not None:
+        request_stop()
+
+
 def _stop(ctx: AppContext, scheduler: Any, servers: list[Any]) -> None:
     _arm_shutdown_watchdog()
     if scheduler is not None:
+        _stop_dispatch()
         log.info("stopping the scheduler (waiting for running jobs)")
         scheduler.shutdown(wait=True)
         try:

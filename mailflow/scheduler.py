@@ -60,6 +60,10 @@ def build_scheduler(ctx: AppContext) -> BackgroundScheduler:
     from mailflow.ops import housekeeping
     from mailflow.support import digest
 
+    # A dispatch tick longer than its interval makes APScheduler skip the next one, every 2 s, at
+    # WARNING; that is the design (max_instances=1), not news. Job failures are logged by `guarded`.
+    logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
+    logging.getLogger("apscheduler.executors").setLevel(logging.WARNING)
     s = ctx.settings.schedule
     scheduler = BackgroundScheduler(timezone=s.timezone, job_defaults={"coalesce": True, "max_instances": 1})
     scheduler.add_job(guarded("dispatch", dispatch.run_dispatch, ctx), "interval", seconds=s.dispatch_seconds,
