@@ -111,11 +111,13 @@ def register_shared(
     if errors:
         return 422, {"errors": errors}, None
     try:
-        with session.begin_nested():  # a concurrent registration of the same id loses on the unique index
-            account = shared.create_shared_account(session, clean, hash_password(clean["password"]))
+        account = shared.create_shared_account(session, clean, hash_password(clean["password"]))
     except BindingError as exc:
         return exc.status, {"errors": {"account": exc.message}}, None
     except IntegrityError:
+        # A concurrent registration of the same id won the unique index. Nothing else was written yet,
+        # so the whole transaction goes (a SAVEPOINT would commit early under pysqlite's autocommit).
+        session.rollback()
         return 409, {"errors": {"account": "帳號已經存在"}}, None
     send_verification_mail(session, settings, account, "account-approved")
     return 201, {"id": account.id, "account": account.account, "status": account.status}, account
