@@ -3,6 +3,7 @@ the audit trail. Reviewers (and admins) only; every form carries the CSRF token.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import quote
@@ -104,15 +105,22 @@ def document_file(request: Request, application_id: int, staff: Reviewer, sessio
     return FileResponse(path, media_type=document.content_type, headers=headers)
 
 
-def _load_for_decision(request: Request, session: Session, staff: StaffUser, application_id: int,
-                       csrf_token: str) -> Application | Response:
+def _decision(request: Request, session: Session, staff: StaffUser, application_id: int, csrf_token: str,
+              decide: Callable[[], None], done: str) -> Response:
+    """Run one decision behind the CSRF check; a refusal rolls back and re-shows the page with why."""
     try:
         application = review.get_application(session, application_id)
     except review.ReviewError as exc:
         return _not_found(request, staff, exc.message)
     if not csrf_ok(request, csrf_token):
         return _detail(request, session, staff, application, 403, "表單已過期,請重新整理頁面後再送出。")
-    return application
+    try:
+        decide()
+    except review.ReviewError as exc:
+        session.rollback()
+        return _detail(request, session, staff, review.get_application(session, application_id),
+                       exc.status, exc.message)
+    return RedirectResponse(f"/review/applications/{application_id}?done={done}", status_code=303)
 
 
 @router.post("/review/applications/{application_id}/approve")
@@ -121,16 +129,10 @@ def approve(
     note: Annotated[str, Form(max_length=5000)] = "",
     csrf_token: Annotated[str, Form(max_length=400)] = "",
 ) -> Response:
-    loaded = _load_for_decision(request, session, staff, application_id, csrf_token)
-    if not isinstance(loaded, Application):
-        return loaded
-    try:
+    def decide() -> None:
         review.approve(session, settings, application_id, actor_of(staff), note)
-    except review.ReviewError as exc:
-        session.rollback()
-        return _detail(request, session, staff, review.get_application(session, application_id),
-                       exc.status, exc.message)
-    return RedirectResponse(f"/review/applications/{application_id}?done=approved", status_code=303)
+
+    return _decision(request, session, staff, application_id, csrf_token, decide, "approved")
 
 
 @router.post("/review/applications/{application_id}/reject")
@@ -140,14 +142,8 @@ def reject(
     other: Annotated[str, Form(max_length=5000)] = "",
     csrf_token: Annotated[str, Form(max_length=400)] = "",
 ) -> Response:
-    loaded = _load_for_decision(request, session, staff, application_id, csrf_token)
-    if not isinstance(loaded, Application):
-        return loaded
-    try:
+    def decide() -> None:
         reasons = review.resolve_reasons(codes, other.splitlines())
         review.reject(session, settings, application_id, actor_of(staff), reasons)
-    except review.ReviewError as exc:
-        session.rollback()
-        return _detail(request, session, staff, review.get_application(session, application_id),
-                       exc.status, exc.message)
-    return RedirectResponse(f"/review/applications/{application_id}?done=rejected", status_code=303)
+
+    return _decision(request, session, staff, application_id, csrf_token, decide, "rejected")

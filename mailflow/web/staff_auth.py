@@ -67,8 +67,9 @@ class LoginOutcome:
     message: str
 
 
-def _fingerprint(staff: StaffUser) -> str:
-    return hashlib.sha256(staff.password_hash.encode()).hexdigest()[:16]
+def password_fingerprint(password_hash: str) -> str:
+    """Part of a session cookie: a new password changes it, which ends every older session."""
+    return hashlib.sha256(password_hash.encode()).hexdigest()[:16]
 
 
 def safe_next(value: str | None, default: str = "/review") -> str:
@@ -106,14 +107,13 @@ def authenticate(session: Session, name: str, password: str, client: str | None)
     return LoginOutcome(staff, 200, "")
 
 
-def session_cookie_value(settings: Settings, staff: StaffUser) -> str:
-    return sign(settings, SESSION_SALT, {"id": staff.id, "v": _fingerprint(staff)})
-
-
-def set_session_cookie(response: Response, settings: Settings, staff: StaffUser) -> None:
+def set_login_cookie(response: Response, settings: Settings, cookie: str, salt: str, row_id: int,
+                     password_hash: str) -> None:
+    """A signed session cookie (staff or applicant): HttpOnly, SameSite=Lax, Secure on https, expiring
+    after security.session_ttl_hours."""
     response.set_cookie(
-        SESSION_COOKIE,
-        session_cookie_value(settings, staff),
+        cookie,
+        sign(settings, salt, {"id": row_id, "v": password_fingerprint(password_hash)}),
         max_age=int(settings.security.session_ttl_hours * 3600),
         httponly=True,
         samesite="lax",
@@ -122,14 +122,25 @@ def set_session_cookie(response: Response, settings: Settings, staff: StaffUser)
     )
 
 
-def current_staff(request: Request, session: Session) -> StaffUser | None:
+def read_login_cookie(request: Request, cookie: str, salt: str) -> tuple[int, str] | None:
+    """(row id, password fingerprint) from a valid, unexpired session cookie."""
     settings: Settings = request.app.state.ctx.settings
-    data = unsign(settings, SESSION_SALT, request.cookies.get(SESSION_COOKIE),
-                  settings.security.session_ttl_hours * 3600)
+    data = unsign(settings, salt, request.cookies.get(cookie), settings.security.session_ttl_hours * 3600)
     if not isinstance(data, dict) or not isinstance(data.get("id"), int):
         return None
-    staff = session.get(StaffUser, data["id"])
-    if staff is None or staff.disabled or data.get("v") != _fingerprint(staff):
+    return data["id"], str(data.get("v"))
+
+
+def set_session_cookie(response: Response, settings: Settings, staff: StaffUser) -> None:
+    set_login_cookie(response, settings, SESSION_COOKIE, SESSION_SALT, staff.id, staff.password_hash)
+
+
+def current_staff(request: Request, session: Session) -> StaffUser | None:
+    found = read_login_cookie(request, SESSION_COOKIE, SESSION_SALT)
+    if found is None:
+        return None
+    staff = session.get(StaffUser, found[0])
+    if staff is None or staff.disabled or found[1] != password_fingerprint(staff.password_hash):
         return None
     return staff
 
