@@ -4,7 +4,9 @@ timings (no timed asserts: speed is reported, correctness is asserted)."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import timedelta
+from typing import TypeVar
 
 import pytest
 from fastapi.testclient import TestClient
@@ -17,6 +19,7 @@ from mailflow.support import queries
 from mailflow.timeutil import now
 from tests.support.factories import make_staff, sign_in
 
+T = TypeVar("T")
 ITEMS = 100_000
 ACCOUNTS = 1_000
 
@@ -83,7 +86,7 @@ def bulk_seed(ctx: AppContext) -> None:
         )
 
 
-def timed(label: str, call):  # type: ignore[no-untyped-def]
+def timed(label: str, call: Callable[[], T]) -> T:
     began = time.perf_counter()
     result = call()
     print(f"  {label}: {(time.perf_counter() - began) * 1000:.1f} ms")
@@ -109,7 +112,7 @@ def test_the_dashboard_with_100000_items(ctx: AppContext, client: TestClient, se
         open_filter = queries.ItemFilter()
         first = timed("first page of open items", lambda: queries.page_items(session, open_filter))
         assert len(first.items) == 50 and first.next_cursor is not None
-        after = first.next_cursor
+        after: queries.Cursor | None = first.next_cursor
         for _ in range(200):  # walk 200 pages, then time page 202
             after = queries.page_items(session, open_filter, after).next_cursor
         deep = timed("page 202 by keyset", lambda: queries.page_items(session, open_filter, after))
