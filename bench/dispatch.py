@@ -1,0 +1,202 @@
+"""Dispatch throughput and memory, end to end.
+
+    python bench/dispatch.py [--n 20000] [--db URL] [--rss-small 10000] [--rss-big 200000] [--no-rss]
+
+1. Queues N mails (registration-received, each with its own name and address) in a fresh database.
+2. Raw limit: the same number of pre-rendered messages pushed by a bare smtplib loop over one connection
+   to the sink (no rendering, no database).
+3. Dispatch: mailflow's run_dispatch to the same sink — render + claim + SMTP + recorded transitions.
+4. Prints mails/s for both and the ratio against the target 0.7.
+5. Peak RSS of a dispatch process draining --rss-small vs --rss-big queued mails (flat within 50 MB?).
+
+The sink is aiosmtpd in a separate process (so it does not share our GIL), accepting every mail.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import smtplib
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from sqlalchemy import insert  # noqa: E402
+
+from mailflow.config import load_settings  # noqa: E402
+from mailflow.context import AppContext  # noqa: E402
+from mailflow.db import Database, init_schema  # noqa: E402
+from mailflow.mail.dispatch import run_dispatch  # noqa: E402
+from mailflow.mail.outbox import new_message_id  # noqa: E402
+from mailflow.mail.render import Envelope, render_bytes  # noqa: E402
+from mailflow.models import OutboxMessage, OutboxStatus  # noqa: E402
+from mailflow.timeutil import now  # noqa: E402
+
+
+def context_for(i: int) -> dict[str, Any]:
+    return {"name": f"王小明{i}", "account": f"user{i}", "company_name": "臺灣港務股份有限公司基隆分公司",
+            "ubn": "04595257", "submitted_at": "2026-01-02T03:04:05+00:00"}
+
+
+def serve_sink() -> None:
+    """Child mode: an aiosmtpd sink that accepts everything; prints its port, runs until stdin closes."""
+    from mailflow.mail.capture import start_controller
+
+    class Sink:
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+            return "250 2.0.0 Ok: queued"
+
+    controller = start_controller(Sink(), 0, data_size_limit=0)
+    print(controller.port, flush=True)
+    sys.stdin.read()
+    controller.stop()
+
+
+def start_sink() -> tuple[subprocess.Popen[str], int]:
+    proc = subprocess.Popen([sys.executable, __file__, "--serve-sink"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    return proc, int(proc.stdout.readline())
+
+
+def queue(db: Database, n: int, domain: str) -> None:
+    """Bulk-insert n due mails in chunks (setup, not measured)."""
+    moment = now()
+    for start in range(0, n, 5000):
+        rows = [{"template": "registration-received", "to_address": f"user{i}@example.com",
+                 "to_key": f"user{i}@example.com", "to_name": f"王小明{i}", "context": context_for(i),
+                 "message_id": new_message_id(domain), "status": OutboxStatus.QUEUED,
+                 "next_attempt_at": moment, "created_at": moment}
+                for i in range(start, min(n, start + 5000))]
+        with db.session() as session:
+            session.execute(insert(OutboxMessage), rows)
+
+
+def make_ctx(db_url: str, port: int) -> AppContext:
+    settings = load_settings(None, {
+        "MAILFLOW_DATABASE__URL": db_url, "MAILFLOW_SMTP__MODE": "relay", "MAILFLOW_SMTP__HOST": "127.0.0.1",
+        "MAILFLOW_SMTP__PORT": str(port), "MAILFLOW_SECURITY__SECRET_KEY": "bench-secret-key-0123456789",
+    })
+    return AppContext.from_settings(settings)
+
+
+def drain(ctx: AppContext) -> int:
+    sent = 0
+    while True:
+        report = run_dispatch(ctx, threading.Event())
+        sent += report.results.get("sent", 0)
+        if not report.claimed:
+            return sent
+
+
+def raw_loop(ctx: AppContext, n: int) -> float:
+    envelopes = [Envelope("registration-received", f"user{i}@example.com", f"王小明{i}",
+                          new_message_id("bench.local"), context_for(i)) for i in range(n)]
+    messages = [render_bytes(ctx.settings, envelope) for envelope in envelopes]
+    conn = smtplib.SMTP("127.0.0.1", ctx.settings.smtp.port, local_hostname="bench.local")
+    started = time.perf_counter()
+    for i, raw in enumerate(messages):
+        conn.sendmail(f"bounce+{i}@bounces.example", [f"user{i}@example.com"], raw)
+    elapsed = time.perf_counter() - started
+    conn.quit()
+    return n / elapsed
+
+
+def fresh_db(url: str | None, folder: str, name: str) -> str:
+    if url:
+        return url
+    return f"sqlite:///{folder}/{name}.db"
+
+
+def measure_rss(db_url: str, port: int) -> None:
+    """Child mode: drain the queue, print sent count and peak RSS (MB) as JSON."""
+    ctx = make_ctx(db_url, port)
+    started = time.perf_counter()
+    sent = drain(ctx)
+    elapsed = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"sent": sent, "peak_rss_mb": round(peak, 1), "seconds": round(elapsed, 1)}))
+
+
+def rss_run(n: int, port: int, folder: str) -> dict[str, Any]:
+    url = fresh_db(None, folder, f"rss{n}")
+    db = Database(url)
+    init_schema(db)
+    queue(db, n, "bench.local")
+    db.dispose()
+    out = subprocess.run([sys.executable, __file__, "--measure-rss", url, "--port", str(port)],
+                         capture_output=True, text=True, check=True)
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=20000, help="mails to dispatch (default 20000)")
+    parser.add_argument("--db", help="database URL (default: a fresh SQLite file); must be empty/new")
+    parser.add_argument("--rss-small", type=int, default=10000)
+    parser.add_argument("--rss-big", type=int, default=50000,
+                        help="queued mails for the big RSS run (default 50000; the issue's figure is 200000)")
+    parser.add_argument("--no-rss", action="store_true")
+    parser.add_argument("--serve-sink", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--measure-rss", metavar="URL", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_sink:
+        serve_sink()
+        return 0
+    if args.measure_rss:
+        measure_rss(args.measure_rss, args.port)
+        return 0
+
+    sink, port = start_sink()
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            url = fresh_db(args.db, folder, "bench")
+            ctx = make_ctx(url, port)
+            init_schema(ctx.db)
+            queue(ctx.db, args.n, ctx.settings.mail.message_id_domain)
+            print(f"cpus: {os.cpu_count()}  database: {ctx.db.engine.dialect.name}  mails: {args.n}")
+
+            raw_rate = raw_loop(ctx, args.n)
+            print(f"raw smtplib loop, one connection, pre-rendered: {raw_rate:8.0f} mails/s")
+
+            started = time.perf_counter()
+            sent = drain(ctx)
+            elapsed = time.perf_counter() - started
+            rate = sent / elapsed
+            print(f"mailflow dispatch (render + DB + SMTP + record): {rate:8.0f} mails/s "
+                  f"({sent} sent in {elapsed:.1f} s)")
+            ratio = rate / raw_rate
+            print(f"ratio dispatch/raw: {ratio:.2f} (target >= 0.70: {'met' if ratio >= 0.7 else 'NOT met'})")
+            ctx.db.dispose()
+
+            if not args.no_rss:
+                small = rss_run(args.rss_small, port, folder)
+                big = rss_run(args.rss_big, port, folder)
+                growth = big["peak_rss_mb"] - small["peak_rss_mb"]
+                print(f"peak RSS draining {args.rss_small:>7} queued: {small['peak_rss_mb']:7.1f} MB "
+                      f"({small['sent']} sent, {small['seconds']} s)")
+                print(f"peak RSS draining {args.rss_big:>7} queued: {big['peak_rss_mb']:7.1f} MB "
+                      f"({big['sent']} sent, {big['seconds']} s)")
+                verdict = "met" if growth <= 50 else "NOT met"
+                print(f"RSS growth: {growth:+.1f} MB (target within 50 MB: {verdict})")
+    finally:
+        assert sink.stdin is not None
+        sink.stdin.close()
+        sink.wait(timeout=30)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
