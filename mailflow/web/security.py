@@ -32,7 +32,7 @@ def unsign(settings: Settings, salt: str, value: str | None, max_age_seconds: fl
     if not value:
         return None
     try:
-        return serializer(settings, salt).loads(value, max_age=max_age_seconds)
+        return serializer(settings, salt).loads(value, max_age=int(max_age_seconds))
     except BadSignature:
         return None
 
