@@ -173,6 +173,12 @@ PHRASES: dict[str, tuple[str, ...]] = {
         "mailbox has reached",
         "inbox is full",
         "user's mailbox is full",
+        "452 insufficient disk space",
+        "account disabled temporarly for exceeding receiving limits",
+        "mailbox exceeds allowed size",
+        "not sufficient disk space",
+        "quota violation for",
+        "too much mail data",
     ),
     "mesgtoobig": (
         "exceeded maximum inbound message size",
@@ -235,6 +241,13 @@ PHRASES: dict[str, tuple[str, ...]] = {
         "mailbox is inactive",
         "is disabled",
         "inactive account",
+        " is currently suspended",
+        "archived recipient",
+        "has been suspended",
+        "this account has been disabled or discontinued",
+        "this account has been temporarily suspended",
+        "this address no longer accepts mail",
+        "the email account that you tried to reach is inactive",
     ),
     "hasmoved": (" has been replaced by ", "user has moved", "address has moved", "mailbox has moved"),
     "norelaying": (
@@ -530,6 +543,28 @@ PHRASES: dict[str, tuple[str, ...]] = {
         "sender domain must exist",
         "sender unknown",
         "not accept mail from you",
+        "access denied (in reply to mail from command)",
+        "access denied (sender blacklisted)",
+        "address rejected",
+        "because the sender isn't on the recipient's list of senders to accept mail from",
+        "can't determine purported responsible address",
+        "denied [bouncedeny]",
+        "delivery not authorized, message refused",
+        "does not exist e2110",
+        "domain of sender address ",
+        "envelope blocked - ",
+        "error: no third-party dsns",
+        "message rejected: email address is not verified",
+        "mx records for ",
+        "recipient addresses rejected : access denied",
+        "recipient not accepted. (batv: no tag",
+        "rfc 1035 violation: recursive cname records for",
+        "rule imposed mailbox access for",
+        "sending this from a different address or alias using the ",
+        "sender is in my black list",
+        "spam reporting address",
+        "syntax error: empty email address",
+        "you are sending to/from an address that has been blacklisted",
     ),
     "hostunknown": (
         "all host address lookups failed permanently",
@@ -984,7 +1019,19 @@ PAIRS: dict[str, tuple[tuple[str, ...], ...]] = {
         ("account ", " does not exist"),
         ("this user doesn't have a ", " account"),
     ),
-    "mailboxfull": (("mailbox ", " is full"), ("user ", " over quota"), ("mail", "box", " full")),
+    "mailboxfull": (
+        ("account is ", " quota"),
+        ("disk", "quota"),
+        ("enough ", " space"),
+        ("mailbox ", "exceeded", " limit"),
+        ("mailbox ", "quota"),
+        ("maildir ", "quota"),
+        ("over ", "quota"),
+        ("quota ", "exceeded"),
+        ("mailbox ", " is full"),
+        ("user ", " over quota"),
+        ("mail", "box", " full"),
+    ),
     "requireptr": (
         ("domain ", " mismatches client ip"),
         ("dns lookup failure: ", " try again later"),
@@ -1015,9 +1062,18 @@ def _word(text: str, phrase: str) -> bool:
     return re.search(r"(?<![a-z])" + re.escape(phrase.strip()) + r"(?![a-z])", text) is not None
 
 
+# Phrases that look like a reason's but mean something else ("recipient address rejected"
+# is about the recipient, not the sender the "rejected" reason is about).
+NOT_PHRASES: dict[str, tuple[str, ...]] = {
+    "rejected": ("5.1.0 address rejected", "recipient address rejected", "sender ip address rejected"),
+}
+
+
 def matches(reason: str, text: str) -> bool:
     """Does lower-cased `text` carry one of `reason`'s phrases?"""
     if not text:
+        return False
+    if any(p in text for p in NOT_PHRASES.get(reason, ())):
         return False
     for phrase in PHRASES.get(reason, ()):
         if phrase in _WORD_ONLY:
@@ -1139,6 +1195,14 @@ def _probe(reason: str, hit: Hit, low: str, by_status: str) -> bool:
         if hit.command in _BEFORE_DATA:
             return False
         return matches("filtered", low) or matches("userunknown", low)
+    if reason == "suspend" and hit.reply_code == "525":
+        return True  # 525: user account disabled
+    if reason == "rejected" and by_status != reason:
+        # a sender-side refusal by text: only when the reply came at MAIL FROM, at DATA
+        # (unless the code says the user is unknown), or when the code names nothing better
+        if hit.command == "MAIL" or (hit.command == "DATA" and by_status != "userunknown"):
+            return matches(reason, low)
+        return by_status in ("", "securityerror", "systemerror") and matches(reason, low)
     if reason == "contenterror" and by_status == reason and matches("spamdetected", low):
         return False
     if reason == "hostunknown" and _temporary(hit):
