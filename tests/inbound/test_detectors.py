@@ -132,7 +132,8 @@ def test_remote_host_rules(recipient: str, status: str, diagnostic: str, remote:
 
 
 def test_remote_rules_leave_other_domains_alone() -> None:
-    result = analyze(_dsn("a@example.net", "5.1.0", "550 5.1.0 <s@example.org> sender rejected. AUP#CXBL"))
+    diagnostic = "550 5.1.0 <s@example.org> sender rejected. AUP#CXBL (in reply to MAIL FROM command)"
+    result = analyze(_dsn("a@example.net", "5.1.0", diagnostic))
     assert result.recipients[0].reason == "rejected"
 
 
