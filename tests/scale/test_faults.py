@@ -5,6 +5,7 @@ sending lease that expired."""
 
 from __future__ import annotations
 
+import functools
 import socket
 import time
 from pathlib import Path
@@ -34,14 +35,23 @@ def sending_by(db: Database, worker: Worker) -> int:
             OutboxMessage.claimed_by == f"{HOST}:{worker.proc.pid}")).all())
 
 
+def mid_batch(db: Database, ws: list[Worker]) -> Worker | None:
+    return next((w for w in ws if w.alive and sending_by(db, w) > 0), None)
+
+
 def reclaimed(db: Database) -> dict[str, str]:
     """Message-ID → the reclaim note of every mail whose sending lease expired and was queued again."""
     with db.session() as session:
         rows = session.execute(
             select(OutboxMessage.message_id, OutboxEvent.detail)
             .join(OutboxEvent, OutboxEvent.outbox_id == OutboxMessage.id)
-            .where(OutboxEvent.from_status == OutboxStatus.SENDING, OutboxEvent.detail.like("lease of % expired%")))
+            .where(OutboxEvent.from_status == OutboxStatus.SENDING,
+                   OutboxEvent.detail.like("lease of % expired%")))
         return {mid: str(detail) for mid, detail in rows}
+
+
+def refused_at_least(sink: CountingSink, n: int) -> bool:
+    return sink.handler.refused >= n
 
 
 def all_sent(db: Database, n: int) -> bool:
@@ -59,18 +69,14 @@ def test_sigkill_mid_batch_ten_times_loses_nothing(db_url: str, tmp_path: Path) 
         killed: list[str] = []
         try:
             for round_ in range(kills):
-                # Kill whichever worker is first seen holding a claimed batch: it is mid-batch by definition.
-                victim: list[Worker] = []
-
-                def someone_mid_batch() -> bool:
-                    victim[:] = [w for w in ws if w.alive and sending_by(db, w) > 0][:1]
-                    return bool(victim)
-
-                wait_until(someone_mid_batch, 120, f"a worker mid-batch (kill {round_ + 1})", every=0.05,
+                # Kill a worker seen holding a claimed batch: it is mid-batch by definition.
+                wait_until(lambda: mid_batch(db, ws) is not None, 120,
+                           f"a worker mid-batch (kill {round_ + 1})", every=0.05,
                            check=lambda: check_alive(ws))
-                victim[0].kill()
-                killed.append(f"{HOST}:{victim[0].proc.pid}")
-                ws[ws.index(victim[0])] = Worker(env, tmp_path)
+                victim = mid_batch(db, ws) or ws[0]
+                victim.kill()
+                killed.append(f"{HOST}:{victim.proc.pid}")
+                ws[ws.index(victim)] = Worker(env, tmp_path)
             wait_until(lambda: all_sent(db, mails), 300, f"{mails} mails sent after {kills} kills", every=1,
                        check=lambda: check_alive(ws))
         finally:
@@ -97,8 +103,8 @@ def test_relay_refusing_dropping_and_down_then_every_mail_arrives(db_url: str, t
     try:
         for fault, refusals in ((Fault.TEMPFAIL_421, 30), (Fault.TEMPFAIL_451, 60), (Fault.DROP_IN_DATA, 90)):
             sink.handler.fault = fault
-            wait_until(lambda n=refusals: sink.handler.refused >= n, 120, f"{refusals} refusals ({fault})",
-                       every=0.05, check=lambda: check_alive(ws))
+            wait_until(functools.partial(refused_at_least, sink, refusals), 120,
+                       f"{refusals} refusals ({fault})", every=0.05, check=lambda: check_alive(ws))
         sink.stop()  # down: connections are refused
         downtime_until = time.monotonic() + 3
         wait_until(lambda: time.monotonic() > downtime_until, 10, "the outage", check=lambda: check_alive(ws))

@@ -27,7 +27,7 @@ DAY = timedelta(days=1)
 
 
 def add_mail(ctx: AppContext, status: str, created: datetime, n: int = 1) -> list[int]:
-    ids = []
+    ids: list[int] = []
     with ctx.db.session() as session:
         for _ in range(n):
             row = OutboxMessage(template="registration-received", to_address="a@example.com",
