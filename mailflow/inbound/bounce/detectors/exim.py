@@ -33,6 +33,7 @@ FORMAT = TextFormat(
         "------ the body of the message is",
         "--- the header of the original message is following",
         "reporting-mta:",
+        "included is a copy of the message header",
     ),
     address_line=_LINE,
 )

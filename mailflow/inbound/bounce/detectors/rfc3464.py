@@ -30,11 +30,17 @@ def fill_from_notice(hit: Hit, notice: str) -> None:
     para = paragraph_about(notice, hit.address)
     if not hit.command:
         hit.command = smtp_command(para) or smtp_command(notice[:8000])
-    if hit.diagnostic or not para:
+    if hit.diagnostic or not para or _is_dsn_fields(para):
         return
     hit.diagnostic = collapse(para)
     hit.status = hit.status or find_status(para)
     hit.reply_code = hit.reply_code or find_reply_code(para)
+
+
+def _is_dsn_fields(text: str) -> bool:
+    """A paragraph of pasted DSN fields repeats what the blocks said; it is no diagnostic."""
+    low = text.lower()
+    return "final-recipient:" in low or "original-recipient:" in low
 
 
 def paragraph_about(notice: str, address: str) -> str:
