@@ -1,0 +1,168 @@
+"""Load figures for /verify/{token}: GET (the page, never consuming) with wrk, next to a bare uvicorn
+"hello" route measured in the same run; POST (a real completion with the account's password, one fresh
+token per request) with a bounded Python client. Prints requests/s and p50/p99.
+
+    python bench/verify.py [--seconds 10] [--connections 32] [--posts 320]
+
+Target: GET >= 0.5 x the bare route's requests/s, and GET p99 < 50 ms at 32 connections.
+Uses a temporary SQLite database and free ports on 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+HELLO_APP = """
+from fastapi import FastAPI
+app = FastAPI()
+@app.get("/hello")
+def hello():
+    return {"hello": "world"}
+"""
+PASSWORD = "Harbour2024"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start(args: list[str], env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(200):
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/", timeout=0.5)
+            return proc
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    proc.terminate()
+    raise SystemExit(f"server on port {port} did not start")
+
+
+def seed(db_url: str, settings_env: dict[str, str], count: int) -> list[str]:
+    """Approved accounts with a verification link each; returns the link paths."""
+    from mailflow.accounts.verification import send_verification_mail
+    from mailflow.config import load_settings
+    from mailflow.context import AppContext
+    from mailflow.db import init_schema
+    from mailflow.models import Account, AccountStatus
+    from mailflow.passwords import hash_password
+    from mailflow.timeutil import now
+
+    ctx = AppContext.from_settings(load_settings(None, settings_env))
+    init_schema(ctx.db)
+    password_hash = hash_password(PASSWORD)
+    links = []
+    with ctx.db.session() as session:
+        for n in range(count):
+            address = f"bench{n}@example.com"
+            account = Account(account=f"bench{n:05d}", account_key=f"bench{n:05d}", name="王小明",
+                              mobile="0912345678", email=address, email_key=address,
+                              password_hash=password_hash, status=AccountStatus.APPROVED, approved_at=now())
+            session.add(account)
+            session.flush()
+            message = send_verification_mail(session, ctx.settings, account, "account-approved")
+            links.append(str(message.context["verify_url"]).split("://", 1)[1].split("/", 1)[1])
+    ctx.db.dispose()
+    return ["/" + link for link in links]
+
+
+def wrk(url: str, seconds: int, connections: int) -> dict[str, float]:
+    out = subprocess.run(["wrk", "-t4", f"-c{connections}", f"-d{seconds}s", "--latency", url],
+                         capture_output=True, text=True, check=True).stdout
+
+    def millis(label: str) -> float:
+        found = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        if not found:
+            return float("nan")
+        value, unit = float(found.group(1)), found.group(2)
+        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"rps": float(rps.group(1)) if rps else float("nan"), "p50": millis("50"), "p99": millis("99"),
+            "errors": float(non2xx.group(1)) if non2xx else 0.0}
+
+
+def post_load(base: str, links: list[str], connections: int) -> dict[str, float]:
+    latencies: list[float] = []
+    statuses: list[int] = []
+
+    def one(link: str) -> None:
+        with httpx.Client(base_url=base, timeout=30) as client:
+            started = time.perf_counter()
+            answer = client.post(link, data={"password": PASSWORD})
+            latencies.append((time.perf_counter() - started) * 1000)
+            statuses.append(answer.status_code)
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=connections) as pool:
+        list(pool.map(one, links))
+    elapsed = time.perf_counter() - started
+    ordered = sorted(latencies)
+    return {"rps": len(links) / elapsed, "p50": statistics.median(ordered),
+            "p99": ordered[max(0, int(len(ordered) * 0.99) - 1)],
+            "errors": float(sum(1 for s in statuses if s != 200))}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--posts", type=int, default=320)
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk is not installed (apt-get install wrk)")
+    work = Path(tempfile.mkdtemp(prefix="mailflow-bench-"))
+    hello_port, app_port = free_port(), free_port()
+    db_url = f"sqlite:///{work / 'bench.db'}"
+    env = {**os.environ, "MAILFLOW_DATABASE__URL": db_url, "MAILFLOW_HTTP__PORT": str(app_port),
+           "MAILFLOW_HTTP__BASE_URL": f"http://127.0.0.1:{app_port}",
+           "MAILFLOW_STORAGE__DOCUMENTS_DIR": str(work / "documents"), "PYTHONPATH": str(ROOT)}
+    settings_env = {k: v for k, v in env.items() if k.startswith("MAILFLOW_")}
+    links = seed(db_url, settings_env, args.posts + 1)
+    (work / "hello_app.py").write_text(HELLO_APP)
+    uvicorn = [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--log-level", "warning"]
+    servers = [
+        start([*uvicorn, "--port", str(hello_port), "--app-dir", str(work), "hello_app:app"], env,
+              hello_port),
+        start([*uvicorn, "--port", str(app_port), "--factory", "bench.verify_app:create"], env, app_port),
+    ]
+    try:
+        hello = wrk(f"http://127.0.0.1:{hello_port}/hello", args.seconds, args.connections)
+        get = wrk(f"http://127.0.0.1:{app_port}{links[0]}", args.seconds, args.connections)
+        post = post_load(f"http://127.0.0.1:{app_port}", links[1:], args.connections)
+    finally:
+        for server in servers:
+            server.terminate()
+            server.wait(timeout=10)
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"connections: {args.connections}, one uvicorn worker each, SQLite")
+    for name, row in (("bare hello", hello), ("GET /verify", get), ("POST /verify", post)):
+        print(f"{name:<14} {row['rps']:>9.1f} req/s  p50 {row['p50']:>7.2f} ms  p99 {row['p99']:>8.2f} ms"
+              f"  non-2xx {row['errors']:.0f}")
+    ratio = get["rps"] / hello["rps"]
+    print(f"GET / bare ratio: {ratio:.2f} (target >= 0.5: {'met' if ratio >= 0.5 else 'NOT met'}); "
+          f"GET p99 {get['p99']:.1f} ms (target < 50 ms: {'met' if get['p99'] < 50 else 'NOT met'})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
