@@ -6,6 +6,7 @@ import re
 
 from mailflow.inbound.bounce.context import Context
 from mailflow.inbound.bounce.model import Hit
+from mailflow.inbound.bounce.reasons import status_reason
 from mailflow.inbound.bounce.textblocks import between, first_address_in, make_hit
 
 NAME = "gmail"
@@ -29,7 +30,44 @@ def detect(ctx: Context) -> list[Hit] | None:
     tech = region.lower().find("technical details")
     diag = region[tech:] if tech >= 0 else region
     addrs = [a for a in addrs if region.find(a) < (tech if tech >= 0 else len(region))]
-    return [make_hit(a, diag, action) for a in dict.fromkeys(addrs)] or None
+    hits = [make_hit(a, diag, action) for a in dict.fromkeys(addrs)]
+    for hit in hits:
+        _gmail_verdict(hit)
+    return hits or None
+
+
+# Gmail's own "(state N)" suffix names the SMTP stage the remote server refused at.
+_STATES = {
+    "6": ("MAIL", "failedstarttls"),
+    "8": ("AUTH", "systemerror"),
+    "9": ("AUTH", "failedstarttls"),
+    "12": ("AUTH", "norelaying"),
+    "13": ("EHLO", "blocked"),
+    "14": ("RCPT", "userunknown"),
+    "15": ("DATA", "filtered"),
+    "17": ("DATA", "filtered"),
+    "18": ("DATA", "filtered"),
+}
+_STATE_RE = re.compile(r"\(state (\d+)\)")
+_MESSAGES = (
+    ("dns error: could not contact dns servers", "expired"),
+    ("delivery to the following recipient has been delayed", "expired"),
+    ("the recipient server did not accept our requests to connect", "expired"),
+    ("dns error: domain name not found", "hostunknown"),
+    ("dns error: dns server returned answer with no data", "hostunknown"),
+)
+
+
+def _gmail_verdict(hit: Hit) -> None:
+    """State code first, then Gmail's own sentences; a specific status code has the last word."""
+    m = _STATE_RE.search(hit.diagnostic)
+    if m and m.group(1) in _STATES:
+        hit.command, hit.reason = _STATES[m.group(1)]
+    if not hit.reason:
+        low = hit.diagnostic.lower()
+        hit.reason = next((r for phrase, r in _MESSAGES if phrase in low), "")
+    if hit.reason and hit.status and ".0" not in hit.status:  # x.0.y and x.y.0 are too vague
+        hit.reason = status_reason(hit.status) or hit.reason
 
 
 def _groups(ctx: Context) -> list[Hit] | None:
