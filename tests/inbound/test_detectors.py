@@ -115,6 +115,17 @@ def _dsn(recipient: str, status: str, diagnostic: str, remote: str = "") -> byte
         ),
         # KDDI: the bare filter answer
         ("a@ezweb.ne.jp", "5.0.0", "550 : User unknown", "", "filtered"),
+        # MessageLabs, I.UA, Apple, AOL
+        (
+            "a@example.com",
+            "5.0.0",
+            "553 Sorry, your domain has been blacklisted",
+            "cluster1.eu.messagelabs.com",
+            "rejected",
+        ),
+        ("a@email.ua", "5.0.0", "550 Mailbox is full. https://mail.i.ua/err/4/", "", "mailboxfull"),
+        ("a@icloud.com", "5.1.6", "550 5.1.6 recipient no longer on server: a@icloud.com", "", "hasmoved"),
+        ("a@aol.com", "5.4.4", "Host or domain name not found. Name service error", "", "hostunknown"),
         # Yahoo via its MX names
         (
             "a@example.com",

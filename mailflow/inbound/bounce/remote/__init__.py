@@ -1,7 +1,7 @@
 """Remote-host rules: providers whose own error codes name the reason better than the text.
 
 Some receiving services (Cox, Spectrum, Orange/La Poste, Facebook, Tencent, KDDI,
-NTT DOCOMO, Yahoo) document their rejection codes ("AUP#CXBL", "OFR_506",
+NTT DOCOMO, Yahoo, MessageLabs, I.UA, AOL, Apple) document their rejection codes ("AUP#CXBL", "OFR_506",
 "RCP-P2").  When a failed recipient's domain or the remote MTA that answered
 belongs to one of them, its module maps the code or phrase to a reason; an empty
 answer leaves the general classifier in charge.  One module per provider, each with
@@ -16,17 +16,34 @@ from types import ModuleType
 
 from mailflow.inbound.bounce.model import Hit
 from mailflow.inbound.bounce.remote import (
+    aol,
+    apple,
     cox,
     facebook,
     franceptt,
+    iua,
     kddi,
+    messagelabs,
     nttdocomo,
     spectrum,
     tencent,
     yahoo,
 )
 
-_MODULES: tuple[ModuleType, ...] = (cox, spectrum, franceptt, facebook, tencent, kddi, nttdocomo, yahoo)
+_MODULES: tuple[ModuleType, ...] = (
+    cox,
+    spectrum,
+    franceptt,
+    facebook,
+    tencent,
+    kddi,
+    nttdocomo,
+    yahoo,
+    messagelabs,
+    iua,
+    aol,
+    apple,
+)
 Rule = Callable[[Hit], str]
 
 # "host mx.example.com[192.0.2.1]", "host: smtp-in.orange.fr (193.252.22.65)", "while talking to mx.example."
