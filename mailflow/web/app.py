@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI, Request, Response
+from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from mailflow.context import AppContext
@@ -42,5 +45,14 @@ def create_app(ctx: AppContext) -> FastAPI:
             response.set_cookie(CSRF_COOKIE, fresh, httponly=True, samesite="strict",
                                 secure=ctx.settings.http.base_url.startswith("https"))
         return response
+
+    @app.exception_handler(RequestValidationError)
+    async def api_validation_errors(request: Request, exc: RequestValidationError) -> Response:
+        # The JSON API answers every refusal in its documented shape, even one FastAPI makes itself
+        # (e.g. a path id that is not a number): {"errors": {field: zh-TW message}}.
+        if request.url.path.startswith("/api/"):
+            fields = {str(error["loc"][-1]): "格式不正確" for error in exc.errors() if error.get("loc")}
+            return JSONResponse({"errors": fields or {"request": "請求格式不正確"}}, status_code=422)
+        return await request_validation_exception_handler(request, exc)
 
     return app

@@ -4,6 +4,7 @@ Debian's server binaries refuse to run as root, so they run as the ``postgres`` 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -34,7 +35,8 @@ class Cluster:
         shutil.chown(self.dir, "postgres", "postgres")
 
     def _pg(self, *args: str) -> None:
-        subprocess.run(["runuser", "-u", "postgres", "--", *args], check=True, capture_output=True, timeout=120)
+        subprocess.run(["runuser", "-u", "postgres", "--", *args], check=True, capture_output=True,
+                       timeout=120)
 
     def init(self) -> Cluster:
         self._pg(str(BIN / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync",
@@ -60,8 +62,6 @@ class Cluster:
         return self.url(name)
 
     def destroy(self) -> None:
-        try:
+        with contextlib.suppress(subprocess.CalledProcessError):  # already down
             self.stop("immediate")
-        except subprocess.CalledProcessError:
-            pass  # already down
         shutil.rmtree(self.dir, ignore_errors=True)
