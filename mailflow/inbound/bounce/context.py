@@ -10,6 +10,7 @@ from __future__ import annotations
 import email
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from email import policy
 from email.message import Message
 
@@ -45,6 +46,11 @@ class Context:
     @property
     def from_lower(self) -> str:
         return self.from_.lower()
+
+    @cached_property
+    def head_lower(self) -> str:
+        """The notice's first 20,000 characters lower-cased, once for all detectors."""
+        return self.notice[:20000].lower()
 
     @property
     def is_dsn(self) -> bool:

@@ -29,7 +29,7 @@ class TextFormat:
     action: str = "failed"
 
     def recognises(self, ctx: Context) -> bool:
-        low = ctx.notice[:20000].lower()
+        low = ctx.head_lower
         if any(m in low for m in self.markers):
             return True
         if self.sender is None and self.subject is None:

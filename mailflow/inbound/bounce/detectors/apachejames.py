@@ -13,7 +13,7 @@ _RCPT = re.compile(r"^\s*RCPT TO:\s*(.+)$", re.M | re.I)
 
 
 def recognises(ctx: Context) -> bool:
-    low = ctx.notice[:4000].lower()
+    low = ctx.head_lower[:4000]
     return "error message below:" in low and "message details:" in low
 
 

@@ -13,7 +13,7 @@ _BLOCK = re.compile(r"was not delivered to:\s*(.*?)\n\s*because:\s*(.*?)(?:\n\s*
 
 
 def detect(ctx: Context) -> list[Hit] | None:
-    low = ctx.notice[:6000].lower()
+    low = ctx.head_lower[:6000]
     if "was not delivered to:" in low and "because:" in low:
         hits = []
         for m in _BLOCK.finditer(ctx.notice[:20000]):

@@ -13,7 +13,7 @@ _RCPT = re.compile(r"error delivering your mail to <?([^\s<>]+@[^\s<>]+?)>?\.?\s
 
 
 def detect(ctx: Context) -> list[Hit] | None:
-    low = ctx.notice[:4000].lower()
+    low = ctx.head_lower[:4000]
     if "dragonfly mail agent" not in low and "there was an error delivering your mail to" not in low:
         return None
     region = between(ctx.notice, ("",), ("message headers follow", "original message follows"))

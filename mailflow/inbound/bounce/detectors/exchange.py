@@ -33,7 +33,7 @@ _CODES = (
 
 
 def detect(ctx: Context) -> list[Hit] | None:
-    low = ctx.notice[:6000].lower()
+    low = ctx.head_lower[:6000]
     if "did not reach the following recipient" not in low and "could not be reached:" not in low:
         return None
     region = between(ctx.notice, ("following recipient(s):", "could not be reached:"), ())

@@ -17,7 +17,7 @@ _ADDR = re.compile(r"^\s+<?([^\s<>@]+@[^\s<>]+?)>?\s*$", re.M)
 
 
 def detect(ctx: Context) -> list[Hit] | None:
-    if "google" not in ctx.from_lower and "google" not in ctx.notice[:6000].lower():
+    if "google" not in ctx.from_lower and "google" not in ctx.head_lower[:6000]:
         return None
     intro = _INTRO.search(ctx.notice[:6000])
     if intro is None:

@@ -23,7 +23,7 @@ _CAUSES = (
 
 
 def detect(ctx: Context) -> list[Hit] | None:
-    if "** message not delivered **" not in ctx.notice[:3000].lower() or ctx.dsn_blocks:
+    if "** message not delivered **" not in ctx.head_lower[:3000] or ctx.dsn_blocks:
         return None
     text = between(ctx.notice, ("** message not delivered **",), ("<html", "----- original message"))
     addrs = addresses_in(" ".join(str(v) for v in ctx.msg.get_all("X-Failed-Recipients") or []))

@@ -10,7 +10,7 @@ NAME = "mfilter"
 
 
 def detect(ctx: Context) -> list[Hit] | None:
-    low = ctx.notice[:8000].lower()
+    low = ctx.head_lower[:8000]
     if "-------server message" not in low and "m-filter" not in low:
         return None
     head = between(ctx.notice, ("",), ("-------server message", "-------original message"))

@@ -20,7 +20,7 @@ _RCPT = re.compile(r"RCPT\s+TO:\s*<([^<>\s]+@[^<>\s]+)>", re.I)
 
 
 def detect(ctx: Context) -> list[Hit] | None:
-    if "transcript of session follows" not in ctx.notice[:2000].lower() or " In:" not in ctx.notice[:8000]:
+    if "transcript of session follows" not in ctx.head_lower[:2000] or " In:" not in ctx.notice[:8000]:
         return None
     rcpts: list[str] = []
     command, error, error_command = "", "", ""

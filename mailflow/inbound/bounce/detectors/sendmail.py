@@ -38,7 +38,7 @@ _RCPT_LINE = re.compile(r"^>>>\s*RCPT\s+TO:\s*<?([^\s<>]+@[^\s<>]+?)>?\s*$", re.
 
 
 def detect(ctx: Context) -> list[Hit] | None:
-    low = ctx.notice[:20000].lower()
+    low = ctx.head_lower
     if not any(m in low for m in _MARKERS):
         return None
     if "could not send mail for past" in ctx.subject.lower() or "warning--" in ctx.subject.lower():

@@ -18,7 +18,7 @@ _LINE = re.compile(r"^\s*<?([^\s<>]+@[^\s<>]+?)>?\s+\.\.\.\s*(.*)$", re.M)
 
 
 def detect(ctx: Context) -> list[Hit] | None:
-    low = ctx.notice[:6000].lower()
+    low = ctx.head_lower[:6000]
     if "failed addresses follow:" not in low:
         return None
     log = between(ctx.notice, ("message log follows:",), ("failed addresses follow:",))

@@ -23,7 +23,7 @@ def recognises(ctx: Context) -> bool:
         return True
     if "interscan" in ctx.header("Content-Type").lower():
         return True
-    return " interscan " in ctx.notice[:4000].lower()
+    return " interscan " in ctx.head_lower[:4000]
 
 
 def detect(ctx: Context) -> list[Hit] | None:

@@ -18,7 +18,7 @@ _TECH = re.compile(r"^\s*SMTP:([A-Z]{4})\s+host\s+\S+:\s*(.*)$", re.M)
 
 
 def detect(ctx: Context) -> list[Hit] | None:
-    low = ctx.notice[:3000].lower()
+    low = ctx.head_lower[:3000]
     if "this is an automatically generated delivery status notification" not in low:
         return None
     listed = between(ctx.notice, ("following recipients failed",), ("technical details:", "====="))

@@ -16,7 +16,7 @@ _ERR = re.compile(
 
 
 def detect(ctx: Context) -> list[Hit] | None:
-    if "we had trouble delivering your message" not in ctx.notice[:2000].lower():
+    if "we had trouble delivering your message" not in ctx.head_lower[:2000]:
         return None
     hits = []
     for m in _ERR.finditer(ctx.notice):
