@@ -10,9 +10,9 @@ from __future__ import annotations
 import email
 import re
 from dataclasses import dataclass, field
-from functools import cached_property
 from email import policy
 from email.message import Message
+from functools import cached_property
 
 from mailflow.inbound.bounce.dsn import Block, delivery_status_text, field_blocks
 from mailflow.inbound.bounce.mailtext import TEXT_CAP, normalise_newlines, part_text
