@@ -1,0 +1,1 @@
+"""Real-browser tests: the pages tried as a person would (Debian's chromium driven by Playwright)."""
