@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from mailflow.accounts import review
 from mailflow.config import Settings
 from mailflow.models import Application, ApplicationStatus, StaffRole, StaffUser
-from mailflow.web.deps import get_session, get_settings
+from mailflow.web.deps import DbSession, get_settings
 from mailflow.web.pages import render
 from mailflow.web.security import csrf_ok
 from mailflow.web.staff_auth import require_staff
@@ -23,7 +23,6 @@ from mailflow.web.staff_auth import require_staff
 router = APIRouter()
 
 Reviewer = Annotated[StaffUser, Depends(require_staff(StaffRole.REVIEWER))]
-DbSession = Annotated[Session, Depends(get_session)]
 AppSettings = Annotated[Settings, Depends(get_settings)]
 
 STATUS_FILTERS = {"submitted": "待審核", "approved": "已通過", "rejected": "未通過", "all": "全部"}

@@ -26,12 +26,11 @@ from mailflow.accounts.shared import BindingError
 from mailflow.config import Settings
 from mailflow.models import Account, AccountKind
 from mailflow.passwords import hash_password
-from mailflow.web.deps import get_session, get_settings
+from mailflow.web.deps import DbSession, get_settings
 from mailflow.web.pages import render
 from mailflow.web.security import CSRF_FIELD, csrf_ok
 
 router = APIRouter()
-DbSession = Annotated[Session, Depends(get_session)]
 AppSettings = Annotated[Settings, Depends(get_settings)]
 
 ACCOUNT_FIELDS = ("account", "name", "mobile", "email", "password", "password_confirm")

@@ -25,7 +25,7 @@ from mailflow.config import Settings
 from mailflow.models import StaffRole, StaffUser
 from mailflow.passwords import hash_password, verify_password
 from mailflow.timeutil import now
-from mailflow.web.deps import get_session, get_settings
+from mailflow.web.deps import DbSession, get_settings
 from mailflow.web.pages import render
 from mailflow.web.security import csrf_ok, sign, unsign
 
@@ -158,7 +158,7 @@ def require_staff(*roles: str) -> Callable[..., StaffUser]:
     """A dependency: the signed-in StaffUser with one of ``roles`` (admin passes every role). Pages
     without a session redirect to the login form; API calls get 401 JSON; a wrong role gets 403."""
 
-    def dependency(request: Request, session: Annotated[Session, Depends(get_session)]) -> StaffUser:
+    def dependency(request: Request, session: DbSession) -> StaffUser:
         staff = current_staff(request, session)
         api = _wants_json(request)
         if staff is None:
@@ -182,7 +182,7 @@ def login_form(request: Request, next: str | None = None) -> Response:  # noqa: 
 @router.post("/staff/login")
 def login_submit(
     request: Request,
-    session: Annotated[Session, Depends(get_session)],
+    session: DbSession,
     settings: Annotated[Settings, Depends(get_settings)],
     name: Annotated[str, Form(max_length=200)] = "",
     password: Annotated[str, Form(max_length=1000)] = "",

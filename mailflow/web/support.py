@@ -34,7 +34,7 @@ from mailflow.models import (
 from mailflow.support import actions, chart, queries
 from mailflow.support.reasons_zh import KIND_TITLES, mail_title
 from mailflow.timeutil import now, taipei
-from mailflow.web.deps import get_ctx, get_session, get_settings
+from mailflow.web.deps import DbSession, get_ctx, get_settings
 from mailflow.web.pages import render
 from mailflow.web.security import csrf_ok
 from mailflow.web.staff_auth import require_staff
@@ -42,7 +42,6 @@ from mailflow.web.staff_auth import require_staff
 router = APIRouter()
 
 Staff = Annotated[StaffUser, Depends(require_staff(StaffRole.SUPPORT))]
-DbSession = Annotated[Session, Depends(get_session)]
 CsrfField = Annotated[str, Form(max_length=400)]
 BackField = Annotated[str, Form(max_length=2000)]
 
@@ -226,9 +225,6 @@ def _act(request: Request, staff: StaffUser, session: Session, csrf_token: str, 
     except actions.ActionError as exc:
         session.rollback()
         return _refused(request, staff, exc.message, exc.status, back or default_back)
-    # Commit before answering: get_session's own commit runs after the response is sent, and a browser
-    # following the redirect at once would otherwise read the page as it was before the action.
-    session.commit()
     return _done(_back(back, default_back), code)
 
 

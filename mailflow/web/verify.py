@@ -17,14 +17,13 @@ from mailflow.accounts.verification import VerifyError
 from mailflow.config import Settings
 from mailflow.models import Account, Binding, TokenPurpose, VerificationToken
 from mailflow.web.applicant_auth import clear_session_cookie, set_session_cookie
-from mailflow.web.deps import get_session, get_settings
+from mailflow.web.deps import DbSession, get_settings
 from mailflow.web.pages import render
 from mailflow.web.security import csrf_ok
 
 log = logging.getLogger(__name__)
 router = APIRouter()
 
-DbSession = Annotated[Session, Depends(get_session)]
 AppSettings = Annotated[Settings, Depends(get_settings)]
 
 # The token is a credential in the URL: keep it out of caches, referrers and search engines.
