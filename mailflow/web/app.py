@@ -23,7 +23,8 @@ SECURITY_HEADERS = {
 
 
 def create_app(ctx: AppContext) -> FastAPI:
-    app = FastAPI(title="mailflow", version="0.1.0", docs_url="/api/docs", openapi_url="/api/openapi.json")
+    app = FastAPI(title="mailflow", version="0.1.0", docs_url="/api/docs", redoc_url=None,
+                  openapi_url="/api/openapi.json")
     app.state.ctx = ctx
     for module in (health, metrics, applicant, verify, shared, review, support):
         app.include_router(module.router)
