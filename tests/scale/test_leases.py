@@ -171,3 +171,37 @@ def test_a_failing_tick_does_not_escape_the_scheduler(ctx: AppContext) -> None:
 
     scheduler.guarded("x", broken, ctx)()
     scheduler.guarded("y", buggy, ctx)()
+
+
+DIGEST_RACER = """
+import sys, time
+from datetime import date
+from mailflow.config import load_settings
+from mailflow.context import AppContext
+from mailflow.support import digest
+ctx = AppContext.from_settings(load_settings(None, {"MAILFLOW_DATABASE__URL": sys.argv[1]}))
+start = float(sys.argv[2])
+while time.time() < start:
+    time.sleep(0.005)
+print(digest.run_scheduled(ctx, date(2025, 3, 1)))
+"""
+
+
+def test_four_workers_firing_the_digest_cron_queue_one_digest(ctx: AppContext, db_url: str) -> None:
+    import time
+
+    from sqlalchemy import func, select
+
+    from mailflow.models import OutboxMessage
+
+    start = str(time.time() + 3)
+    procs = [subprocess.Popen([sys.executable, "-c", DIGEST_RACER, db_url, start], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    results = [p.communicate(timeout=60) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err[-2000:] for _, err in results]
+    queued = [out.strip() for out, _ in results if out.strip() != "None"]
+    assert len(queued) == 1, results
+    with ctx.db.session() as session:
+        digests = session.scalar(select(func.count()).select_from(OutboxMessage)
+                                 .where(OutboxMessage.template == "support-digest"))
+    assert digests == 1
