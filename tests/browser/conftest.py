@@ -71,6 +71,19 @@ class LiveSite:
         raise AssertionError(f"no {template} mail to {to} arrived; captured: {subjects}")
 
 
+def staff_login(page: Any, site: LiveSite, path: str, name: str, password: str) -> None:
+    """Open a staff page, get sent to /staff/login, sign in and land back on ``path``."""
+    from playwright.sync_api import expect
+
+    page.goto(f"{site.url}{path}")
+    expect(page).to_have_url(re.compile(re.escape(f"{site.url}/staff/login?next=")))
+    page.fill("#name", name)
+    page.fill("#password", password)
+    with page.expect_navigation():
+        page.click("form[action='/staff/login'] button[type=submit]")
+    expect(page).to_have_url(f"{site.url}{path}")
+
+
 def _serve(ctx: AppContext) -> tuple[Any, threading.Thread, int]:
     import uvicorn
 

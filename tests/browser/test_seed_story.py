@@ -23,7 +23,7 @@ from inbound.test_intake_helpers import dsn
 from playwright.sync_api import expect
 from sqlalchemy import func, select
 
-from browser.conftest import REPO, LiveSite
+from browser.conftest import REPO, LiveSite, staff_login
 from mailflow.accounts.rules import MESSAGES
 from mailflow.cli import main as mailflow_cli
 from mailflow.commands.demo import APPLICANT_PASSWORD, APPLICANTS, STATES, demo_pdf, seed_demo
@@ -55,16 +55,6 @@ def add_staff(monkeypatch: pytest.MonkeyPatch, ctx: AppContext, name: str, role:
     monkeypatch.setattr(sys, "stdin", io.StringIO(password + "\n"))
     assert mailflow_cli(["staff", "add", name, "--role", role, "--password-stdin"]) == 0
     return password
-
-
-def staff_login(page: Any, site: LiveSite, path: str, name: str, password: str) -> None:
-    page.goto(f"{site.url}{path}")
-    expect(page).to_have_url(f"{site.url}/staff/login?next={path.replace('/', '%2F')}")
-    page.fill("#name", name)
-    page.fill("#password", password)
-    with page.expect_navigation():
-        page.click("form[action='/staff/login'] button[type=submit]")
-    expect(page).to_have_url(f"{site.url}{path}")
 
 
 def register_with_a_mistake(page: Any, site: LiveSite, shot: Callable[..., Path], document: Path) -> None:
