@@ -104,7 +104,7 @@ def test_every_page_fits_a_phone_and_names_its_fields(live_site: LiveSite, page:
     assert found == {}, "\n".join(f"{k}: {v}" for k, v in found.items())
 
 
-DOCS_PAGES = {"360": ("register", "verify", "mailbox"), "desktop": ("review-application", "support")}
+DOCS_PAGES = {"360": ("register", "verify", "review-queue")}
 
 
 def test_the_register_form_errors_are_announced_and_bound_to_their_fields(live_site: LiveSite,

@@ -59,7 +59,7 @@ def add_staff(monkeypatch: pytest.MonkeyPatch, ctx: AppContext, name: str, role:
 
 def register_with_a_mistake(page: Any, site: LiveSite, shot: Callable[..., Path], document: Path) -> None:
     page.goto(f"{site.url}/register")
-    shot(page, "register-form", docs=True)
+    shot(page, "register-form")
     for name, value in APPLICANT.items():
         page.fill(f"#{name}", value)
     page.fill("#mobile", "02-2345678")  # a landline where the mobile goes
@@ -89,7 +89,7 @@ def review_and_approve(page: Any, site: LiveSite, shot: Callable[..., Path], pas
     staff_login(page, site, "/review", "reviewer1", password)
     row = page.locator("tr", has_text=APPLICANT["account"])
     expect(row).to_contain_text(APPLICANT["company_name"])
-    shot(page, "review-queue", docs=True)
+    shot(page, "review-queue")
     row.get_by_role("link", name=APPLICANT["account"]).click()
     expect(page.locator("h1")).to_contain_text(APPLICANT["account"])
     with page.context.expect_page() as opened:
@@ -120,7 +120,7 @@ def verify_from_the_mailbox(page: Any, site: LiveSite, shot: Callable[..., Path]
     expect(page.locator("[role=alert]")).to_contain_text("密碼錯誤")
     page.go_back()  # the refusal page has no form of its own: back to the link's page, as a person would
     page.fill("#password", APPLICANT["password"])
-    shot(page, "verify-form", docs=True)
+    shot(page, "verify-form")
     page.click("form[action^='/verify/'] button[type=submit]")
     expect(page.locator("[role=status]")).to_contain_text("已完成驗證")
     shot(page, "verify-done", docs=True)
