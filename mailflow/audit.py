@@ -12,6 +12,7 @@ from mailflow.models import AuditEvent
 def record(
     session: Session, actor: str, action: str, target_type: str, target_id: int | None, **details: Any
 ) -> AuditEvent:
-    event = AuditEvent(actor=actor, action=action, target_type=target_type, target_id=target_id, details=details)
+    event = AuditEvent(actor=actor, action=action, target_type=target_type, target_id=target_id,
+                       details=details)
     session.add(event)
     return event

@@ -59,11 +59,12 @@ def test_bad_values_are_refused_naming_the_key(env: dict[str, str], key: str) ->
 
 
 def test_bad_config_stops_the_command_with_one_line(tmp_path: Path) -> None:
+    env = {"MAILFLOW_HTTP__PORT": "x", "PATH": "/usr/bin:/bin"}
     result = subprocess.run([sys.executable, "-m", "mailflow", "init"], capture_output=True, text=True,
-                            env={"MAILFLOW_HTTP__PORT": "x", "PATH": "/usr/bin:/bin"}, cwd=tmp_path, timeout=60)
+                            env=env, cwd=tmp_path, timeout=60)
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == ["mailflow: configuration error: http.port: expected an integer, "
-                                                  "got 'x'"]
+    expected = "mailflow: configuration error: http.port: expected an integer, got 'x'"
+    assert result.stderr.strip().splitlines() == [expected]
 
 
 def test_init_is_idempotent(db_url: str) -> None:

@@ -52,7 +52,8 @@ class Account(Base):
 
     @property
     def is_verified(self) -> bool:
-        return self.email_verified_at is not None and (self.email_verified_address or "").lower() == self.email_key
+        verified = (self.email_verified_address or "").lower()
+        return self.email_verified_at is not None and verified == self.email_key
 
 
 class ApplicationStatus:
