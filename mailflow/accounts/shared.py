@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from mailflow import audit
@@ -251,8 +252,12 @@ def request_binding(
     company = company_of(session, general)
     binding = Binding(shared_account_id=shared.id, general_account_id=general.id,
                       status=BindingStatus.PENDING)
-    session.add(binding)
-    session.flush()
+    session.flush()  # a stale request just marked expired must leave the live-pair index first
+    try:
+        with session.begin_nested():
+            session.add(binding)
+    except IntegrityError:  # the same request arrived twice at the same moment: one wins
+        raise BindingError(409, "已送出綁定請求,正在等待該一般帳號確認;如需重寄,請先取消原請求") from None
     address = general.email_verified_address or general.email
     token, row = issue_token(session, settings, general, TokenPurpose.BINDING, address, binding_id=binding.id)
     context = {

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, LargeBinary, String, Text
+from sqlalchemy import ForeignKey, Index, LargeBinary, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from mailflow.models.base import Base, utcnow
@@ -149,3 +149,10 @@ class Binding(Base):
     confirmed_at: Mapped[datetime | None]
     ended_at: Mapped[datetime | None]
     active_ubn: Mapped[bool] = mapped_column(default=False)  # the shared account's selected company
+
+    # At most one pending-or-active binding per pair, even when two identical requests race.
+    __table_args__ = (
+        Index("uq_bindings_live_pair", "shared_account_id", "general_account_id", unique=True,
+              sqlite_where=text("status IN ('pending', 'active')"),
+              postgresql_where=text("status IN ('pending', 'active')")),
+    )

@@ -316,3 +316,20 @@ def test_a_shared_account_id_shares_the_namespace_of_general_accounts(ctx: AppCo
     assert (caught.value.status, caught.value.message) == (409, "帳號已經存在")
     with ctx.db.session() as session:
         assert session.scalars(select(Account).where(Account.kind == AccountKind.SHARED)).all() == []
+
+
+def test_two_identical_requests_racing_leave_one_live_binding(ctx: AppContext) -> None:
+    """The check in request_binding can be passed by two requests at once; the database index decides."""
+    from sqlalchemy.exc import IntegrityError
+
+    from mailflow.models import Binding, BindingStatus
+
+    general_id = add_general(ctx, "harbor07", "04595257")
+    shared_id = add_shared(ctx)
+    ask(ctx, shared_id, "harbor07")
+    with pytest.raises(IntegrityError), ctx.db.session() as session:
+        session.add(Binding(shared_account_id=shared_id, general_account_id=general_id,
+                            status=BindingStatus.PENDING))
+    with ctx.db.session() as session:  # an ended binding does not block a new request
+        session.add(Binding(shared_account_id=shared_id, general_account_id=general_id,
+                            status=BindingStatus.UNBOUND))

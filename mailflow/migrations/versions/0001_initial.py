@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-25 08:06:25.290431
+Create Date: 2026-11-25 08:43:26.070505
 """
 
 from collections.abc import Sequence
@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 import mailflow.models.base
+
 
 revision: str = "0001"
 down_revision: str | None = None
@@ -204,6 +205,13 @@ def upgrade() -> None:
         )
         batch_op.create_index(
             batch_op.f("ix_bindings_shared_account_id"), ["shared_account_id"], unique=False
+        )
+        batch_op.create_index(
+            "uq_bindings_live_pair",
+            ["shared_account_id", "general_account_id"],
+            unique=True,
+            sqlite_where=sa.text("status IN ('pending', 'active')"),
+            postgresql_where=sa.text("status IN ('pending', 'active')"),
         )
 
     op.create_table(
@@ -441,6 +449,11 @@ def downgrade() -> None:
 
     op.drop_table("verification_tokens")
     with op.batch_alter_table("bindings", schema=None) as batch_op:
+        batch_op.drop_index(
+            "uq_bindings_live_pair",
+            sqlite_where=sa.text("status IN ('pending', 'active')"),
+            postgresql_where=sa.text("status IN ('pending', 'active')"),
+        )
         batch_op.drop_index(batch_op.f("ix_bindings_shared_account_id"))
         batch_op.drop_index(batch_op.f("ix_bindings_general_account_id"))
 
