@@ -73,7 +73,8 @@ class Worker:
         return self.proc.wait(timeout)
 
     def output(self) -> str:
-        self.log.flush()
+        if not self.log.closed:
+            self.log.flush()
         return self.log_path.read_text(errors="replace")
 
     def close(self) -> None:
