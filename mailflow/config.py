@@ -102,6 +102,7 @@ class ScheduleSettings:
     imap_poll_seconds: float = 60.0
     reminder_check_seconds: float = 300.0
     housekeeping_seconds: float = 3600.0
+    support_sweep_seconds: float = 3600.0
     digest_cron: str = "0 8 * * *"
     timezone: str = "Asia/Taipei"
 

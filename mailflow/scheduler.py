@@ -55,10 +55,10 @@ def singleton(name: str, job: Job, ctx: AppContext, ttl: float) -> Callable[[], 
 
 def build_scheduler(ctx: AppContext) -> BackgroundScheduler:
     from mailflow.accounts import reminders
-    from mailflow.inbound import imap
+    from mailflow.inbound import imap, route
     from mailflow.mail import dispatch
     from mailflow.ops import housekeeping
-    from mailflow.support import digest
+    from mailflow.support import digest, unverified
 
     # A dispatch tick longer than its interval makes APScheduler skip the next one, every 2 s, at
     # WARNING; that is the design (max_instances=1), not news. Job failures are logged by `guarded`.
@@ -75,6 +75,13 @@ def build_scheduler(ctx: AppContext) -> BackgroundScheduler:
                           seconds=s.imap_poll_seconds, id="imap")
     scheduler.add_job(singleton("reminders", reminders.run, ctx, s.reminder_check_seconds * 3), "interval",
                       seconds=s.reminder_check_seconds, id="reminders")
+    # A mail stored but not processed (the process died in between) is picked up here.
+    scheduler.add_job(singleton("inbound-pending", route.process_pending, ctx, s.imap_poll_seconds * 3),
+                      "interval", seconds=s.imap_poll_seconds, id="inbound-pending")
+    # Customer service sees unverified applicants and permanently failed mails the same day, not only in
+    # the morning digest.
+    scheduler.add_job(singleton("support-sweep", unverified.sweep, ctx, s.support_sweep_seconds * 1.5),
+                      "interval", seconds=s.support_sweep_seconds, id="support-sweep")
     scheduler.add_job(singleton("housekeeping", housekeeping.run, ctx, s.housekeeping_seconds * 1.5),
                       "interval", seconds=s.housekeeping_seconds, id="housekeeping")
     # The digest is sent once per day whoever runs it: digest.run_scheduled claims the day's run key.
