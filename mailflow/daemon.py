@@ -33,6 +33,8 @@ def _banner(ctx: AppContext, role: str, extra: list[str]) -> None:
     if role in ("all", "web"):
         lines += [
             f"  registration form   {base}/register",
+            f"  shared account      {base}/shared/register",
+            f"  applicant account   {base}/account",
             f"  reviewer console    {base}/review",
             f"  support dashboard   {base}/support",
         ]
@@ -40,6 +42,8 @@ def _banner(ctx: AppContext, role: str, extra: list[str]) -> None:
             lines.append(f"  captured mails      {base}/dev/mailbox")
     lines += extra
     lines.append("  staff login:        mailflow staff add NAME --role reviewer|support|admin")
+    if ctx.settings.smtp.mode == "capture":
+        lines.append("  try every page:     mailflow demo  (seeds staff logins and applications)")
     print("\n".join(lines), file=sys.stderr, flush=True)
 
 
