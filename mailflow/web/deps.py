@@ -12,18 +12,25 @@ from mailflow.config import Settings
 from mailflow.context import AppContext
 
 
-def get_ctx(request: Request) -> AppContext:
+# Plain reads of app state are `async def`: FastAPI runs a sync dependency in the threadpool, a thread
+# hop per request for nothing.
+async def get_ctx(request: Request) -> AppContext:
+    return app_ctx(request)
+
+
+async def get_settings(request: Request) -> Settings:
+    return app_ctx(request).settings
+
+
+def app_ctx(request: Request) -> AppContext:
+    """The AppContext the app was created with, for code that has the request but is no dependency."""
     ctx: AppContext = request.app.state.ctx
     return ctx
 
 
-def get_settings(request: Request) -> Settings:
-    return get_ctx(request).settings
-
-
 def get_session(request: Request) -> Iterator[Session]:
     """One transaction per request: committed when the handler returns, rolled back when it raises."""
-    with get_ctx(request).db.session() as session:
+    with app_ctx(request).db.session() as session:
         yield session
 
 

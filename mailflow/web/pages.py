@@ -11,13 +11,15 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from mailflow.paths import web_templates_dir
 from mailflow.timeutil import roc_date, roc_datetime, taipei
-from mailflow.web.security import CSRF_FIELD, csrf_token
+from mailflow.web.security import CSRF_FIELD, LazyCsrfToken
 
 
 @lru_cache(maxsize=1)
 def environment() -> Environment:
     env = Environment(
         loader=FileSystemLoader(str(web_templates_dir())),
+        # Templates ship with the code: no stat() of every template file on every render.
+        auto_reload=False,
         autoescape=select_autoescape(["html"]),
         trim_blocks=True,
         lstrip_blocks=True,
@@ -33,7 +35,7 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
     base = {
         "request": request,
         "csrf_field": CSRF_FIELD,
-        "csrf_token": csrf_token(request),
+        "csrf_token": LazyCsrfToken(request),
         "support_phone": settings.mail.support_phone,
         "support_hours": settings.mail.support_hours.replace("-", "~"),
         "capture_mode": settings.smtp.mode == "capture",

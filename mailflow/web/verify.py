@@ -9,15 +9,15 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from mailflow.accounts import login, verification
-from mailflow.accounts.tokens import TokenError, load_token
+from mailflow.accounts.tokens import TokenError, TokenPreview, preview_token
 from mailflow.accounts.verification import VerifyError
 from mailflow.config import Settings
-from mailflow.models import Account, Binding, TokenPurpose, VerificationToken
+from mailflow.models import TokenPurpose
 from mailflow.web.applicant_auth import clear_session_cookie, set_session_cookie
-from mailflow.web.deps import DbSession, get_settings
+from mailflow.web.deps import DbSession, app_ctx, get_settings
 from mailflow.web.pages import render
 from mailflow.web.security import csrf_ok
 
@@ -53,10 +53,10 @@ def _failure(request: Request, status: int, message: str, purpose: str | None = 
                  title=TITLES.get(status, "無法完成"), message=message, purpose=purpose)
 
 
-def _binding_context(session: Session, row: VerificationToken) -> dict[str, str]:
-    binding = session.get(Binding, row.binding_id) if row.binding_id else None
-    shared = session.get(Account, binding.shared_account_id) if binding else None
-    return {"shared_account": shared.account, "shared_name": shared.name} if shared else {}
+def _binding_context(preview: TokenPreview) -> dict[str, str]:
+    if preview.purpose != TokenPurpose.BINDING or preview.shared_account is None:
+        return {}
+    return {"shared_account": preview.shared_account, "shared_name": preview.shared_name or ""}
 
 
 # /verify/resend comes before /verify/{token}, so "resend" is never read as a token.
@@ -90,27 +90,33 @@ async def resend_api(request: Request, session: DbSession, settings: AppSettings
     if data is None:
         return JSONResponse({"error": "請以 JSON 送出 account 與 password"}, status_code=422)
     try:
-        message = verification.request_new_mail(session, settings, data["account"], data["password"],
-                                                _client(request))
+        # The password check is argon2: the threadpool, never the event loop.
+        message = await run_in_threadpool(verification.request_new_mail, session, settings, data["account"],
+                                          data["password"], _client(request))
     except VerifyError as exc:
         return JSONResponse({"error": exc.message}, status_code=exc.status)
     return JSONResponse({"status": "queued", "to": mask_address(message.to_address)}, status_code=202)
 
 
 @router.get("/verify/{token}")
-def verify_page(request: Request, token: str, session: DbSession, settings: AppSettings) -> Response:
+async def verify_page(request: Request, token: str) -> Response:
     """Shows whose link this is and asks for the password; never consumes the token (mail scanners and
     link previews open links)."""
+    # One thread hop for the whole read-only page (query and render), and no DbSession: the page has
+    # nothing to commit, and every sync dependency would be a thread hop of its own.
+    return await run_in_threadpool(_verify_page, request, token)
+
+
+def _verify_page(request: Request, token: str) -> Response:
+    ctx = app_ctx(request)
     try:
-        row = load_token(session, settings, token)
+        with ctx.db.engine.connect() as connection:
+            preview = preview_token(connection, ctx.settings, token)
     except TokenError as exc:
         return _failure(request, exc.status, exc.message)
-    account = session.get(Account, row.account_id)
-    if account is None:
-        return _failure(request, 400, "此連結無效。")
-    return _page(request, "verify_form.html", account=account, purpose=row.purpose, token=token,
-                 address=mask_address(row.address), expires_at=row.expires_at, error="",
-                 binding=_binding_context(session, row) if row.purpose == TokenPurpose.BINDING else {})
+    return _page(request, "verify_form.html", account={"account": preview.account, "name": preview.name},
+                 purpose=preview.purpose, token=token, address=mask_address(preview.address),
+                 expires_at=preview.expires_at, error="", binding=_binding_context(preview))
 
 
 # No CSRF token here, on purpose: the form posts to a URL holding an unguessable single-use token, and
@@ -156,7 +162,8 @@ async def create_session(request: Request, session: DbSession, settings: AppSett
     data = await _json_object(request)
     if data is None:
         return JSONResponse({"error": "請以 JSON 送出 account 與 password"}, status_code=422)
-    result = login.log_in(session, data["account"], data["password"], _client(request))
+    result = await run_in_threadpool(login.log_in, session, data["account"], data["password"],
+                                     _client(request))  # argon2: off the event loop
     response = JSONResponse(result.body, status_code=result.status)
     if result.account is not None:
         set_session_cookie(response, settings, result.account)
