@@ -2,15 +2,20 @@
 
 An address on the list gets no more mail: `suppress` puts it there (hard bounce, complaint, five soft
 bounces in a row, or staff) and turns its waiting outbox rows into `suppressed`; `lift` takes it off and
-keeps the row as history. `record_soft_bounce` / `record_delivery` keep the count of soft bounces since the
-last successful delivery, which the inbound router compares with SOFT_BOUNCE_LIMIT.
+keeps the row as history. `record_soft_bounce` / `record_delivery` (`record_deliveries` for a group) keep
+the count of soft bounces since the last successful delivery, which the inbound router compares with
+SOFT_BOUNCE_LIMIT.
 
 Every function works inside the caller's transaction and commits nothing.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from typing import Any
+
 from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -109,6 +114,34 @@ def record_delivery(session: Session, address: str) -> None:
     health.soft_bounces = 0
     health.last_delivery_at = now()
     session.flush()
+
+
+def record_deliveries(session: Session, addresses: Iterable[str]) -> int:
+    """Many deliveries at once (dispatch records a group of sent mails this way): one upsert statement
+    run for every distinct address, instead of a read, a savepoint and a write per mail. Returns how
+    many distinct addresses were recorded."""
+    # Distinct (one statement cannot upsert a row twice on PostgreSQL) and sorted (concurrent workers
+    # take the row locks in the same order).
+    keys = sorted({key for key in map(address_key, addresses) if key})
+    if not keys:
+        return 0
+    moment = now()
+    upsert = _insert_for(session)(AddressHealth.__table__)
+    # ON CONFLICT works the same on SQLite and PostgreSQL; a row created by another worker in between
+    # is simply updated.
+    statement = upsert.on_conflict_do_update(
+        index_elements=["address_key"],
+        set_={"soft_bounces": 0, "last_delivery_at": upsert.excluded.last_delivery_at},
+    )
+    # The table, not the mapped class: a plain executemany, without the ORM's bulk machinery.
+    session.execute(statement, [{"address_key": key, "soft_bounces": 0, "last_delivery_at": moment}
+                                for key in keys])
+    return len(keys)
+
+
+def _insert_for(session: Session) -> Callable[..., Any]:
+    dialect = session.get_bind().dialect.name
+    return postgresql.insert if dialect == "postgresql" else sqlite.insert
 
 
 def record_soft_bounce(session: Session, address: str) -> int:

@@ -186,3 +186,56 @@ def test_a_mail_that_cannot_be_built_fails_with_the_reason(relay_ctx: AppContext
     run_dispatch(relay_ctx, threading.Event())
     row = outbox_row(relay_ctx, outbox_id)
     assert row.status == OutboxStatus.FAILED and "unusable mail address" in (row.last_reply or "")
+
+
+def test_more_mails_than_a_record_group_each_get_their_transitions_and_delivery(
+    relay_ctx: AppContext, sink: ScriptedSink
+) -> None:
+    from mailflow.mail.dispatch import RECORD_EVERY
+    from mailflow.models import AddressHealth
+
+    count = RECORD_EVERY + 7
+    ids = [queue_mail(relay_ctx, f"g{i}@example.com") for i in range(count)]
+    with relay_ctx.db.session() as session:  # one address had soft bounces: a delivery resets them
+        session.add(AddressHealth(address_key="g3@example.com", soft_bounces=3))
+    report = run_dispatch(relay_ctx, threading.Event())
+    assert report.results == {"sent": count} and len(sink.received) == count
+    with relay_ctx.db.session() as session:
+        steps = session.execute(select(OutboxEvent.outbox_id, OutboxEvent.to_status, OutboxEvent.smtp_code)
+                                .order_by(OutboxEvent.id)).all()
+        health = {h.address_key: h for h in session.scalars(select(AddressHealth))}
+    for outbox_id in ids:
+        assert [(s, c) for i, s, c in steps if i == outbox_id] == [("queued", None), ("sending", None),
+                                                                   ("sent", 250)]
+    assert len(health) == count and health["g3@example.com"].soft_bounces == 0
+    assert all(h.last_delivery_at is not None for h in health.values())
+    rows = [outbox_row(relay_ctx, i) for i in ids]
+    assert all(r.attempts == 1 and r.claimed_by is None and r.lease_expires_at is None for r in rows)
+
+
+def test_a_sent_mail_loses_its_raw_token(relay_ctx: AppContext, sink: ScriptedSink) -> None:
+    outbox_id = queue_mail(relay_ctx, "token@example.com", template="account-approved")
+    assert "verify_url" in outbox_row(relay_ctx, outbox_id).context
+    run_dispatch(relay_ctx, threading.Event())
+    row = outbox_row(relay_ctx, outbox_id)
+    assert row.status == OutboxStatus.SENT and "verify_url" not in row.context
+    assert row.context["name"] == "王小明"  # only the secrets go
+    [got] = sink.to("token@example.com")
+    text = got.message.get_body(("plain",))
+    assert text is not None and "http://testserver/verify/sample-token" in text.get_content()
+
+
+def test_a_result_for_a_reclaimed_row_is_still_recorded(relay_ctx: AppContext, sink: ScriptedSink) -> None:
+    from mailflow.mail.dispatch import Claimed, Outcome, TickReport, claim_batch, record
+
+    outbox_id = queue_mail(relay_ctx, "late@example.com")
+    [claimed] = claim_batch(relay_ctx, 10, now())
+    assert isinstance(claimed, Claimed)
+    with relay_ctx.db.session() as session:  # meanwhile another worker took it over after a lease lapse
+        session.execute(update(OutboxMessage).where(OutboxMessage.id == outbox_id)
+                        .values(status=OutboxStatus.RETRY, claimed_by="other:9"))
+    report = TickReport()
+    record(relay_ctx, [(claimed, Outcome(OutboxStatus.SENT, 250, "250 ok"))], report)
+    row = outbox_row(relay_ctx, outbox_id)
+    assert report.results == {"sent": 1} and row.status == OutboxStatus.SENT and row.claimed_by is None
+    assert events(relay_ctx, outbox_id)[-1] == ("retry", "sent", 250)
