@@ -11,6 +11,7 @@ from fastapi.staticfiles import StaticFiles
 from mailflow.context import AppContext
 from mailflow.paths import STATIC_DIR
 from mailflow.web import applicant, devmailbox, health, metrics, review, shared, staff_auth, support, verify
+from mailflow.web.deps import loop_read_engine
 from mailflow.web.security import SecurityHeaders
 
 
@@ -18,6 +19,7 @@ def create_app(ctx: AppContext) -> FastAPI:
     app = FastAPI(title="mailflow", version="0.1.0", docs_url="/api/docs", redoc_url=None,
                   openapi_url="/api/openapi.json")
     app.state.ctx = ctx
+    app.state.loop_reads = loop_read_engine(ctx.db)
     # Routes are matched in order, one by one: the verification link, the most opened page, goes first.
     for module in (verify, health, metrics, applicant, shared, review, support):
         app.include_router(module.router)

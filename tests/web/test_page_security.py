@@ -8,20 +8,31 @@ import asyncio
 import re
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import select, text
+from sqlalchemy.exc import OperationalError
 
 from mailflow.accounts import login
 from mailflow.config import load_settings
 from mailflow.context import AppContext
+from mailflow.db import Database
 from mailflow.models import VerificationToken
 from mailflow.timeutil import now
 from mailflow.web.app import create_app
-from mailflow.web.security import CSRF_COOKIE, SECURITY_HEADERS, csrf_cookie_header
+from mailflow.web.deps import loop_read_engine
+from mailflow.web.security import (
+    CSRF_COOKIE,
+    CSRF_MAX_AGE_SECONDS,
+    SECURITY_HEADERS,
+    csrf_cookie_header,
+    csrf_valid,
+    mint_csrf,
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "accounts"))
@@ -155,3 +166,59 @@ def test_password_checks_of_the_async_json_routes_run_off_the_event_loop(
     answer: Any = client.post("/api/session", json={"account": "example1234", "password": PASSWORD})
     assert answer.status_code == 403  # approved but not verified yet: the password was checked
     assert seen and not any(on_loop for _, on_loop in seen)
+
+
+def test_a_csrf_token_holds_only_with_our_key_and_within_its_age(ctx: AppContext, tmp_path: Path) -> None:
+    token = mint_csrf(ctx.settings)
+    assert csrf_valid(ctx.settings, token)
+    nonce, issued, mac = token.split(".")
+    assert not csrf_valid(ctx.settings, f"{nonce}x.{issued}.{mac}")  # altered nonce
+    assert not csrf_valid(ctx.settings, f"{nonce}.{issued}.{mac[:-1]}A")  # altered signature
+    assert not csrf_valid(ctx.settings, f"{nonce}.{mac}") and not csrf_valid(ctx.settings, "")
+    old = mint_csrf(ctx.settings, at=time.time() - CSRF_MAX_AGE_SECONDS - 60)
+    assert not csrf_valid(ctx.settings, old)
+    other = load_settings(None, {"MAILFLOW_DATABASE__URL": ctx.settings.database.url,
+                                 "MAILFLOW_SECURITY__SECRET_KEY": "another-key-" + "x" * 40,
+                                 "MAILFLOW_STORAGE__DOCUMENTS_DIR": str(tmp_path / "documents")})
+    assert not csrf_valid(other, token)
+
+
+def test_a_form_post_with_an_expired_csrf_cookie_is_refused(ctx: AppContext, client: TestClient) -> None:
+    old = mint_csrf(ctx.settings, at=time.time() - CSRF_MAX_AGE_SECONDS - 60)
+    client.cookies.set(CSRF_COOKIE, old)
+    refused = client.post("/verify/resend", data={"account": "example1234", "password": PASSWORD,
+                                                  "csrf_token": old})
+    assert refused.status_code == 403
+
+
+def test_the_page_sees_a_completion_at_once(ctx: AppContext, client: TestClient) -> None:
+    link = mail_link(ctx, add_account(ctx))
+    assert client.get(link).status_code == 200
+    assert client.post(link, data={"password": PASSWORD}).status_code == 200
+    assert client.get(link).status_code == 410  # the read on the event loop is no stale snapshot
+
+
+def test_sqlite_reads_on_the_event_loop_can_never_write(ctx: AppContext, client: TestClient) -> None:
+    engine = loop_reads_of(client)
+    if ctx.db.is_postgres:
+        assert engine is None  # a database over the network is always read through the threadpool
+        return
+    assert engine is not None
+    with pytest.raises(OperationalError), engine.connect() as connection:
+        connection.execute(text("DELETE FROM verification_tokens"))
+
+
+def test_the_page_falls_back_to_the_threadpool_when_the_loop_read_fails(
+        ctx: AppContext, client: TestClient, tmp_path: Path) -> None:
+    link = mail_link(ctx, add_account(ctx))
+    (tmp_path / "not-a-database").mkdir()
+    broken = loop_read_engine(Database(f"sqlite:///{tmp_path / 'not-a-database'}"))
+    if broken is None:
+        pytest.skip("no event-loop reads on this database")
+    client.app.state.loop_reads = broken  # type: ignore[attr-defined]
+    page = client.get(link)
+    assert page.status_code == 200 and "example1234" in page.text
+
+
+def loop_reads_of(client: TestClient) -> Any:
+    return client.app.state.loop_reads  # type: ignore[attr-defined]
