@@ -1,12 +1,15 @@
 """Dispatch throughput and memory, end to end.
 
-    python bench/dispatch.py [--n 20000] [--db URL] [--rss-small 10000] [--rss-big 200000] [--no-rss]
+    python bench/dispatch.py [--n 20000] [--rounds 1] [--db URL] [--rss-small 10000] [--rss-big 200000]
+                             [--no-rss]
 
 1. Queues N mails (registration-received, each with its own name and address) in a fresh database.
 2. Raw limit: the same number of pre-rendered messages pushed by a bare smtplib loop over one connection
    to the sink (no rendering, no database).
 3. Dispatch: mailflow's run_dispatch to the same sink — render + claim + SMTP + recorded transitions.
-4. Prints mails/s for both and the ratio against the target 0.7.
+4. Prints mails/s for both and the ratio against the target 0.7. With --rounds R the N mails are split
+   into R alternating raw/dispatch rounds (the figures are the totals), so that a load change on a shared
+   machine during the run weighs on both sides alike; the load average is printed before and after.
 5. Peak RSS of a dispatch process draining --rss-small vs --rss-big queued mails (flat within 50 MB?).
 
 The sink is aiosmtpd in a separate process (so it does not share our GIL), accepting every mail.
@@ -68,15 +71,15 @@ def start_sink() -> tuple[subprocess.Popen[str], int]:
     return proc, int(proc.stdout.readline())
 
 
-def queue(db: Database, n: int, domain: str) -> None:
-    """Bulk-insert n due mails in chunks (setup, not measured)."""
+def queue(db: Database, n: int, domain: str, first: int = 0) -> None:
+    """Bulk-insert n due mails (numbered from ``first``) in chunks (setup, not measured)."""
     moment = now()
-    for start in range(0, n, 5000):
+    for start in range(first, first + n, 5000):
         rows = [{"template": "registration-received", "to_address": f"user{i}@example.com",
                  "to_key": f"user{i}@example.com", "to_name": f"王小明{i}", "context": context_for(i),
                  "message_id": new_message_id(domain), "status": OutboxStatus.QUEUED,
                  "next_attempt_at": moment, "created_at": moment}
-                for i in range(start, min(n, start + 5000))]
+                for i in range(start, min(first + n, start + 5000))]
         with db.session() as session:
             session.execute(insert(OutboxMessage), rows)
 
@@ -99,6 +102,7 @@ def drain(ctx: AppContext) -> int:
 
 
 def raw_loop(ctx: AppContext, n: int) -> float:
+    """Seconds a bare smtplib loop takes to push n pre-rendered mails over one connection."""
     envelopes = [Envelope("registration-received", f"user{i}@example.com", f"王小明{i}",
                           new_message_id("bench.local"), context_for(i)) for i in range(n)]
     messages = [render_bytes(ctx.settings, envelope) for envelope in envelopes]
@@ -108,7 +112,27 @@ def raw_loop(ctx: AppContext, n: int) -> float:
         conn.sendmail(f"bounce+{i}@bounces.example", [f"user{i}@example.com"], raw)
     elapsed = time.perf_counter() - started
     conn.quit()
-    return n / elapsed
+    return elapsed
+
+
+def compare(ctx: AppContext, n: int, rounds: int) -> tuple[float, float, int]:
+    """(raw seconds, dispatch seconds, mails sent by dispatch) over ``rounds`` alternating rounds."""
+    raw_seconds = dispatch_seconds = 0.0
+    sent = 0
+    sizes = [n // rounds + (1 if r < n % rounds else 0) for r in range(rounds)]
+    first = 0
+    for size in sizes:
+        queue(ctx.db, size, ctx.settings.mail.message_id_domain, first)
+        first += size
+        raw_seconds += raw_loop(ctx, size)
+        started = time.perf_counter()
+        sent += drain(ctx)
+        dispatch_seconds += time.perf_counter() - started
+    return raw_seconds, dispatch_seconds, sent
+
+
+def load_average() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def fresh_db(url: str | None, folder: str, name: str) -> str:
@@ -143,6 +167,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=20000, help="mails to dispatch (default 20000)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="alternate raw and dispatch in this many rounds (default 1)")
     parser.add_argument("--db", help="database URL (default: a fresh SQLite file); must be empty/new")
     parser.add_argument("--rss-small", type=int, default=10000)
     parser.add_argument("--rss-big", type=int, default=50000,
@@ -165,20 +191,17 @@ def main() -> int:
             url = fresh_db(args.db, folder, "bench")
             ctx = make_ctx(url, port)
             init_schema(ctx.db)
-            queue(ctx.db, args.n, ctx.settings.mail.message_id_domain)
-            print(f"cpus: {os.cpu_count()}  database: {ctx.db.engine.dialect.name}  mails: {args.n}")
-
-            raw_rate = raw_loop(ctx, args.n)
+            print(f"cpus: {os.cpu_count()}  database: {ctx.db.engine.dialect.name}  mails: {args.n}  "
+                  f"rounds: {args.rounds}  load average: {load_average()}")
+            raw_seconds, dispatch_seconds, sent = compare(ctx, args.n, max(1, args.rounds))
+            raw_rate = args.n / raw_seconds
+            rate = sent / dispatch_seconds
             print(f"raw smtplib loop, one connection, pre-rendered: {raw_rate:8.0f} mails/s")
-
-            started = time.perf_counter()
-            sent = drain(ctx)
-            elapsed = time.perf_counter() - started
-            rate = sent / elapsed
             print(f"mailflow dispatch (render + DB + SMTP + record): {rate:8.0f} mails/s "
-                  f"({sent} sent in {elapsed:.1f} s)")
+                  f"({sent} sent in {dispatch_seconds:.1f} s)")
             ratio = rate / raw_rate
             print(f"ratio dispatch/raw: {ratio:.2f} (target >= 0.70: {'met' if ratio >= 0.7 else 'NOT met'})")
+            print(f"load average after: {load_average()}")
             ctx.db.dispose()
 
             if not args.no_rss:

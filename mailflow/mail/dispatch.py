@@ -1,14 +1,16 @@
 """Dispatch: the scheduler's tick that takes due outbox rows to a final state.
 
 A tick reclaims rows whose lease expired (their worker died), then repeatedly claims a batch of due rows
-(queued|retry, next_attempt_at <= the tick's start) as ``sending`` under a lease, renders each one, sends
-it over one reused SMTP connection as its own transaction (MAIL FROM differs per mail), and records each
-result as a persisted transition: 2xx sent, 4xx or a network error retry (exponential backoff with
-jitter, failed after schedule.retry_give_up_hours), 5xx failed, a suppressed address suppressed.
+(queued|retry, next_attempt_at <= the tick's start) as ``sending`` under a lease and works through it in
+groups of RECORD_EVERY: renders the group, sends each mail over one reused SMTP connection as its own
+transaction (MAIL FROM differs per mail), and records the group's results as persisted transitions (one
+OutboxEvent each, with time and SMTP reply): 2xx sent, 4xx or a network error retry (exponential backoff
+with jitter, failed after schedule.retry_give_up_hours), 5xx failed, a suppressed address suppressed.
 
 Crash safety: claims and results are separate short transactions, never held open across SMTP. A crash
-leaves at most the claimed batch in ``sending``; its lease expires and it is sent again. Stopping
-(``request_stop``) ends the tick between two mails and hands the unsent claimed rows back.
+leaves at most the claimed batch in ``sending`` (its unrecorded sent mails included); its lease expires
+and it is sent again. Stopping (``request_stop``) ends the tick between two mails, records what was sent
+and hands the unsent claimed rows back.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from mailflow.timeutil import now
 log = logging.getLogger(__name__)
 
 STOP = threading.Event()
-RECORD_EVERY = 100  # results are stored in groups: fewer commits, and a crash re-sends at most this many
+RECORD_EVERY = 100  # mails rendered, sent and recorded as one group (a crash re-sends at most the batch)
 LEASE_SAFETY = 0.8  # stop sending a batch once this share of its lease is used, so no one reclaims it live
 # Results are recorded with Core statements on the tables (executemany), not ORM objects per mail.
 OUTBOX = cast(Table, OutboxMessage.__table__)
