@@ -43,7 +43,7 @@ from mailflow.timeutil import now
 log = logging.getLogger(__name__)
 
 STOP = threading.Event()
-RECORD_EVERY = 100  # mails rendered, sent and recorded as one group (a crash re-sends at most the batch)
+RECORD_EVERY = 200  # mails rendered, sent and recorded as one group (a crash re-sends at most the batch)
 LEASE_SAFETY = 0.8  # stop sending a batch once this share of its lease is used, so no one reclaims it live
 # Results are recorded with Core statements on the tables (executemany), not ORM objects per mail.
 OUTBOX = cast(Table, OutboxMessage.__table__)
