@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import random
+import re
 import smtplib
 import socket
 import ssl
@@ -44,6 +45,7 @@ log = logging.getLogger(__name__)
 
 STOP = threading.Event()
 RECORD_EVERY = 200  # mails rendered, sent and recorded as one group (a crash re-sends at most the batch)
+_LINE_START_DOT = re.compile(rb"(?m)^\.")  # dot-stuffing (RFC 5321 4.5.2), as smtplib does it
 LEASE_SAFETY = 0.8  # stop sending a batch once this share of its lease is used, so no one reclaims it live
 # Results are recorded with Core statements on the tables (executemany), not ORM objects per mail.
 OUTBOX = cast(Table, OutboxMessage.__table__)
@@ -155,10 +157,24 @@ class SmtpLink:
             if code not in (250, 251):
                 self._reset(code)
                 return classify(code, reply)
-        code, reply = conn.data(raw)
+        code, reply = self._data(conn, raw)
         if code == 421:
             self.drop()
         return classify(code, reply)
+
+    @staticmethod
+    def _data(conn: smtplib.SMTP, raw: bytes) -> tuple[int, bytes]:
+        """smtplib's ``data`` (same dot-stuffing, same end, same error for a refused DATA), skipping the
+        dot-stuffing pass over the whole message when no line starts with a dot (never, in our mails)."""
+        conn.putcmd("data")
+        code, reply = conn.getreply()
+        if code != 354:
+            raise smtplib.SMTPDataError(code, reply)
+        body = _LINE_START_DOT.sub(b"..", raw) if raw.startswith(b".") or b"\n." in raw else raw
+        if not body.endswith(b"\r\n"):
+            body += b"\r\n"
+        conn.send(body + b".\r\n")
+        return conn.getreply()
 
     @staticmethod
     def _envelope_steps(conn: smtplib.SMTP, sender: str, recipient: str,

@@ -239,3 +239,18 @@ def test_a_result_for_a_reclaimed_row_is_still_recorded(relay_ctx: AppContext, s
     row = outbox_row(relay_ctx, outbox_id)
     assert report.results == {"sent": 1} and row.status == OutboxStatus.SENT and row.claimed_by is None
     assert events(relay_ctx, outbox_id)[-1] == ("retry", "sent", 250)
+
+
+def test_a_line_starting_with_a_dot_is_stuffed_and_arrives_intact(relay_ctx: AppContext,
+                                                                    sink: ScriptedSink) -> None:
+    from mailflow.mail.dispatch import SmtpLink
+
+    raw = b"Subject: dots\r\nTo: d@example.com\r\n\r\n.first\r\nmiddle\r\n..second\r\n.\r\nend"
+    link = SmtpLink(relay_ctx.settings)
+    try:
+        outcome = link.send("bounce+1-x@bounces.twport.com.tw", "d@example.com", raw)
+    finally:
+        link.close()
+    assert outcome.status == OutboxStatus.SENT
+    [got] = sink.to("d@example.com")
+    assert got.raw.replace(b"\r\n", b"\n") == raw.replace(b"\r\n", b"\n") + b"\n"
