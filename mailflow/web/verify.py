@@ -19,7 +19,7 @@ from mailflow.accounts.verification import VerifyError
 from mailflow.config import Settings
 from mailflow.models import TokenPurpose
 from mailflow.web.applicant_auth import clear_session_cookie, set_session_cookie
-from mailflow.web.deps import DbSession, app_ctx, get_settings, loop_reads
+from mailflow.web.deps import DbSession, app_ctx, get_settings, loop_reads, run_read
 from mailflow.web.pages import render
 from mailflow.web.security import csrf_ok
 
@@ -126,7 +126,7 @@ async def _read_preview(request: Request, token: str) -> TokenPreview:
         except OperationalError as exc:  # e.g. a lock held longer than the loop may wait
             log.info("verify page: read on the event loop failed (%s), using the threadpool",
                      type(exc.orig).__name__)
-    return await run_in_threadpool(_preview, ctx.db.engine, ctx.settings, token)
+    return await run_read(_preview, ctx.db.engine, ctx.settings, token)
 
 
 def _preview(engine: Engine, settings: Settings, token: str) -> TokenPreview:
