@@ -1,8 +1,11 @@
 """Rendering: a template folder (templates/<name>/subject.txt, body.txt, body.html) plus an outbox row
-become one standards-correct message (stdlib ``email``), optionally DKIM-signed.
+become one standards-correct message, optionally DKIM-signed.
 
-Headers are built only from ``email.headerregistry`` objects and single-line values, never by pasting
-user data into header text, so a name with CR/LF cannot add a header.
+``build_message`` is the reference form, a stdlib ``EmailMessage``. ``render_bytes`` (what dispatch sends)
+writes the same bytes directly, because the stdlib's header parsing and generator cost milliseconds a mail;
+tests/mail/test_wire.py holds the two to byte equality. Either way headers come only from
+``email.headerregistry`` folding or from values checked to be plain, never by pasting user data into
+header text, so a name with CR/LF cannot add a header.
 """
 
 from __future__ import annotations
