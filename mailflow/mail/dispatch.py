@@ -30,7 +30,7 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any, cast
 
-from sqlalchemy import BindParameter, Table, bindparam, insert, select, update
+from sqlalchemy import BindParameter, Table, bindparam, insert, select, text, update
 
 from mailflow.config import ScheduleSettings, Settings
 from mailflow.context import AppContext
@@ -39,6 +39,7 @@ from mailflow.mail.render import SECRET_CONTEXT_KEYS, Envelope, RenderError, is_
 from mailflow.mail.returnpath import make_return_path
 from mailflow.mail.suppression import record_deliveries
 from mailflow.models import OutboxEvent, OutboxMessage, OutboxStatus, Suppression
+from mailflow.models.mail import DUE_SQL
 from mailflow.timeutil import now
 
 log = logging.getLogger(__name__)
@@ -292,7 +293,7 @@ def claim_batch(ctx: AppContext, limit: int, due_before: datetime) -> list[Claim
     table = OUTBOX
     with ctx.db.session() as session:
         query = (select(table.c.id, table.c.status)
-                 .where(table.c.status.in_(OutboxStatus.DUE), table.c.next_attempt_at <= due_before)
+                 .where(text(DUE_SQL), table.c.next_attempt_at <= due_before)
                  .order_by(table.c.next_attempt_at)
                  .limit(limit))
         if ctx.db.is_postgres:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, LargeBinary, String, Text
+from sqlalchemy import ForeignKey, Index, LargeBinary, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from mailflow.models.base import Base, utcnow
@@ -22,6 +22,10 @@ class OutboxStatus:
 
     FINAL = frozenset({SENT, FAILED, SUPPRESSED})
     DUE = (QUEUED, RETRY)
+
+
+# The claim query repeats this text exactly, so both SQLite and PostgreSQL match it to the partial index.
+DUE_SQL = "status IN ('queued', 'retry')"
 
 
 class OutboxMessage(Base):
@@ -47,8 +51,14 @@ class OutboxMessage(Base):
     last_reply: Mapped[str | None] = mapped_column(Text)
     autoreply_seen: Mapped[bool] = mapped_column(default=False)
 
-    # The dispatch claim reads only (status, next_attempt_at): one index serves it.
-    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+    # Listing by status uses ix_outbox_due. The dispatch claim asks for two statuses ordered by time,
+    # which a (status, time) index cannot return in order; the partial index holds only due rows, in
+    # time order, so a claim reads its batch off the index whatever the size of the table.
+    __table_args__ = (
+        Index("ix_outbox_due", "status", "next_attempt_at"),
+        Index("ix_outbox_due_at", "next_attempt_at",
+              sqlite_where=text(DUE_SQL), postgresql_where=text(DUE_SQL)),
+    )
 
 
 class OutboxEvent(Base):

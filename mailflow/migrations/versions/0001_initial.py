@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-25 08:43:26.070505
+Create Date: 2026-11-25 09:29:53.939186
 """
 
 from collections.abc import Sequence
@@ -274,6 +274,13 @@ def upgrade() -> None:
     with op.batch_alter_table("outbox", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_outbox_account_id"), ["account_id"], unique=False)
         batch_op.create_index("ix_outbox_due", ["status", "next_attempt_at"], unique=False)
+        batch_op.create_index(
+            "ix_outbox_due_at",
+            ["next_attempt_at"],
+            unique=False,
+            sqlite_where=sa.text("status IN ('queued', 'retry')"),
+            postgresql_where=sa.text("status IN ('queued', 'retry')"),
+        )
         batch_op.create_index(batch_op.f("ix_outbox_template"), ["template"], unique=False)
         batch_op.create_index(batch_op.f("ix_outbox_to_key"), ["to_key"], unique=False)
 
@@ -440,6 +447,11 @@ def downgrade() -> None:
     with op.batch_alter_table("outbox", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_outbox_to_key"))
         batch_op.drop_index(batch_op.f("ix_outbox_template"))
+        batch_op.drop_index(
+            "ix_outbox_due_at",
+            sqlite_where=sa.text("status IN ('queued', 'retry')"),
+            postgresql_where=sa.text("status IN ('queued', 'retry')"),
+        )
         batch_op.drop_index("ix_outbox_due")
         batch_op.drop_index(batch_op.f("ix_outbox_account_id"))
 
