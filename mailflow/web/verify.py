@@ -108,9 +108,16 @@ async def verify_page(request: Request, token: str) -> Response:
         preview = await _read_preview(request, token)
     except TokenError as exc:
         return _failure(request, exc.status, exc.message)
-    return _page(request, "verify_form.html", account={"account": preview.account, "name": preview.name},
-                 purpose=preview.purpose, token=token, address=mask_address(preview.address),
-                 expires_at=preview.expires_at, error="", binding=_binding_context(preview))
+    return _form(request, preview, token)
+
+
+def _form(request: Request, preview: TokenPreview, token: str, status: int = 200,
+          error: str = "") -> Response:
+    """The password form for a usable link, with the reason of a wrong try when there was one."""
+    account = {"account": preview.account, "name": preview.name}
+    return _page(request, "verify_form.html", status, account=account, purpose=preview.purpose,
+                 token=token, address=mask_address(preview.address), expires_at=preview.expires_at,
+                 error=error, binding=_binding_context(preview))
 
 
 async def _read_preview(request: Request, token: str) -> TokenPreview:
@@ -150,10 +157,20 @@ def verify_submit(
         if exc.undo:
             session.rollback()
         log.info("verification refused: %s", exc.reason)
+        if exc.reason == "wrong-password":  # the link still works: ask again on the same page
+            return _form_again(request, settings, token, exc)
         return _failure(request, exc.status, exc.message)
     return _page(request, "verify_result.html", ok=True, status=200, purpose=done.token.purpose,
                  title="驗證完成" if done.token.purpose == TokenPurpose.VERIFY_EMAIL else "綁定完成",
                  message="", account=done.account)
+
+
+def _form_again(request: Request, settings: Settings, token: str, exc: VerifyError) -> Response:
+    try:
+        preview = _preview(app_ctx(request).db.engine, settings, token)
+    except TokenError:
+        return _failure(request, exc.status, exc.message)
+    return _form(request, preview, token, exc.status, exc.message)
 
 
 async def _json_object(request: Request) -> dict[str, str] | None:

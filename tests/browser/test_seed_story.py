@@ -118,7 +118,7 @@ def verify_from_the_mailbox(page: Any, site: LiveSite, shot: Callable[..., Path]
     page.fill("#password", "Wrong-Pass1")
     page.click("form[action^='/verify/'] button[type=submit]")
     expect(page.locator("[role=alert]")).to_contain_text("密碼錯誤")
-    page.go_back()  # the refusal page has no form of its own: back to the link's page, as a person would
+    expect(page.locator("h1")).to_have_text("Email 驗證")  # the same form again, with the reason
     page.fill("#password", APPLICANT["password"])
     shot(page, "verify-form")
     page.click("form[action^='/verify/'] button[type=submit]")

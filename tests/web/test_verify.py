@@ -284,3 +284,13 @@ def test_repeated_failures_throttle_even_the_right_password(ctx: AppContext, cli
     assert [login(client, password=f"guess-{n}").status_code for n in range(10)] == [401] * 10
     throttled = login(client)
     assert throttled.status_code == 429 and "error" in throttled.json()
+
+
+def test_a_wrong_password_shows_the_form_again_with_the_reason(ctx: AppContext, client: TestClient) -> None:
+    holder = add_account(ctx)
+    link = mail_link(ctx, holder)
+    answer = client.post(link, data={"password": PASSWORD + "x"})
+    assert answer.status_code == 403
+    assert 'role="alert"' in answer.text and "密碼錯誤" in answer.text and "尚可再試 4 次" in answer.text
+    assert 'type="password"' in answer.text  # the person can try again on the same page
+    assert client.post(link, data={"password": PASSWORD}).status_code == 200
