@@ -39,3 +39,28 @@ def test_many_checks_at_once_all_finish_with_the_right_answers() -> None:
     with ThreadPoolExecutor(max_workers=16) as pool:
         answers = list(pool.map(lambda password: verify_password(stored, password), tries))
     assert answers == [password == "Harbour2024" for password in tries]
+
+
+def test_a_login_upgrades_a_hash_made_with_older_parameters(ctx, client) -> None:  # type: ignore[no-untyped-def]
+    from argon2 import PasswordHasher
+
+    from mailflow.models import Account, AccountKind, AccountStatus
+    from mailflow.passwords import needs_rehash
+    from mailflow.timeutil import now
+
+    old = PasswordHasher(memory_cost=65536, time_cost=3, parallelism=4).hash("Harbor-pass-2024")
+    with ctx.db.session() as session:
+        account = Account(kind=AccountKind.SHARED, account="oldhash01", account_key="oldhash01",
+                          name="王小明", mobile="0912345678", email="old@example.com",
+                          email_key="old@example.com",
+                          password_hash=old, status=AccountStatus.APPROVED, email_verified_at=now(),
+                          email_verified_address="old@example.com")
+        session.add(account)
+    assert needs_rehash(old)
+    answer = client.post("/api/session", json={"account": "oldhash01", "password": "Harbor-pass-2024"})
+    assert answer.status_code == 200
+    with ctx.db.session() as session:
+        stored = session.query(Account).filter_by(account="oldhash01").one().password_hash
+    assert stored != old and not needs_rehash(stored)
+    again = client.post("/api/session", json={"account": "oldhash01", "password": "Harbor-pass-2024"})
+    assert again.status_code == 200

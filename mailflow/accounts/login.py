@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from mailflow.accounts import throttle
 from mailflow.models import Account, AccountKind, AccountStatus
-from mailflow.passwords import hash_password, verify_password
+from mailflow.passwords import hash_password, needs_rehash, verify_password
 
 MSG_BAD_CREDENTIALS = "帳號或密碼錯誤"
 MSG_THROTTLED = "嘗試次數過多,請 15 分鐘後再試"
@@ -86,6 +86,8 @@ def log_in(session: Session, account_id: str, password: str, client: str | None)
         throttle.record_failure(session, *keys)
         return LoginResult(401, {"error": MSG_BAD_CREDENTIALS})
     throttle.clear(session, keys[0])
+    if needs_rehash(account.password_hash):  # made with older argon2 parameters: upgrade it now
+        account.password_hash = hash_password(password)
     reason = refusal(account)
     if reason:
         return LoginResult(403, {"error": reason})
