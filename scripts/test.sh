@@ -30,7 +30,7 @@ echo "== installing mailflow with its test extras"
 python3 -m pip install -q --disable-pip-version-check -e '.[test]' 2>&1 | grep -v -E "WARNING: Running pip as the 'root'|notice" || true
 
 echo "== tests on SQLite"
-python3 -m pytest -q -p no:cacheprovider --db=sqlite "$@"
+python3 -m pytest -q -rs -p no:cacheprovider --db=sqlite "$@"
 echo "== tests on PostgreSQL"
 # CI=true makes the PostgreSQL fixtures fail instead of skip when the server does not answer.
-python3 -m pytest -q -p no:cacheprovider --db=postgresql "$@"
+python3 -m pytest -q -rs -p no:cacheprovider --db=postgresql "$@"
