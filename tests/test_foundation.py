@@ -107,3 +107,12 @@ def test_healthz_503_when_the_database_is_gone(tmp_path: Path) -> None:
     with TestClient(create_app(ctx)) as c:
         response = c.get("/healthz")
     assert response.status_code == 503
+
+
+def test_unknown_api_routes_and_methods_answer_in_the_api_shape(client) -> None:  # type: ignore[no-untyped-def]
+    missing = client.get("/api/nothing-here")
+    assert missing.status_code == 404 and missing.json() == {"error": "找不到此 API"}
+    wrong = client.get("/api/applications")
+    assert wrong.status_code == 405 and wrong.json() == {"error": "此 API 不接受這個 HTTP 方法"}
+    assert "allow" in {k.lower() for k in wrong.headers}
+    assert client.get("/no-such-page").status_code == 404  # pages keep FastAPI's own answer

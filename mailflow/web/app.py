@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from fastapi import FastAPI, Request, Response
-from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mailflow.context import AppContext
 from mailflow.paths import STATIC_DIR
@@ -40,4 +41,15 @@ def create_app(ctx: AppContext) -> FastAPI:
             return JSONResponse({"errors": fields or {"request": "請求格式不正確"}}, status_code=422)
         return await request_validation_exception_handler(request, exc)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def api_http_errors(request: Request, exc: StarletteHTTPException) -> Response:
+        # Unknown API routes and wrong methods answer like every other API refusal: {"error": zh-TW}.
+        if request.url.path.startswith("/api/"):
+            message = HTTP_MESSAGES.get(exc.status_code, "請求無法處理")
+            return JSONResponse({"error": message}, status_code=exc.status_code, headers=exc.headers)
+        return await http_exception_handler(request, exc)
+
     return app
+
+
+HTTP_MESSAGES = {404: "找不到此 API", 405: "此 API 不接受這個 HTTP 方法"}
