@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(dovecot-imapd chromium wrk)
+APT_PACKAGES=(dovecot-imapd chromium wrk postfix)
 need=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
@@ -14,6 +14,9 @@ if [ "${#need[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "== installing Debian packages: ${need[*]}"
     apt-get update -qq
+    # Postfix would ask what kind of mail system this is and start one on port 25: the tests run
+    # their own instances (tests/deploy/postfix.py), so the system one stays unconfigured.
+    echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
   else
     echo "== missing Debian packages (run as root to install): ${need[*]}" >&2
