@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from peers import require_program
 from sqlalchemy import select
 
 from mailflow.context import AppContext
@@ -140,11 +141,7 @@ def live_site_fixture(ctx: AppContext) -> Iterator[LiveSite]:
 
 
 def _chromium_or_skip() -> None:
-    if Path(CHROMIUM).exists():
-        return
-    if os.environ.get("CI"):
-        pytest.fail(f"{CHROMIUM} is missing: CI must run the browser tests (apt-get install chromium)")
-    pytest.skip(f"{CHROMIUM} is not installed")
+    require_program(CHROMIUM, "chromium")
 
 
 # Module scope, not session: Playwright's sync API allows one running instance per thread, and a test
