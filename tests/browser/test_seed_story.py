@@ -9,7 +9,6 @@ import io
 import os
 import signal
 import smtplib
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 from inbound.test_intake_helpers import dsn
+from peers import free_port
 from playwright.sync_api import expect
 from sqlalchemy import func, select
 
@@ -246,12 +246,6 @@ def test_demo_refuses_relay_mode(ctx: AppContext, monkeypatch: pytest.MonkeyPatc
     assert mailflow_cli(["demo"]) == 2
     assert "capture mode only" in capsys.readouterr().err
     assert counts(ctx)["Account"] == 0 and counts(ctx)["StaffUser"] == 0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_until_serving(url: str) -> None:

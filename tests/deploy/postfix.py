@@ -16,7 +16,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -24,7 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from peers import require_program
+from peers import free_port, greets, require_program
 
 POSTFIX = "/usr/sbin/postfix"
 POSTMAP = shutil.which("postmap") or "/usr/sbin/postmap"
@@ -144,20 +143,6 @@ def _wait_gone(pid: int, seconds: float) -> None:
         os.kill(pid, signal.SIGKILL)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _answers(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
-            return sock.recv(64).startswith(b"220 ")
-    except OSError:
-        return False
-
-
 def shipped_transport(inbound_port: int) -> str:
     """deploy/postfix/transport with the inbound port of this test instead of 2526."""
     text = (DEPLOY / "transport").read_text()
@@ -204,7 +189,7 @@ def start_postfix(relay_port: int, inbound_port: int) -> PostfixInstance:
     root = _make_root()
     detail = ""
     for _attempt in range(5):
-        instance = PostfixInstance(root, "127.0.0.1", _free_port())
+        instance = PostfixInstance(root, "127.0.0.1", free_port())
         _write_config(root, instance.port, relay_port, inbound_port)
         try:
             started = subprocess.run([POSTFIX, "-c", str(instance.config_dir), "start"],
@@ -212,7 +197,7 @@ def start_postfix(relay_port: int, inbound_port: int) -> PostfixInstance:
             detail = started.stdout.decode(errors="replace") + started.stderr.decode(errors="replace")
             deadline = time.monotonic() + 15
             while started.returncode == 0 and time.monotonic() < deadline:
-                if _answers(instance.port):
+                if greets(instance.port, b"220 "):
                     return instance
                 time.sleep(0.05)
         except subprocess.TimeoutExpired:

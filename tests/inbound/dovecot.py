@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -18,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from peers import require_program
+from peers import free_port, greets, require_program
 
 DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
 USER = "mailflow-test"
@@ -97,20 +96,6 @@ def _mail_owner() -> tuple[int, int]:
     return nobody.pw_uid, nobody.pw_gid
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _answers(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
-            return sock.recv(64).startswith(b"* OK")
-    except OSError:
-        return False
-
-
 def start_dovecot() -> DovecotServer:
     # Dovecot's own users (dovenull, dovecot) must reach base_dir: the folder is world-readable.
     root = Path(tempfile.mkdtemp(prefix="mf-dovecot-"))
@@ -122,14 +107,14 @@ def start_dovecot() -> DovecotServer:
     for sub in ("mail", "home"):
         os.chown(root / sub, uid, gid)
     for _attempt in range(5):
-        port = _free_port()
+        port = free_port()
         config = root / "dovecot.conf"
         config.write_text(CONFIG.format(root=root, uid=uid, gid=gid, port=port))
         process = subprocess.Popen([DOVECOT, "-F", "-c", str(config)], stdout=subprocess.DEVNULL,
                                    stderr=subprocess.PIPE)
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline and process.poll() is None:
-            if _answers(port):
+            if greets(port, b"* OK"):
                 return DovecotServer("127.0.0.1", port, USER, PASSWORD, root, process)
             time.sleep(0.05)
         if process.poll() is None:

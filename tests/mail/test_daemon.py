@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from peers import free_port
 from sqlalchemy import func, select
 
 from mailflow.db import Database, init_schema
@@ -26,12 +26,6 @@ from tests.mail.helpers import ScriptedSink
 
 ROOT = Path(__file__).resolve().parents[2]
 PDF = b"%PDF-1.7\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_for(check: Callable[[], bool], seconds: float, what: str) -> None:

@@ -7,11 +7,11 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
 
+from peers import free_port
 from sqlalchemy import create_engine, text
 
 BIN = Path("/usr/lib/postgresql/15/bin")
@@ -19,12 +19,6 @@ BIN = Path("/usr/lib/postgresql/15/bin")
 
 def available() -> bool:
     return (BIN / "initdb").exists() and shutil.which("runuser") is not None and os.geteuid() == 0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Cluster:
