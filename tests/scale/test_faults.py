@@ -50,8 +50,8 @@ def reclaimed(db: Database) -> dict[str, str]:
         return {mid: str(detail) for mid, detail in rows}
 
 
-def refused_at_least(sink: CountingSink, n: int) -> bool:
-    return sink.handler.refused >= n
+def refused_at_least(sink: CountingSink, fault: str, n: int) -> bool:
+    return sink.handler.refused_by[fault] >= n
 
 
 def all_sent(db: Database, n: int) -> bool:
@@ -101,9 +101,11 @@ def test_relay_refusing_dropping_and_down_then_every_mail_arrives(db_url: str, t
                      schedule__retry_max_minutes=0.05, schedule__dispatch_batch=50, smtp__timeout_seconds=5)
     ws = [Worker(env, tmp_path) for _ in range(2)]
     try:
-        for fault, refusals in ((Fault.TEMPFAIL_421, 30), (Fault.TEMPFAIL_451, 60), (Fault.DROP_IN_DATA, 90)):
+        # Each phase waits for refusals of its own fault: a count shared by all phases could be reached
+        # by the first one alone, and a later fault would then never be met.
+        for fault, refusals in ((Fault.TEMPFAIL_421, 30), (Fault.TEMPFAIL_451, 30), (Fault.DROP_IN_DATA, 30)):
             sink.handler.fault = fault
-            wait_until(functools.partial(refused_at_least, sink, refusals), 120,
+            wait_until(functools.partial(refused_at_least, sink, fault, refusals), 120,
                        f"{refusals} refusals ({fault})", every=0.05, check=lambda: check_alive(ws))
         sink.stop()  # down: connections are refused
         downtime_until = time.monotonic() + 3
