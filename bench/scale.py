@@ -31,8 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from mailflow.config import load_settings  # noqa: E402
 from mailflow.db import Database, init_schema  # noqa: E402
 from mailflow.mail.render import Envelope, render_bytes  # noqa: E402
+from tests.peers import wait_until  # noqa: E402
 from tests.scale.sink import CountingSink  # noqa: E402
-from tests.scale.workers import Worker, queue_mails, status_counts, wait_until, worker_env  # noqa: E402
+from tests.scale.workers import Worker, queue_mails, status_counts, worker_env  # noqa: E402
 
 ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 

@@ -36,7 +36,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.skip(reason="runs in the SQLite pass only"))
 
 
-def _pg_admin_engine():  # type: ignore[no-untyped-def]
+def _pg_admin_engine():
     return create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
 
 
@@ -124,7 +124,7 @@ def ctx(settings: Settings) -> Iterator[AppContext]:
 
 
 @pytest.fixture
-def client(ctx: AppContext):  # type: ignore[no-untyped-def]
+def client(ctx: AppContext):
     from fastapi.testclient import TestClient
 
     from mailflow.web.app import create_app

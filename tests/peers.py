@@ -1,10 +1,13 @@
-"""Real peers the tests run (Dovecot, Postfix, chromium): present, or skipped — but never skipped in CI,
-where .ci/run installs them and a missing one must fail the run."""
+"""Real peers the tests run (Dovecot, Postfix, chromium, SMTP sinks, worker processes): present, or
+skipped — but never skipped in CI, where .ci/run installs them and a missing one must fail the run —
+and the one way the tests wait for them."""
 
 from __future__ import annotations
 
 import os
 import socket
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -32,3 +35,18 @@ def greets(port: int, greeting: bytes) -> bool:
             return sock.recv(64).startswith(greeting)
     except OSError:
         return False
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, what: str, every: float = 0.1,
+               check: Callable[[], None] | None = None, context: Callable[[], str] | None = None) -> None:
+    """Poll ``condition`` until true; fail naming ``what`` after ``timeout`` s (a bound, not a speed
+    claim). ``check`` runs each round and may fail early (a peer died); ``context`` adds to the failure
+    what helps explain it (a peer's log)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if check is not None:
+            check()
+        if time.monotonic() > deadline:
+            extra = f"\n{context()}" if context is not None else ""
+            raise AssertionError(f"timed out after {timeout:g} s waiting for: {what}{extra}")
+        time.sleep(every)

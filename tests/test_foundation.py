@@ -90,7 +90,7 @@ def test_migrations_match_the_models(db_url: str) -> None:
     assert diff == [], "models changed without a migration: run scripts/regen_initial_migration.sh"
 
 
-def test_healthz(client) -> None:  # type: ignore[no-untyped-def]
+def test_healthz(client) -> None:
     response = client.get("/healthz")
     assert response.status_code == 200
     assert response.json() == {"status": "ok"}
@@ -109,7 +109,7 @@ def test_healthz_503_when_the_database_is_gone(tmp_path: Path) -> None:
     assert response.status_code == 503
 
 
-def test_unknown_api_routes_and_methods_answer_in_the_api_shape(client) -> None:  # type: ignore[no-untyped-def]
+def test_unknown_api_routes_and_methods_answer_in_the_api_shape(client) -> None:
     missing = client.get("/api/nothing-here")
     assert missing.status_code == 404 and missing.json() == {"error": "找不到此 API"}
     wrong = client.get("/api/applications")

@@ -41,7 +41,7 @@ def test_many_checks_at_once_all_finish_with_the_right_answers() -> None:
     assert answers == [password == "Harbour2024" for password in tries]
 
 
-def test_a_login_upgrades_a_hash_made_with_older_parameters(ctx, client) -> None:  # type: ignore[no-untyped-def]
+def test_a_login_upgrades_a_hash_made_with_older_parameters(ctx, client) -> None:
     from argon2 import PasswordHasher
 
     from mailflow.models import Account, AccountKind, AccountStatus

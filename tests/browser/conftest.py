@@ -23,12 +23,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from peers import require_program
 from sqlalchemy import select
 
 from mailflow.context import AppContext
 from mailflow.models import CapturedMail
 from mailflow.paths import templates_dir
+from tests.peers import require_program
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,6 @@ import signal
 import smtplib
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,6 @@ from typing import Any
 import httpx
 import pytest
 from inbound.test_intake_helpers import dsn
-from peers import free_port
 from playwright.sync_api import expect
 from sqlalchemy import func, select
 
@@ -37,6 +35,7 @@ from mailflow.models import (
     SupportItem,
     SupportKind,
 )
+from tests.peers import free_port, wait_until
 
 APPLICANT = {
     "account": "example1234", "name": "王小明", "mobile": "0912345678", "email": "wang@example.com.tw",
@@ -139,15 +138,16 @@ def bounce_the_registration_mail(site: LiveSite) -> int:
         raw = dsn(site.ctx.settings, mail, return_path=captured.mail_from)
     with smtplib.SMTP("127.0.0.1", site.inbound_port, timeout=30) as smtp:
         smtp.sendmail("", [captured.mail_from], raw)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+
+    def hard_bounce_item() -> int | None:
         with site.ctx.db.session() as session:
-            item = session.scalars(select(SupportItem)
+            return session.scalars(select(SupportItem.id)
                                    .where(SupportItem.kind == SupportKind.HARD_BOUNCE)).first()
-            if item is not None:
-                return item.id
-        time.sleep(0.1)
-    raise AssertionError("the bounce did not open a support item")
+
+    wait_until(lambda: hard_bounce_item() is not None, 30, "the bounce to open a support item")
+    item_id = hard_bounce_item()
+    assert item_id is not None
+    return item_id
 
 
 def resolve_in_support(page: Any, site: LiveSite, shot: Callable[..., Path], password: str,
@@ -249,15 +249,13 @@ def test_demo_refuses_relay_mode(ctx: AppContext, monkeypatch: pytest.MonkeyPatc
 
 
 def wait_until_serving(url: str) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+    def serving() -> bool:
         try:
-            if httpx.get(url, timeout=5).status_code == 200:
-                return
+            return httpx.get(url, timeout=5).status_code == 200
         except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"{url} never answered")
+            return False
+
+    wait_until(serving, 30, f"{url} to answer")
 
 
 @pytest.mark.once  # starts a whole daemon in a subprocess on its own SQLite file

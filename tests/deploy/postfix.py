@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from peers import free_port, greets, require_program
+from tests.peers import free_port, greets, require_program
 
 POSTFIX = "/usr/sbin/postfix"
 POSTMAP = shutil.which("postmap") or "/usr/sbin/postmap"

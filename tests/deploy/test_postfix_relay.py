@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import base64
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from email import message_from_bytes
 from pathlib import Path
@@ -30,6 +29,7 @@ from mailflow.models import Account, InboundMessage, OutboxMessage, OutboxStatus
 from mailflow.timeutil import now
 from tests.deploy.postfix import PostfixInstance, delivered_to, running_postfix
 from tests.inbound.test_intake_helpers import Applicant, items, make_applicant, suppressed
+from tests.peers import wait_until
 from tests.scale.sink import CountingHandler, CountingSink
 
 pytestmark = pytest.mark.once
@@ -66,14 +66,6 @@ class RelaySink(CountingHandler):
                                            envelope.original_content or b""))
         return await super().handle_DATA(server, session, envelope)
 
-
-def wait_for(condition: Callable[[], bool], seconds: float, what: str, postfix: PostfixInstance) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"not within {seconds} s: {what}\nPostfix log:\n{postfix.log()[-4000:]}")
 
 
 @pytest.fixture
@@ -142,7 +134,8 @@ def test_relay_through_postfix_keeps_return_path_and_headers(ctx: AppContext, si
     report = run_dispatch(ctx, threading.Event())
     assert report.claimed == 3
     assert statuses(ctx) == {m.id: OutboxStatus.SENT for m in mails}
-    wait_for(lambda: sink.total() == 3, 20, "3 mails relayed to the sink", postfix)
+    wait_until(lambda: sink.total() == 3, 20, "3 mails relayed to the sink",
+               context=lambda: postfix.log()[-4000:])
     handler = sink.handler
     assert isinstance(handler, RelaySink)
     by_id = {message_from_bytes(r.raw)["Message-ID"]: r for r in handler.envelopes}
@@ -181,7 +174,8 @@ def test_refused_recipient_bounces_through_postfix_back_to_mailflow(ctx: AppCont
         with ctx.db.session() as session:
             return bool(items(session, SupportKind.HARD_BOUNCE))
 
-    wait_for(hard_bounce_opened, 25, "the DSN routed to mailflow and processed", postfix)
+    wait_until(hard_bounce_opened, 25, "the DSN routed to mailflow and processed",
+               context=lambda: postfix.log()[-4000:])
     inbound.drain()
     assert set(sink.received) == {delivered.message_id}
     with ctx.db.session() as session:

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from peers import free_port, greets, require_program
+
+from tests.peers import free_port, greets, require_program
 
 DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
 USER = "mailflow-test"

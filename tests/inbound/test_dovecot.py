@@ -26,6 +26,7 @@ from tests.inbound.test_intake_helpers import (
     sent_mail,
     suppressed,
 )
+from tests.peers import wait_until
 
 pytestmark = pytest.mark.dovecot
 
@@ -157,12 +158,11 @@ def test_idle_loop_handles_mail_as_it_arrives_and_stops(imap_ctx: AppContext, ma
     worker.start()
     try:
         mailbox.append("INBOX", reply(who.email, "IDLE 收到了嗎"))
-        deadline = time.monotonic() + 60  # waiting for the event, not measuring it
-        while time.monotonic() < deadline:
+        def handled() -> bool:
             with ctx.db.session() as session:
-                if items(session):
-                    break
-            time.sleep(0.1)
+                return bool(items(session))
+
+        wait_until(handled, 60, "the appended reply to be handled")  # waiting for the event, not timing it
     finally:
         stop.set()
         worker.join(timeout=60)

@@ -7,33 +7,25 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from email.parser import BytesHeaderParser
 from email.policy import default
 from pathlib import Path
 
 import httpx
 import pytest
-from peers import free_port
 from sqlalchemy import func, select
 
 from mailflow.db import Database, init_schema
 from mailflow.mail.outbox import enqueue
 from mailflow.models import OutboxMessage, OutboxStatus
 from tests.mail.helpers import ScriptedSink
+from tests.peers import free_port, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 PDF = b"%PDF-1.7\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 
-
-def wait_for(check: Callable[[], bool], seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting for {what}")
-        time.sleep(0.05)
 
 
 class Daemon:
@@ -47,7 +39,7 @@ class Daemon:
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen([sys.executable, "-m", "mailflow", "run"], cwd=ROOT, env=self.env,
                                          stdout=out, stderr=subprocess.STDOUT)
-        wait_for(self.healthy, 60, f"mailflow run to answer (log: {self.log})")
+        wait_until(self.healthy, 60, f"mailflow run to answer (log: {self.log})")
 
     def healthy(self) -> bool:
         assert self.proc is not None
@@ -107,7 +99,7 @@ def test_a_new_user_registers_and_sees_the_mail_at_dev_mailbox(
         return bool(httpx.get(f"{daemon.base}/dev/mailbox/api/messages", params={"to": "wang@example.com"},
                               timeout=5).json())
 
-    wait_for(arrived, 60, "the registration mail at /dev/mailbox")
+    wait_until(arrived, 60, "the registration mail at /dev/mailbox")
     [mail] = httpx.get(f"{daemon.base}/dev/mailbox/api/messages", timeout=5).json()
     assert mail["subject"] == "通行證系統帳號註冊通知信件"
     assert mail["to"] == "王小明 <wang@example.com>"
@@ -140,7 +132,7 @@ def test_sigkill_during_dispatch_loses_nothing(tmp_path: Path, sink: ScriptedSin
     first = Daemon(env, tmp_path / "first.log")
     daemons.append(first)
     first.start()
-    wait_for(lambda: len(sink.received) >= 300, 120, "dispatch to be under way")
+    wait_until(lambda: len(sink.received) >= 300, 120, "dispatch to be under way")
     assert first.signal(signal.SIGKILL) == -signal.SIGKILL
     at_kill = len(sink.received)
     assert at_kill < N_MAILS, "the kill came too late to test anything"
@@ -154,7 +146,7 @@ def test_sigkill_during_dispatch_loses_nothing(tmp_path: Path, sink: ScriptedSin
             return session.scalar(select(func.count()).select_from(OutboxMessage)
                                   .where(OutboxMessage.status.not_in(OutboxStatus.FINAL))) or 0
 
-    wait_for(lambda: unfinished() == 0, 180, "every mail to reach a final state")
+    wait_until(lambda: unfinished() == 0, 180, "every mail to reach a final state")
     assert second.signal(signal.SIGTERM) == 0
 
     parser = BytesHeaderParser(policy=default)

@@ -11,8 +11,9 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from peers import free_port
 from sqlalchemy import create_engine, text
+
+from tests.peers import free_port
 
 BIN = Path("/usr/lib/postgresql/15/bin")
 

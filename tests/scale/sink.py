@@ -31,14 +31,14 @@ class CountingHandler:
         self.refused_by: Counter[str] = Counter()  # per fault, so a phase of a test can wait for its own
         self.lock = threading.Lock()
 
-    def refuse(self, fault: str) -> None:
+    def count_refusal(self, fault: str) -> None:
         self.refused += 1
         self.refused_by[fault] += 1
 
     async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope, address: str,
                           mail_options: list[str]) -> str:
         if self.fault == Fault.TEMPFAIL_421:
-            self.refuse(Fault.TEMPFAIL_421)
+            self.count_refusal(Fault.TEMPFAIL_421)
             return "421 4.3.2 sink: service not available, closing channel"
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
@@ -47,10 +47,10 @@ class CountingHandler:
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         raw = envelope.original_content or b""
         if self.fault == Fault.TEMPFAIL_451:
-            self.refuse(Fault.TEMPFAIL_451)
+            self.count_refusal(Fault.TEMPFAIL_451)
             return "451 4.3.0 sink: try again later"
         if self.fault == Fault.DROP_IN_DATA:
-            self.refuse(Fault.DROP_IN_DATA)
+            self.count_refusal(Fault.DROP_IN_DATA)
             transport: Any = getattr(server, "transport", None)
             if transport is not None:
                 transport.abort()

@@ -16,8 +16,9 @@ from sqlalchemy import select
 from mailflow import leases
 from mailflow.db import Database
 from mailflow.models import OutboxEvent, OutboxMessage, OutboxStatus
+from tests.peers import wait_until
 from tests.scale.sink import CountingSink, Fault
-from tests.scale.workers import Worker, message_ids, queue_mails, status_counts, wait_until, worker_env
+from tests.scale.workers import Worker, message_ids, queue_mails, status_counts, worker_env
 
 HOST = socket.gethostname()
 

@@ -10,10 +10,11 @@ import httpx
 import pytest
 
 from mailflow.db import Database, init_schema
+from tests.peers import wait_until
 from tests.scale import pgcluster
 from tests.scale.sink import CountingSink
 from tests.scale.test_faults import all_sent, check_alive, reclaimed
-from tests.scale.workers import Worker, message_ids, queue_mails, status_counts, wait_until, worker_env
+from tests.scale.workers import Worker, message_ids, queue_mails, status_counts, worker_env
 
 pytestmark = [
     pytest.mark.postgres_only,

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from mailflow.db import Database
+from tests.peers import wait_until
 from tests.scale.sink import CountingSink
 from tests.scale.workers import (
     Worker,
@@ -15,7 +16,6 @@ from tests.scale.workers import (
     message_ids,
     queue_mails,
     status_counts,
-    wait_until,
     worker_env,
     workers,
 )

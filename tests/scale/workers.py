@@ -9,9 +9,8 @@ import re
 import signal
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
@@ -135,14 +134,3 @@ def message_ids(db: Database) -> set[str]:
         return set(session.scalars(select(OutboxMessage.message_id)))
 
 
-def wait_until(condition: Callable[[], bool], timeout: float, what: str, every: float = 0.25,
-               check: Callable[[], None] | None = None) -> None:
-    """Poll ``condition`` until true; fail naming ``what`` after ``timeout`` s (a bound, not a speed
-    claim)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if check is not None:
-            check()
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for: {what}")
-        time.sleep(every)
