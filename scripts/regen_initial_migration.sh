@@ -12,6 +12,7 @@ cfg = alembic_config(f"sqlite:///{sys.argv[1]}/regen.db")
 command.revision(cfg, message="initial schema", autogenerate=True, rev_id="0001")
 PY
 mv mailflow/migrations/versions/0001_initial_schema.py mailflow/migrations/versions/0001_initial.py
+ruff check --fix --quiet mailflow/migrations/versions/0001_initial.py >/dev/null 2>&1 || true
 ruff format mailflow/migrations/versions/0001_initial.py >/dev/null 2>&1 || true
 rm -rf "$tmp"
 echo "regenerated mailflow/migrations/versions/0001_initial.py"
