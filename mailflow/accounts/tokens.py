@@ -16,10 +16,11 @@ import hashlib
 import hmac
 import json
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from sqlalchemy import Connection, bindparam, func, select, update
 from sqlalchemy.orm import Session, aliased
@@ -27,6 +28,9 @@ from sqlalchemy.orm import Session, aliased
 from mailflow.config import Settings
 from mailflow.models import Account, Binding, TokenPurpose, VerificationToken
 from mailflow.timeutil import now
+
+if TYPE_CHECKING:  # only for the annotation: the web's reader is handed in by the route
+    from mailflow.web.loopreads import LoopReads
 
 PURPOSES = (TokenPurpose.VERIFY_EMAIL, TokenPurpose.BINDING)
 MAX_TOKEN_LENGTH = 2048
@@ -221,6 +225,16 @@ def preview_token(connection: Connection, settings: Settings, token: str) -> Tok
     gone is tampered (400), like one that was never issued."""
     body = read_signed(settings, token)
     found = connection.execute(_PREVIEW, {"jti": body["j"]}).mappings().first()
+    return _previewed(found, body, token)
+
+
+async def preview_token_on_loop(reads: LoopReads, settings: Settings, token: str) -> TokenPreview:
+    """preview_token through the web's reads on the event loop (mailflow.web.loopreads)."""
+    body = read_signed(settings, token)
+    return _previewed(await reads.first(_PREVIEW, {"jti": body["j"]}), body, token)
+
+
+def _previewed(found: Mapping[Any, Any] | None, body: dict[str, Any], token: str) -> TokenPreview:
     if found is None:
         raise TokenError(400, MSG_TAMPERED, "tampered")
     return _usable(TokenPreview(**found), body, token)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI, Request, Response
 from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
@@ -12,15 +15,25 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from mailflow.context import AppContext
 from mailflow.paths import STATIC_DIR
 from mailflow.web import applicant, devmailbox, health, metrics, review, shared, staff_auth, support, verify
-from mailflow.web.deps import loop_read_engine
+from mailflow.web.loopreads import open_loop_reads
 from mailflow.web.security import SecurityHeaders
 
 
 def create_app(ctx: AppContext) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Opened here, on the loop that serves: an async pool belongs to the loop it was made on.
+        reads = app.state.loop_reads = await open_loop_reads(ctx.db)
+        try:
+            yield
+        finally:
+            app.state.loop_reads = None
+            if reads is not None:
+                await reads.close()
+
     app = FastAPI(title="mailflow", version="0.1.0", docs_url="/api/docs", redoc_url=None,
-                  openapi_url="/api/openapi.json")
+                  openapi_url="/api/openapi.json", lifespan=lifespan)
     app.state.ctx = ctx
-    app.state.loop_reads = loop_read_engine(ctx.db)
     # Routes are matched in order, one by one: the verification link, the most opened page, goes first.
     for module in (verify, health, metrics, applicant, shared, review, support):
         app.include_router(module.router)

@@ -1,5 +1,5 @@
-"""FastAPI dependencies shared by every router, and the read-only SQLite engine for the few reads that are
-cheaper on the event loop than a thread hop."""
+"""FastAPI dependencies shared by every router, and the bounded threadpool reads of pages that have
+nothing to commit."""
 
 from __future__ import annotations
 
@@ -11,17 +11,12 @@ from weakref import WeakKeyDictionary
 import anyio
 import anyio.to_thread
 from fastapi import Depends, Request
-from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session
-from sqlalchemy.pool import SingletonThreadPool
 
 from mailflow.config import Settings
 from mailflow.context import AppContext
-from mailflow.db import Database
+from mailflow.web.loopreads import LoopReads
 
-# How long a read on the event loop may wait for a SQLite lock before it gives up (and the caller goes
-# through the threadpool instead). In WAL mode readers never wait for writers, so this is only a bound.
-LOOP_READ_BUSY_SECONDS = 0.05
 # Page reads in the threadpool at once, per event loop. More only queue on the connection pool (whose
 # overflow connections are opened and closed per use) and behind the GIL: on the /verify page under 32
 # connections, unbounded reads had a p99 several times that of four at a time.
@@ -58,34 +53,10 @@ def get_session(request: Request) -> Iterator[Session]:
 DbSession = Annotated[Session, Depends(get_session, scope="function")]
 
 
-def _query_only(dbapi_conn: Any, _record: Any) -> None:
-    cursor = dbapi_conn.cursor()
-    cursor.execute("PRAGMA query_only=ON")  # this engine can never write or take a write lock
-    cursor.close()
-
-
-def loop_read_engine(db: Database) -> Engine | None:
-    """For a SQLite file: an engine for short indexed reads run right on the event loop, None otherwise.
-
-    Why: such a read costs tens of microseconds, while handing it to the threadpool and back costs more
-    and, under load, makes the hand-offs queue behind the GIL (on the /verify page: 2x the requests/s and
-    a quarter of the p99). Each thread (each event loop) gets its own connection, so nothing is shared
-    between loops, and no pool checkout can make the loop wait. The connection is query-only and waits
-    at most LOOP_READ_BUSY_SECONDS for a lock; a caller falls back to the threadpool on any
-    OperationalError. A database over the network (PostgreSQL) is never read on the loop."""
-    url = db.engine.url
-    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
-        return None
-    engine = create_engine(url, poolclass=SingletonThreadPool,
-                           connect_args={"check_same_thread": True, "timeout": LOOP_READ_BUSY_SECONDS})
-    event.listen(engine, "connect", _query_only)
-    return engine
-
-
-def loop_reads(request: Request) -> Engine | None:
-    """The app's loop_read_engine (set up by create_app)."""
-    engine: Engine | None = getattr(request.app.state, "loop_reads", None)
-    return engine
+def loop_reads(request: Request) -> LoopReads | None:
+    """The app's reads on the event loop (opened in its lifespan), None when there are none."""
+    reads: LoopReads | None = getattr(request.app.state, "loop_reads", None)
+    return reads
 
 
 async def run_read(function: Callable[..., T], *args: Any) -> T:

@@ -3,23 +3,24 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy import Engine
-from sqlalchemy.exc import OperationalError
 from starlette.concurrency import run_in_threadpool
 
 from mailflow.accounts import login, verification
-from mailflow.accounts.tokens import TokenError, TokenPreview, preview_token
+from mailflow.accounts.tokens import TokenError, TokenPreview, preview_token, preview_token_on_loop
 from mailflow.accounts.verification import VerifyError
 from mailflow.config import Settings
+from mailflow.db import Database
 from mailflow.models import TokenPurpose
 from mailflow.web.applicant_auth import clear_session_cookie, set_session_cookie
 from mailflow.web.deps import DbSession, app_ctx, get_settings, loop_reads, run_read
+from mailflow.web.loopreads import LoopReadFailed
 from mailflow.web.pages import render
 from mailflow.web.security import csrf_ok
 
@@ -121,24 +122,21 @@ def _form(request: Request, preview: TokenPreview, token: str, status: int = 200
 
 
 async def _read_preview(request: Request, token: str) -> TokenPreview:
-    """The token's preview: read on the event loop from a local SQLite file (one indexed row, cheaper
-    than a thread hop: see deps.loop_read_engine), else through the threadpool. No ORM session and no
-    DbSession: the page has nothing to commit."""
+    """The token's preview, read on the event loop when the app has such reads (see
+    mailflow.web.loopreads), else through the threadpool. No ORM session and no DbSession: the page has
+    nothing to commit."""
     ctx = app_ctx(request)
-    engine = loop_reads(request)
-    if engine is not None:
+    reads = loop_reads(request)
+    if reads is not None:
         try:
-            with engine.connect() as connection:
-                return preview_token(connection, ctx.settings, token)
-        except OperationalError as exc:  # e.g. a lock held longer than the loop may wait
-            log.info("verify page: read on the event loop failed (%s), using the threadpool",
-                     type(exc.orig).__name__)
-    return await run_read(_preview, ctx.db.engine, ctx.settings, token)
+            return await preview_token_on_loop(reads, ctx.settings, token)
+        except LoopReadFailed as exc:
+            log.info("verify page: read on the event loop failed (%s), using the threadpool", exc)
+    return await run_read(_preview, ctx.db, ctx.settings, token)
 
 
-def _preview(engine: Engine, settings: Settings, token: str) -> TokenPreview:
-    with engine.connect() as connection:
-        return preview_token(connection, settings, token)
+def _preview(db: Database, settings: Settings, token: str) -> TokenPreview:
+    return db.read_once_more(functools.partial(preview_token, settings=settings, token=token))
 
 
 # No CSRF token here, on purpose: the form posts to a URL holding an unguessable single-use token, and
@@ -167,7 +165,7 @@ def verify_submit(
 
 def _form_again(request: Request, settings: Settings, token: str, exc: VerifyError) -> Response:
     try:
-        preview = _preview(app_ctx(request).db.engine, settings, token)
+        preview = _preview(app_ctx(request).db, settings, token)
     except TokenError:
         return _failure(request, exc.status, exc.message)
     return _form(request, preview, token, exc.status, exc.message)
