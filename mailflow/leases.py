@@ -144,16 +144,29 @@ def claim_run_key(db: Database, name: str, run_key: str) -> bool:
     workers. Run keys must sort in time order: a worker that comes late with an older key than the
     newest claimed one gets False too, so a lagging worker never repeats yesterday's run."""
     with db.session() as session:
-        if session.get(JobLease, name) is None:
-            try:
-                with session.begin_nested():
-                    session.add(JobLease(name=name, holder="", expires_at=now()))
-            except IntegrityError:
-                pass  # a racing worker inserted it; the UPDATE below decides who runs
-        result = session.execute(
-            update(JobLease)
-            .where(JobLease.name == name,
-                   or_(JobLease.last_run_key.is_(None), JobLease.last_run_key < run_key))
-            .values(last_run_key=run_key)
-        )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        return claim_run_key_in(session, name, run_key)
+
+
+def claim_run_key_in(session: Session, name: str, run_key: str) -> bool:
+    """claim_run_key inside the caller's transaction: the claim holds only if the caller's work commits
+    with it, and a racing worker's claim waits on the row until then (and then finds the key taken)."""
+    if session.get(JobLease, name) is None:
+        try:
+            with session.begin_nested():
+                session.add(JobLease(name=name, holder="", expires_at=now()))
+        except IntegrityError:
+            pass  # a racing worker inserted it; the UPDATE below decides who runs
+    result = session.execute(
+        update(JobLease)
+        .where(JobLease.name == name,
+               or_(JobLease.last_run_key.is_(None), JobLease.last_run_key < run_key))
+        .values(last_run_key=run_key)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def run_key_done(db: Database, name: str, run_key: str) -> bool:
+    """True when ``run_key`` (or a later one) has been claimed for job ``name``."""
+    with db.session() as session:
+        last = session.scalar(select(JobLease.last_run_key).where(JobLease.name == name))
+        return last is not None and last >= run_key

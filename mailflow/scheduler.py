@@ -87,4 +87,7 @@ def build_scheduler(ctx: AppContext) -> BackgroundScheduler:
     # The digest is sent once per day whoever runs it: digest.run_scheduled claims the day's run key.
     scheduler.add_job(guarded("digest", digest.run_scheduled, ctx),
                       CronTrigger.from_crontab(s.digest_cron, timezone=s.timezone), id="digest")
+    # A day whose 08:00 run failed, or that no worker was up for, is queued on a later tick.
+    scheduler.add_job(guarded("digest-catch-up", digest.catch_up, ctx), "interval",
+                      seconds=s.support_sweep_seconds, id="digest-catch-up")
     return scheduler

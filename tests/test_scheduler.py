@@ -9,7 +9,8 @@ from mailflow.scheduler import build_scheduler, lease_name, singleton
 
 def test_every_job_of_the_daemon_is_scheduled(ctx: AppContext) -> None:
     ids = {job.id for job in build_scheduler(ctx).get_jobs()}
-    assert ids == {"dispatch", "inbound-pending", "support-sweep", "reminders", "housekeeping", "digest"}
+    assert ids == {"dispatch", "inbound-pending", "support-sweep", "reminders", "housekeeping", "digest",
+                   "digest-catch-up"}
     ctx.settings.inbound.imap_host = "127.0.0.1"
     assert "imap" in {job.id for job in build_scheduler(ctx).get_jobs()}
 

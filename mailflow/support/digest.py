@@ -1,16 +1,19 @@
 """The daily customer-service digest (`support-digest`): yesterday's counts and today's open items, mailed
 to mail.support_address at 08:00 Taipei by the scheduler, or printed / sent by `mailflow support digest`.
 
-Several `mailflow run` workers all fire the 08:00 cron; claim_run_key lets exactly one of them queue the
-day's copy.
+Several `mailflow run` workers all fire the 08:00 cron; claiming the day's run key in the transaction
+that queues the mail lets exactly one of them queue the day's copy, and catch_up queues a day that was
+missed (a failed run, or no worker up at 08:00).
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy.orm import Session
 
 from mailflow import leases
@@ -74,20 +77,38 @@ def send_digest(session: Session, settings: Settings, day: date) -> OutboxMessag
 
 def run_scheduled(ctx: AppContext, day: date | None = None) -> int | None:
     """The 08:00 cron entry on every worker: the first to claim the day queues the digest; the others
-    return None. The sweep runs first so the digest lists today's unverified and failed mails."""
+    return None. The sweep runs first so the digest lists today's unverified and failed mails. The claim
+    and the queued mail commit together: if queueing fails, the day stays unclaimed and catch_up sends
+    it on a later tick."""
     day = day or today()
     unverified.sweep(ctx)
-    if not leases.claim_run_key(ctx.db, RUN_KEY_NAME, day.isoformat()):
-        log.info("support digest for %s already queued by another worker", day)
-        return None
-    try:
-        with ctx.db.session() as session:
-            message = send_digest(session, ctx.settings, day)
-            message_id = message.id
-    except Exception:
-        # The day is claimed but nothing was queued: say so loudly; `mailflow support digest --send`
-        # queues it by hand.
-        log.exception("support digest for %s was claimed but could not be queued", day)
-        raise
+    with ctx.db.session() as session:
+        if not leases.claim_run_key_in(session, RUN_KEY_NAME, day.isoformat()):
+            log.info("support digest for %s already queued by another worker", day)
+            return None
+        message = send_digest(session, ctx.settings, day)
+        message_id = message.id
     log.info("support digest for %s queued as outbox %d", day, message_id)
     return message_id
+
+
+def due_today(cron: str, timezone: str, moment: datetime) -> datetime | None:
+    """When ``cron`` first fires on ``moment``'s day (in ``timezone``), None if it does not that day."""
+    local = moment.astimezone(ZoneInfo(timezone))
+    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    trigger = CronTrigger.from_crontab(cron, timezone=timezone)
+    first: datetime | None = trigger.get_next_fire_time(None, midnight)
+    return first if first is not None and first.date() == local.date() else None
+
+
+def catch_up(ctx: AppContext, moment: datetime | None = None) -> int | None:
+    """Queue today's digest when its time has passed and no worker has: the 08:00 run failed (nothing
+    was claimed then) or no worker was running at 08:00. Run often; it costs one indexed read."""
+    moment = moment or now()
+    schedule = ctx.settings.schedule
+    due = due_today(schedule.digest_cron, schedule.timezone, moment)
+    day = moment.astimezone(ZoneInfo(schedule.timezone)).date()
+    if due is None or moment < due or leases.run_key_done(ctx.db, RUN_KEY_NAME, day.isoformat()):
+        return None
+    log.warning("support digest for %s was not queued at %s: queueing it now", day, due.strftime("%H:%M"))
+    return run_scheduled(ctx, day)

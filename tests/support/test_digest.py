@@ -113,6 +113,42 @@ def test_two_workers_at_eight_queue_one_digest(settings: Settings) -> None:
         second.db.dispose()
 
 
+def digests(ctx: AppContext) -> list[str]:
+    with ctx.db.session() as session:
+        rows = session.scalars(select(OutboxMessage).where(OutboxMessage.template == "support-digest")
+                               .order_by(OutboxMessage.id))
+        return [row.context["day"] for row in rows]
+
+
+def test_a_digest_that_failed_to_queue_leaves_its_day_unclaimed_and_is_caught_up(
+        ctx: AppContext, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*args: object) -> None:
+        raise RuntimeError("the database went away while the digest was built")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(digest, "build_digest", broken)
+        with pytest.raises(RuntimeError):
+            digest.run_scheduled(ctx, DAY)
+    assert digests(ctx) == []
+    # Before 08:00 nothing is due; after it, the missed day is queued once, however often the job ticks.
+    assert digest.catch_up(ctx, at(DAY, 7)) is None
+    assert digest.catch_up(ctx, at(DAY, 9)) is not None
+    assert digest.catch_up(ctx, at(DAY, 10)) is None
+    assert digests(ctx) == [DAY.isoformat()]
+
+
+def test_catch_up_follows_the_configured_schedule(ctx: AppContext) -> None:
+    ctx.settings.schedule.digest_cron = "30 9 * * sat"  # DAY, 2025-03-10, is a Monday
+    assert digest.due_today("30 9 * * sat", "Asia/Taipei", at(DAY, 12)) is None
+    assert digest.catch_up(ctx, at(DAY, 12)) is None
+    saturday = DAY + timedelta(days=5)
+    assert digest.due_today("30 9 * * sat", "Asia/Taipei", at(saturday, 12)) == \
+        datetime.combine(saturday, time(9, 30), tzinfo=TAIPEI)
+    assert digest.catch_up(ctx, at(saturday, 9)) is None
+    assert digest.catch_up(ctx, at(saturday, 10)) is not None
+    assert digests(ctx) == [saturday.isoformat()]
+
+
 @pytest.fixture
 def cli_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MAILFLOW_DATABASE__URL", settings.database.url)
