@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from mailflow.accounts.rules import document_limit_text, has_control_characters, message
 from mailflow.config import Settings
 from mailflow.models import Document
+from mailflow.refusals import Refused
 
 log = logging.getLogger(__name__)
 
@@ -37,13 +38,8 @@ SIGNATURES = (
 MAX_NAME = 255
 
 
-class DocumentError(Exception):
+class DocumentError(Refused):
     """A refused upload: ``status`` is 422 (missing or wrong type), 413 (too large) or 503 (storage)."""
-
-    def __init__(self, status: int, text: str) -> None:
-        super().__init__(text)
-        self.status = status
-        self.message = text
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from mailflow.accounts.verification import send_verification_mail
 from mailflow.config import Settings
 from mailflow.mail.outbox import enqueue
 from mailflow.models import Account, AccountStatus, Application, ApplicationStatus, AuditEvent
+from mailflow.refusals import Refused
 from mailflow.timeutil import now, roc_date
 
 # Where approved companies apply for passes (the seed's 審核通知 names it).
@@ -44,13 +45,8 @@ STANDARD_REASONS: dict[str, str] = {
 }
 
 
-class ReviewError(Exception):
-    """A refused review action: ``status`` for HTTP (404, 409, 422) and ``message`` in zh-TW."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
+class ReviewError(Refused):
+    """A refused review action: ``status`` 404, 409 or 422."""
 
 
 @dataclass

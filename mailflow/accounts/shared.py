@@ -39,18 +39,14 @@ from mailflow.models import (
     TokenPurpose,
     VerificationToken,
 )
+from mailflow.refusals import Refused
 from mailflow.timeutil import now
 
 LIVE_STATUSES = (BindingStatus.PENDING, BindingStatus.ACTIVE)
 
 
-class BindingError(Exception):
-    """A refused binding action: ``status`` is the HTTP status, ``message`` the zh-TW reason."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
+class BindingError(Refused):
+    """A refused binding action."""
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session, aliased
 
 from mailflow.config import Settings
 from mailflow.models import Account, Binding, TokenPurpose, VerificationToken
+from mailflow.refusals import Refused
 from mailflow.timeutil import now
 
 if TYPE_CHECKING:  # only for the annotation: the web's reader is handed in by the route
@@ -41,15 +42,8 @@ MSG_USED = "此連結已使用過,無法再次使用。如已完成驗證,可直
 MSG_VOIDED = "此連結已失效(已寄出較新的信件,或密碼輸入錯誤次數過多),請使用最新一封信件中的連結或重新申請。"
 
 
-class TokenError(Exception):
-    """Why a token cannot be used: ``status`` is the HTTP status of the contract, ``message`` zh-TW,
-    ``reason`` a short English word for logs and tests."""
-
-    def __init__(self, status: int, message: str, reason: str) -> None:
-        super().__init__(f"{status} {reason}")
-        self.status = status
-        self.message = message
-        self.reason = reason
+class TokenError(Refused):
+    """Why a token cannot be used (400, 403, 409, 410), with a ``reason`` such as "expired"."""
 
 
 def _b64encode(raw: bytes) -> str:

@@ -31,6 +31,7 @@ from mailflow.models import (
     VerificationToken,
 )
 from mailflow.passwords import verify_password
+from mailflow.refusals import Refused
 from mailflow.timeutil import now
 
 log = logging.getLogger(__name__)
@@ -40,15 +41,12 @@ RESENDS_PER_HOUR = 3
 VERIFY_TEMPLATES = ("account-approved", "verify-reminder")
 
 
-class VerifyError(Exception):
-    """A refused verification step: ``status`` for HTTP, ``message`` in zh-TW, ``reason`` for logs.
-    ``undo`` asks the caller to roll the transaction back (the token was already consumed)."""
+class VerifyError(Refused):
+    """A refused verification step. ``undo`` asks the caller to roll the transaction back (the token
+    was already consumed)."""
 
     def __init__(self, status: int, message: str, reason: str, *, undo: bool = False) -> None:
-        super().__init__(f"{status} {reason}")
-        self.status = status
-        self.message = message
-        self.reason = reason
+        super().__init__(status, message, reason)
         self.undo = undo
 
 

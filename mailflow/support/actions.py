@@ -30,6 +30,7 @@ from mailflow.models import (
     SupportItem,
     SupportNote,
 )
+from mailflow.refusals import Refused
 from mailflow.timeutil import now
 
 NOTE_MAX_CHARS = 4000
@@ -38,13 +39,11 @@ VERIFICATION_TEMPLATES = ("account-approved", "verify-reminder")
 NOT_RESENDABLE = {"binding-request": "共用帳號綁定確認信無法由客服重寄,請申請人重新送出綁定申請。"}
 
 
-class ActionError(Exception):
+class ActionError(Refused):
     """A refused action: ``message`` is for the staff member (zh-TW), ``status`` for HTTP."""
 
     def __init__(self, message: str, status: int = 422) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
+        super().__init__(status, message)
 
 
 def actor(staff_name: str) -> str:
