@@ -19,5 +19,6 @@ fi
 rm -f docs/screenshots/*.png
 MAILFLOW_SCREENSHOTS=docs python -m pytest -q -p no:cacheprovider \
     tests/browser/test_seed_story.py::test_the_seed_story_in_a_browser \
-    tests/browser/test_a11y_mobile.py::test_every_page_fits_a_phone_and_names_its_fields
+    tests/browser/test_a11y_mobile.py::test_every_page_fits_a_phone_and_names_its_fields \
+    "tests/browser/test_mail_rendering.py::test_every_mail_reads_well_in_a_mail_app_and_in_webmail[account-approved]"
 ls -l docs/screenshots/

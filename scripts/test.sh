@@ -5,7 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(dovecot-imapd chromium wrk postfix)
+# fonts-wqy-microhei: the pages and mails are zh-TW; without a CJK font chromium lays them out with
+# empty boxes, and the browser tests would measure widths a person never sees.
+APT_PACKAGES=(dovecot-imapd chromium fonts-wqy-microhei wrk postfix)
 need=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
