@@ -63,6 +63,7 @@ class CaptureHandler:
         raw = envelope.original_content or envelope.content
         if isinstance(raw, str):
             raw = raw.encode("utf-8", "surrogateescape")
+        raw = with_return_path(envelope.mail_from or "", raw)
         try:
             # The database call blocks: keep it off the event loop so other connections go on.
             await asyncio.get_running_loop().run_in_executor(
@@ -71,6 +72,13 @@ class CaptureHandler:
             log.exception("capture: could not store a message")
             return "451 4.3.0 could not store the message, try again"
         return "250 2.0.0 captured"
+
+
+def with_return_path(mail_from: str, raw: bytes) -> bytes:
+    """The message as a mailbox stores it: the final delivery records the envelope sender in a
+    Return-Path header on top (RFC 5321 4.4), so the captured mail shows its signed bounce address as a
+    real inbox would. aiosmtpd has already refused CR/LF in the address."""
+    return f"Return-Path: <{mail_from}>\r\n".encode() + raw
 
 
 class CaptureServer:

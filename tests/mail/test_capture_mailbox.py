@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import email
 import threading
 from collections.abc import Iterator
+from email.policy import default
 
 import pytest
 from fastapi.testclient import TestClient
@@ -33,6 +35,10 @@ def test_capture_binds_a_free_port_and_dispatch_uses_it(ctx: AppContext, capture
         assert row.mail_from.startswith("bounce+")
         assert row.subject == "通行證系統帳號註冊通知信件(審核通過,請完成Email驗證)"
         assert row.message_id.endswith("@twport.com.tw>")
+        # As a mailbox stores it: the envelope sender (the signed bounce address) as Return-Path on top.
+        assert row.raw.startswith(f"Return-Path: <{row.mail_from}>\r\n".encode())
+        parsed = email.message_from_bytes(row.raw, policy=default)
+        assert parsed["Return-Path"] == f"<{row.mail_from}>" and parsed["Message-ID"] == row.message_id
 
 
 def test_the_mailbox_api_gives_parts_and_links(ctx: AppContext, capture: CaptureServer,
