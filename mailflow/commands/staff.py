@@ -20,8 +20,13 @@ MIN_PASSWORD = 10
 def read_password(from_stdin: bool) -> str | None:
     if from_stdin:
         return sys.stdin.readline().rstrip("\r\n")
-    first = getpass.getpass("密碼 (password): ")
-    again = getpass.getpass("確認密碼 (again): ")
+    try:
+        first = getpass.getpass("密碼 (password): ")
+        again = getpass.getpass("確認密碼 (again): ")
+    except EOFError:  # no terminal and nothing on stdin: a script that forgot --password-stdin
+        print("mailflow: no password given; type it at the prompt or pipe it with --password-stdin",
+              file=sys.stderr)
+        return None
     if first != again:
         print("mailflow: the two passwords differ", file=sys.stderr)
         return None
