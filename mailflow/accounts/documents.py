@@ -8,6 +8,7 @@ removes the stored file again (``discard``) when its database transaction does n
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import logging
@@ -135,8 +136,14 @@ def store_upload(settings: Settings, upload: Upload | None) -> StoredDocument:
             final.unlink(missing_ok=True)
         raise _storage_error(exc) from exc
     finally:
-        partial.unlink(missing_ok=True)
+        _remove_partial(partial)
     return StoredDocument(final, final.name, sanitize_filename(upload.filename), content_type, size, sha256)
+
+
+def _remove_partial(partial: Path) -> None:
+    # The folder itself may be unusable (e.g. a file): the caller has already reported a 503.
+    with contextlib.suppress(OSError):
+        partial.unlink(missing_ok=True)
 
 
 def _accept(head: bytes, size: int, limit: int) -> tuple[str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -10,13 +11,17 @@ from fastapi.exception_handlers import http_exception_handler, request_validatio
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mailflow.context import AppContext
 from mailflow.paths import STATIC_DIR
 from mailflow.web import applicant, devmailbox, health, metrics, review, shared, staff_auth, support, verify
 from mailflow.web.loopreads import open_loop_reads
+from mailflow.web.pages import render
 from mailflow.web.security import SecurityHeaders
+
+log = logging.getLogger(__name__)
 
 
 def create_app(ctx: AppContext) -> FastAPI:
@@ -62,7 +67,23 @@ def create_app(ctx: AppContext) -> FastAPI:
             return JSONResponse({"error": message}, status_code=exc.status_code, headers=exc.headers)
         return await http_exception_handler(request, exc)
 
+    @app.exception_handler(OperationalError)
+    async def database_unavailable(request: Request, exc: OperationalError) -> Response:
+        # The database went away mid-request (a restart, a network cut): the transaction rolled back,
+        # so nothing was stored. Say so and when to retry, instead of a bare 500.
+        log.warning("database unavailable during %s %s: %s", request.method, request.url.path,
+                    type(exc.orig).__name__)
+        headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+        if request.url.path.startswith("/api/"):
+            return JSONResponse({"error": UNAVAILABLE}, status_code=503, headers=headers)
+        page = render(request, "unavailable.html", status_code=503, message=UNAVAILABLE)
+        page.headers.update(headers)
+        return page
+
     return app
 
 
+# How soon a client may try again after the database was unavailable.
+RETRY_AFTER_SECONDS = 30
+UNAVAILABLE = "系統暫時無法使用,資料沒有被儲存,請稍後再試"
 HTTP_MESSAGES = {404: "找不到此 API", 405: "此 API 不接受這個 HTTP 方法"}
