@@ -1,8 +1,10 @@
 """The applicant login gate (POST /api/session): only approved accounts with a verified address get in;
-everyone else learns why in zh-TW. Failures are throttled per account and per client address."""
+everyone else learns why in zh-TW. Failures are throttled per (account, client address), with a much larger
+limit per client address alone (see mailflow.accounts.throttle)."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,7 +16,7 @@ from mailflow.models import Account, AccountKind, AccountStatus
 from mailflow.passwords import hash_password, needs_rehash, verify_password
 
 MSG_BAD_CREDENTIALS = "帳號或密碼錯誤"
-MSG_THROTTLED = "嘗試次數過多,請 15 分鐘後再試"
+MSG_THROTTLED = "嘗試次數過多,請 {minutes} 分鐘後再試"
 MSG_PENDING = "帳號尚未審核"
 MSG_REJECTED = "帳號未審核通過"
 MSG_UNVERIFIED = "Email 尚未驗證"
@@ -30,6 +32,12 @@ class LoginResult:
     body: dict[str, Any]
     account: Account | None = None
     companies: list[dict[str, Any]] = field(default_factory=list)
+    retry_after: int | None = None  # seconds, with a 429: sent as the Retry-After header
+
+
+def throttled(seconds: int) -> LoginResult:
+    minutes = max(1, math.ceil(seconds / 60))
+    return LoginResult(429, {"error": MSG_THROTTLED.format(minutes=minutes)}, retry_after=seconds)
 
 
 def _find(session: Session, account_id: str) -> Account | None:
@@ -76,16 +84,16 @@ def refusal(account: Account) -> str | None:
 
 def log_in(session: Session, account_id: str, password: str, client: str | None) -> LoginResult:
     """The outcome of one login attempt; failures are recorded in ``session`` (the caller commits)."""
-    keys = [throttle.account_key(account_id), throttle.client_key(client)]
-    if throttle.is_throttled(session, keys):
-        return LoginResult(429, {"error": MSG_THROTTLED})
+    wait = throttle.login_retry_after(session, account_id, client)
+    if wait is not None:
+        return throttled(wait)
     account = _find(session, account_id)
     if account is None:
         verify_password(_DUMMY_HASH, password)
     if account is None or not verify_password(account.password_hash, password):
-        throttle.record_failure(session, *keys)
+        throttle.record_login_failure(session, account_id, client)
         return LoginResult(401, {"error": MSG_BAD_CREDENTIALS})
-    throttle.clear(session, keys[0])
+    throttle.clear_login_failures(session, account_id, client)
     if needs_rehash(account.password_hash):  # made with older argon2 parameters: upgrade it now
         account.password_hash = hash_password(password)
     reason = refusal(account)

@@ -18,7 +18,7 @@ from mailflow.accounts.verification import VerifyError
 from mailflow.config import Settings
 from mailflow.db import Database
 from mailflow.models import TokenPurpose
-from mailflow.web.applicant_auth import clear_session_cookie, set_session_cookie
+from mailflow.web.applicant_auth import clear_session_cookie, end_sessions, set_session_cookie
 from mailflow.web.deps import DbSession, app_ctx, get_settings, loop_reads, run_read
 from mailflow.web.loopreads import LoopReadFailed
 from mailflow.web.pages import render
@@ -195,13 +195,17 @@ async def create_session(request: Request, session: DbSession, settings: AppSett
     result = await run_in_threadpool(login.log_in, session, data["account"], data["password"],
                                      _client(request))  # argon2: off the event loop
     response = JSONResponse(result.body, status_code=result.status)
+    if result.retry_after is not None:
+        response.headers["Retry-After"] = str(result.retry_after)
     if result.account is not None:
         set_session_cookie(response, settings, result.account)
     return response
 
 
 @router.delete("/api/session")
-def end_session() -> Response:
+def end_session(request: Request, session: DbSession) -> Response:
+    """204 whether or not a session came with it; a valid one is revoked server-side (see end_sessions)."""
+    end_sessions(request, session)
     response = Response(status_code=204)
     clear_session_cookie(response)
     return response

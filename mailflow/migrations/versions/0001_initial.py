@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-25 09:29:53.939186
+Create Date: 2026-11-25 11:45:24.643394
 """
 
 from collections.abc import Sequence
@@ -36,6 +36,7 @@ def upgrade() -> None:
         sa.Column("email_verified_address", sa.String(length=320), nullable=True),
         sa.Column("email_undeliverable", sa.Boolean(), nullable=False),
         sa.Column("failed_logins", sa.Integer(), nullable=False),
+        sa.Column("session_generation", sa.Integer(), server_default=sa.text("0"), nullable=False),
         sa.Column("created_at", mailflow.models.base.UTCDateTime(), nullable=False),
         sa.Column("approved_at", mailflow.models.base.UTCDateTime(), nullable=True),
         sa.Column("reminder_sent_at", mailflow.models.base.UTCDateTime(), nullable=True),
