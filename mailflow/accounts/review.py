@@ -44,6 +44,15 @@ STANDARD_REASONS: dict[str, str] = {
     "duplicate-company": "此公司已有一般帳號,請勿重複申請",
 }
 
+# The standard reasons that concern the company document (its kind, legibility, completeness, or the
+# company data it fails to prove): a rejection with any of them also sends the document-rejected notice.
+# Free-text reasons cannot be told apart, so they go in the account-rejected mail only.
+DOCUMENT_REASON_CODES = frozenset({
+    "brc-obsolete", "doc-unreadable", "company-mismatch", "ubn-mismatch", "address-mismatch",
+    "owner-mismatch", "doc-incomplete", "doc-wrong-type", "doc-outdated",
+})
+DOCUMENT_REASONS = frozenset(STANDARD_REASONS[code] for code in DOCUMENT_REASON_CODES)
+
 
 class ReviewError(Refused):
     """A refused review action: ``status`` 404, 409 or 422."""
@@ -171,10 +180,35 @@ def approve(session: Session, settings: Settings, application_id: int, actor: st
     return application
 
 
+def document_reasons(reasons: list[str]) -> list[str]:
+    """Those of ``reasons`` that concern the company document, in their given order."""
+    return [reason for reason in reasons if reason in DOCUMENT_REASONS]
+
+
+def _queue_rejection_mails(session: Session, settings: Settings, application: Application,
+                           reasons: list[str]) -> list[str]:
+    """account-rejected with every reason; document-rejected with the document's reasons when there are
+    any (both to the account's address). Returns the document's reasons."""
+    account = application.account
+
+    def queue_to_account(template: str, context: dict[str, Any]) -> None:
+        enqueue(session, template, account.email, message_id_domain=settings.mail.message_id_domain,
+                to_name=account.name, account_id=account.id, application_id=application.id, context=context)
+
+    company = {"name": account.name, "company_name": application.company_name, "ubn": application.ubn}
+    queue_to_account("account-rejected", {**company, "account": account.account, "reasons": reasons,
+                                          "register_url": f"{settings.http.base_url.rstrip('/')}/register"})
+    on_document = document_reasons(reasons)
+    if on_document:
+        queue_to_account("document-rejected", {**company, "reasons": on_document})
+    return on_document
+
+
 def reject(session: Session, settings: Settings, application_id: int, actor: str,
            reasons: list[str]) -> Application:
     """Reject with ``reasons`` (already resolved): the account id and the 統編 are freed for a new
-    registration; queues account-rejected listing every reason and where to register again."""
+    registration; queues account-rejected listing every reason and where to register again, and, when
+    some reasons concern the company document, document-rejected listing those."""
     if not reasons:
         raise ReviewError(422, "請至少選擇或填寫一項退件原因")
     application = get_application(session, application_id)
@@ -182,11 +216,7 @@ def reject(session: Session, settings: Settings, application_id: int, actor: str
     account = application.account
     account.status = AccountStatus.REJECTED
     account.account_key = None
-    enqueue(session, "account-rejected", account.email, message_id_domain=settings.mail.message_id_domain,
-            to_name=account.name, account_id=account.id, application_id=application.id,
-            context={"name": account.name, "account": account.account,
-                     "company_name": application.company_name, "ubn": application.ubn, "reasons": reasons,
-                     "register_url": f"{settings.http.base_url.rstrip('/')}/register"})
+    on_document = _queue_rejection_mails(session, settings, application, reasons)
     audit.record(session, actor, "application.rejected", "application", application.id,
-                 account=account.account, ubn=application.ubn, reasons=reasons)
+                 account=account.account, ubn=application.ubn, reasons=reasons, document_reasons=on_document)
     return application

@@ -206,8 +206,32 @@ def require_bindable_shared(account: Account) -> None:
         raise BindingError(403, "共用帳號的Email尚未完成驗證,請先完成Email驗證後再綁定")
 
 
-def _target_general(session: Session, account_id: str) -> Account:
-    general = find_live_account(session, account_id)
+# Ids are ints in SQL INTEGER columns: a larger number names nothing (and PostgreSQL would refuse to
+# compare it).
+MAX_ID = 2**31 - 1
+
+
+def find_account_by_reference(session: Session, reference: str | int) -> Account | None:
+    """A live account by its name, or by the number POST /api/applications answered (its ``id``, the
+    application's id; the one number a client holds for a general account): an int, or a string of
+    ASCII digits that is no account's name (names start with a letter, so a digit string is read as a
+    name only for data older than that rule)."""
+    if isinstance(reference, str):
+        found = find_live_account(session, reference)
+        text = reference.strip()
+        if found is not None or not (text.isascii() and text.isdigit()):
+            return found
+        reference = int(text)
+    if not 1 <= reference <= MAX_ID:
+        return None
+    application = session.get(Application, reference)
+    account = application.account if application is not None else None
+    # A rejected account gave its name up (account_key None): by number it is as gone as by name.
+    return account if account is not None and account.account_key is not None else None
+
+
+def _target_general(session: Session, reference: str | int) -> Account:
+    general = find_account_by_reference(session, reference)
     if general is None:
         raise BindingError(404, "查無此帳號")
     if general.kind != AccountKind.GENERAL:
@@ -231,10 +255,11 @@ def _live_binding(session: Session, shared: Account, general: Account) -> Bindin
 
 
 def request_binding(
-    session: Session, settings: Settings, shared: Account, general_account_id: str
+    session: Session, settings: Settings, shared: Account, general_account_id: str | int
 ) -> Binding:
-    """Ask ``general_account_id`` to be bound to ``shared``: a pending binding and a consent mail to the
-    general account's verified address, in the caller's transaction. Raises BindingError."""
+    """Ask ``general_account_id`` (its name, or its number: see find_account_by_reference) to be
+    bound to ``shared``: a pending binding and a consent mail to the general account's verified address,
+    in the caller's transaction. Raises BindingError."""
     from mailflow.accounts.tokens import issue_token
     from mailflow.mail.outbox import enqueue
 

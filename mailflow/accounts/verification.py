@@ -4,6 +4,10 @@ account's password (so a forwarded mail is useless to its new reader), and askin
 Completion order: the token must load (400/410), the password must be the account's (403; the fifth
 wrong one voids the token), the account's current address must equal the bound one (409), and only
 then is the token consumed with a conditional UPDATE, so two submits cannot both complete it.
+
+A used, expired or voided token whose bound address is no longer the account's answers 409, not 410,
+once the password is right: correcting an address voids the tokens sent to the old one, and the holder
+of such a link should learn that the address changed, not only that the link is dead.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from mailflow import audit
 from mailflow.accounts import throttle
-from mailflow.accounts.tokens import TokenError, consume, issue_token, load_token
+from mailflow.accounts.tokens import TokenError, consume, issue_token, load_token, read_signed
 from mailflow.config import Settings
 from mailflow.mail.outbox import enqueue
 from mailflow.models import (
@@ -104,19 +108,61 @@ def _wrong_password(session: Session, account: Account, row: VerificationToken) 
     return VerifyError(403, "密碼錯誤次數過多,此連結已失效。請由申請人重新申請驗證信,或洽客服。", "voided")
 
 
+def _address_changed(account: Account, row: VerificationToken) -> bool:
+    return account.email_key != row.address.strip().lower()
+
+
+def _refuse_address_changed(session: Session, account: Account, row: VerificationToken) -> VerifyError:
+    _flag_for_support(session, account, row, "驗證連結寄送後帳號 Email 已變更")
+    return VerifyError(409, "此連結寄送後,帳號的 Email 已變更為其他地址,無法以此連結驗證。"
+                       "請使用寄到目前 Email 的最新驗證信,或重新申請驗證信。", "address-changed")
+
+
+# The 410 refusals of load_token that may hide an address change; 400 (tampered) never does.
+_DEAD_REASONS = ("used", "voided", "expired")
+
+
+def _load_open(session: Session, settings: Settings, token: str, password: str) -> VerificationToken:
+    """load_token, except that a dead token sent to an address the account no longer has answers 409
+    (with the right password) instead of its 410."""
+    try:
+        return load_token(session, settings, token)
+    except TokenError as exc:
+        if exc.reason not in _DEAD_REASONS:
+            raise
+        moved = _moved_away(session, settings, token, password)
+        if moved is None:
+            raise
+        raise moved from None
+
+
+def _moved_away(session: Session, settings: Settings, token: str, password: str) -> VerifyError | None:
+    """The 409 for a dead token whose account's address changed since it was sent, once the password
+    is right; None otherwise. Wrong passwords on a dead token are not counted: nothing is left to void."""
+    # load_token got past the signature and stored-hash checks, so the row at this jti is the token's.
+    jti = read_signed(settings, token)["j"]
+    row = session.scalar(select(VerificationToken).where(VerificationToken.jti == jti))
+    account = session.get(Account, row.account_id) if row is not None else None
+    # The address first: argon2 runs only for the rare link whose address changed.
+    if row is None or account is None or not _address_changed(account, row):
+        return None
+    if not password or not verify_password(account.password_hash, password):
+        return None
+    return _refuse_address_changed(session, account, row)
+
+
 def complete_verification(session: Session, settings: Settings, token: str, password: str) -> Completed:
     """Use ``token`` with the account's ``password``. Raises TokenError (400/410) or VerifyError
-    (403 wrong password, 409 address changed, 410 lost a race, the binding's own refusals)."""
-    row = load_token(session, settings, token)
+    (403 wrong password, 409 address changed — also for a dead link whose address changed, 410 lost a
+    race, the binding's own refusals)."""
+    row = _load_open(session, settings, token, password)
     account = session.get(Account, row.account_id)
     if account is None:
         raise TokenError(400, "此連結無效。", "no-account")
     if not password or not verify_password(account.password_hash, password):
         raise _wrong_password(session, account, row)
-    if account.email_key != row.address.strip().lower():
-        _flag_for_support(session, account, row, "驗證連結寄送後帳號 Email 已變更")
-        raise VerifyError(409, "此連結寄送後,帳號的 Email 已變更為其他地址,無法以此連結驗證。"
-                          "請使用寄到目前 Email 的最新驗證信,或重新申請驗證信。", "address-changed")
+    if _address_changed(account, row):
+        raise _refuse_address_changed(session, account, row)
     if not consume(session, row):
         raise VerifyError(410, "此連結已使用過或已失效。", "race")
     moment = now()

@@ -44,6 +44,9 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+PAST_TENSE = {"approve": "approved", "reject": "rejected"}
+
+
 def _decide(args: argparse.Namespace, action: str) -> int:
     ctx = app_context(args)
     try:
@@ -58,7 +61,7 @@ def _decide(args: argparse.Namespace, action: str) -> int:
         return 1
     finally:
         ctx.db.dispose()
-    print(f"application {args.id} {action}d; the result mails are queued")
+    print(f"application {args.id} {PAST_TENSE[action]}; the result mails are queued")
     return 0
 
 
@@ -82,7 +85,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--note", default="", help="通過說明 for the document-approved mail")
     p.set_defaults(func=cmd_approve)
     codes = ", ".join(review.STANDARD_REASONS)
-    p = actions.add_parser("reject", help="reject; queues the not-approved mail with every reason")
+    p = actions.add_parser("reject", help="reject; queues the not-approved mail with every reason, and the "
+                           "document-rejected mail when a standard reason concerns the company document")
     p.add_argument("id", type=int, metavar="ID")
     p.add_argument("--reason", action="append", metavar="TEXT", help="a reason in words (repeatable)")
     p.add_argument("--code", action="append", metavar="CODE", help=f"a standard reason (repeatable): {codes}")

@@ -28,7 +28,9 @@ AppSettings = Annotated[Settings, Depends(get_settings)]
 STATUS_FILTERS = {"submitted": "待審核", "approved": "已通過", "rejected": "未通過", "all": "全部"}
 INLINE_TYPES = ("application/pdf", "image/jpeg", "image/png")
 DONE_NOTICES = {"approved": "已核准,已排入帳號審核通過信(含驗證連結)與公司文件審核通知信。",
-                "rejected": "已退件,已排入未通過通知信,帳號與統編已釋出供重新申請。"}
+                "rejected": "已退件,已排入未通過通知信,帳號與統編已釋出供重新申請。",
+                "rejected-document": "已退件,已排入未通過通知信與公司文件審核未通過通知信,"
+                                     "帳號與統編已釋出供重新申請。"}
 
 
 def actor_of(staff: StaffUser) -> str:
@@ -105,8 +107,9 @@ def document_file(request: Request, application_id: int, staff: Reviewer, sessio
 
 
 def _decision(request: Request, session: Session, staff: StaffUser, application_id: int, csrf_token: str,
-              decide: Callable[[], None], done: str) -> Response:
-    """Run one decision behind the CSRF check; a refusal rolls back and re-shows the page with why."""
+              decide: Callable[[], str]) -> Response:
+    """Run one decision behind the CSRF check; a refusal rolls back and re-shows the page with why.
+    ``decide`` returns the key of the notice shown after the redirect."""
     try:
         application = review.get_application(session, application_id)
     except review.ReviewError as exc:
@@ -114,7 +117,7 @@ def _decision(request: Request, session: Session, staff: StaffUser, application_
     if not csrf_ok(request, csrf_token):
         return _detail(request, session, staff, application, 403, "表單已過期,請重新整理頁面後再送出。")
     try:
-        decide()
+        done = decide()
     except review.ReviewError as exc:
         session.rollback()
         return _detail(request, session, staff, review.get_application(session, application_id),
@@ -128,10 +131,11 @@ def approve(
     note: Annotated[str, Form(max_length=5000)] = "",
     csrf_token: Annotated[str, Form(max_length=400)] = "",
 ) -> Response:
-    def decide() -> None:
+    def decide() -> str:
         review.approve(session, settings, application_id, actor_of(staff), note)
+        return "approved"
 
-    return _decision(request, session, staff, application_id, csrf_token, decide, "approved")
+    return _decision(request, session, staff, application_id, csrf_token, decide)
 
 
 @router.post("/review/applications/{application_id}/reject")
@@ -141,8 +145,9 @@ def reject(
     other: Annotated[str, Form(max_length=5000)] = "",
     csrf_token: Annotated[str, Form(max_length=400)] = "",
 ) -> Response:
-    def decide() -> None:
+    def decide() -> str:
         reasons = review.resolve_reasons(codes, other.splitlines())
         review.reject(session, settings, application_id, actor_of(staff), reasons)
+        return "rejected-document" if review.document_reasons(reasons) else "rejected"
 
-    return _decision(request, session, staff, application_id, csrf_token, decide, "rejected")
+    return _decision(request, session, staff, application_id, csrf_token, decide)

@@ -164,6 +164,16 @@ def api_list_bindings(request: Request, session: DbSession) -> JSONResponse:
     return JSONResponse({"bindings": rows})
 
 
+def _general_reference(value: Any) -> str | int | None:
+    """The general account as named in the body: its name, or the id POST /api/applications answered,
+    as a JSON number or a string of digits. None for anything else (true/false are not numbers)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip():
+        return value
+    return None
+
+
 def _request_binding(
     request: Request, session: Session, settings: Settings, data: dict[str, Any] | None
 ) -> JSONResponse:
@@ -172,10 +182,8 @@ def _request_binding(
         return _error(401, NOT_LOGGED_IN)
     if data is None:
         return JSONResponse({"errors": {"general_account": NEEDS_JSON}}, status_code=422)
-    target = data.get("general_account")
-    if isinstance(target, int) and not isinstance(target, bool):
-        target = str(target)
-    if not isinstance(target, str) or not target.strip():
+    target = _general_reference(data.get("general_account"))
+    if target is None:
         return JSONResponse({"errors": {"general_account": "請輸入要綁定的一般帳號"}}, status_code=422)
     try:
         binding = shared.request_binding(session, settings, account, target)

@@ -333,3 +333,20 @@ def test_two_identical_requests_racing_leave_one_live_binding(ctx: AppContext) -
     with ctx.db.session() as session:  # an ended binding does not block a new request
         session.add(Binding(shared_account_id=shared_id, general_account_id=general_id,
                             status=BindingStatus.UNBOUND))
+
+
+def test_a_general_account_is_found_by_name_or_by_its_registration_number(ctx: AppContext) -> None:
+    add_shared(ctx)  # takes an account row first, so account ids and application ids differ
+    general = add_general(ctx, "harbor01", "04595257")
+    legacy = add_general(ctx, "2", "12345675")  # a name from before names had to start with a letter
+    with ctx.db.session() as session:
+        number = session.scalars(select(Application.id).where(Application.account_id == general)).one()
+        assert number != general
+
+        def found(reference: str | int) -> int | None:
+            account = shared.find_account_by_reference(session, reference)
+            return account.id if account is not None else None
+
+        assert found("HARBOR01") == found(number) == found(str(number)) == general
+        assert found("2") == legacy  # an existing name wins over the number
+        assert found(2) == legacy and found(2**31) is None and found(0) is None and found("x9") is None
