@@ -161,12 +161,18 @@ def test_rejected_mail_lists_every_reason_and_the_applicant_registers_again(
         "codes": ["brc-obsolete", "ubn-mismatch"], "other": "公司地址請填寫完整門牌",
         "csrf_token": form_token(client, path)})
     assert rejected.status_code == 303
-    (mail,) = mailbox.deliver()
-    body = text_of(mail)
+    # Two reasons concern the company document: besides the account mail, the document mail goes too.
+    account_subject = "通行證系統帳號註冊通知信件(帳號未審核通過)"
+    document_subject = "通行證系統公司文件審核通知信件(未通過)"
+    mails = {str(m["Subject"]): m for m in mailbox.deliver()}
+    assert sorted(mails) == [document_subject, account_subject]
+    body = text_of(mails[account_subject])
     assert ("「營利事業登記證」自98年4月13日起停止使用,不再作為證明文件,"
             "請改提出其他最新版本之「商業登記證明文件」") in body
     assert "統一編號與文件不符" in body and "公司地址請填寫完整門牌" in body
     assert "http://testserver/register" in body
+    document_body = text_of(mails[document_subject])
+    assert "統一編號與文件不符" in document_body and "公司地址請填寫完整門牌" not in document_body
     page = client.get(path)
     assert "staff:lin" in page.text and "公司地址請填寫完整門牌" in page.text
 
