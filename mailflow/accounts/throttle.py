@@ -101,10 +101,9 @@ def record_login_failure(session: Session, account: str, address: str | None) ->
 
 
 def clear_login_failures(session: Session, account: str, address: str | None) -> None:
-    """A successful login forgives that account's earlier failures from this address (and those the
-    verification-mail form counts per account), never the address's own count."""
+    """A successful login forgives that account's earlier failures from this address, never the
+    address's own count."""
     clear(session, account_client_key(account, address))
-    clear(session, account_key(account))
 
 
 def clear(session: Session, key: str) -> None:

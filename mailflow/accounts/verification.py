@@ -205,12 +205,13 @@ def request_new_mail(
     """Queue a new verification mail (voiding the older links) for an approved, unverified account that
     proves its password. Raises VerifyError: 429 too many, 401 bad credentials, 403 not approved, 409
     already verified. Failed passwords count towards the login throttle."""
-    keys = [throttle.account_key(account_id), throttle.client_key(client)]
-    if throttle.is_throttled(session, keys):
+    # The login's throttle, per account and address: one address guessing cannot block the account's
+    # holder from asking for a new mail elsewhere.
+    if throttle.login_retry_after(session, account_id, client) is not None:
         raise VerifyError(429, "嘗試次數過多,請 15 分鐘後再試。", "throttled")
     account = find_account(session, account_id)
     if account is None or not verify_password(account.password_hash, password):
-        throttle.record_failure(session, *keys)
+        throttle.record_login_failure(session, account_id, client)
         raise VerifyError(401, "帳號或密碼錯誤。", "bad-credentials")
     if account.status == AccountStatus.PENDING and account.kind == AccountKind.GENERAL:
         raise VerifyError(403, "帳號尚未審核,審核通過後系統會寄出驗證信。", "pending")

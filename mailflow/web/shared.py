@@ -314,7 +314,10 @@ def _page_login(request: Request, session: Session, settings: Settings, form: di
     client = request.client.host if request.client else None
     result = log_in(session, typed, form.get("password", "")[:1000], client)
     if result.account is None:
-        return _login_page(request, result.status, str(result.body.get("error", "")), typed)
+        page = _login_page(request, result.status, str(result.body.get("error", "")), typed)
+        if result.retry_after is not None:
+            page.headers["Retry-After"] = str(result.retry_after)
+        return page
     response = RedirectResponse("/account", 303)
     set_session_cookie(response, settings, result.account)
     return response
@@ -327,12 +330,14 @@ async def account_login(request: Request, session: DbSession, settings: AppSetti
 
 
 @router.post("/account/logout")
-async def account_logout(request: Request) -> Response:
-    from mailflow.web.applicant_auth import clear_session_cookie
+async def account_logout(request: Request, session: DbSession) -> Response:
+    from mailflow.web.applicant_auth import clear_session_cookie, end_sessions
 
     form = await _form_fields(request)
     if not csrf_ok(request, form.get(CSRF_FIELD)):
         return _login_page(request, 403, "表單已過期,請重新操作")
+    # Like DELETE /api/session: a kept copy of the cookie must stop working too, not only this one.
+    await run_in_threadpool(end_sessions, request, session)
     response = RedirectResponse("/account", 303)
     clear_session_cookie(response)
     return response
