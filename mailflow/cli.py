@@ -7,7 +7,7 @@ import importlib
 import logging
 import sys
 
-from mailflow.config import ConfigError
+from mailflow.config import ConfigError, StartupError
 
 # Each module adds its own subcommands; a new command group is a new module here.
 COMMAND_MODULES = (
@@ -54,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"mailflow: configuration error: {exc}", file=sys.stderr)
         return 2
+    except StartupError as exc:
+        print(f"mailflow: cannot start: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 

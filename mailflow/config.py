@@ -8,6 +8,7 @@ checked once at start; a bad one stops the program with one line naming the key.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tomllib
 from collections.abc import Mapping
@@ -24,8 +25,24 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = Path("config") / "mailflow.toml"
 
 
+HOURS_PER_YEAR = 366 * 24
+MINUTES_PER_WEEK = 7 * 24 * 60
+SECONDS_PER_DAY = 24 * 3600
+
+
 class ConfigError(ValueError):
     """A configuration value that cannot be used; the message names the key."""
+
+
+class StartupError(RuntimeError):
+    """Settings that are valid but cannot be used right now (the database does not answer); the message
+    names the key and the cause, never a password."""
+
+
+def _bounded(default: float, *, least: float | None = None, above: float | None = None,
+             most: float | None = None) -> Any:
+    """A numeric setting and its allowed range, kept beside the key; validate() checks every one."""
+    return field(default=default, metadata={"least": least, "above": above, "most": most})
 
 
 @dataclass
@@ -36,7 +53,8 @@ class DatabaseSettings:
 @dataclass
 class HttpSettings:
     host: str = "127.0.0.1"
-    port: int = 8080
+    # 0 lets the worker role, which serves no HTTP, start without a port; `run` refuses it for HTTP.
+    port: int = _bounded(8080, least=0, most=65535)
     base_url: str = "http://127.0.0.1:8080"
 
 
@@ -44,20 +62,21 @@ class HttpSettings:
 class SmtpSettings:
     mode: str = "capture"
     host: str = "127.0.0.1"
-    port: int = 0
+    port: int = _bounded(0, least=0, most=65535)  # capture: 0 picks a free port; relay needs one
     starttls: bool = False
     username: str = ""
     password: str = ""
-    timeout_seconds: float = 30.0
+    timeout_seconds: float = _bounded(30.0, above=0, most=3600)
 
 
 @dataclass
 class InboundSettings:
     smtp_host: str = "127.0.0.1"
-    smtp_port: int = 0
-    max_message_bytes: int = 50 * 1024 * 1024
+    smtp_port: int = _bounded(0, least=0, most=65535)  # 0 = off
+    # Below 1 KiB not even a bounce's headers fit.
+    max_message_bytes: int = _bounded(50 * 1024 * 1024, least=1024)
     imap_host: str = ""
-    imap_port: int = 993
+    imap_port: int = _bounded(993, least=1, most=65535)  # IMAP is off by an empty imap_host
     imap_user: str = ""
     imap_password: str = ""
     imap_folder: str = "INBOX"
@@ -81,36 +100,40 @@ class MailSettings:
 @dataclass
 class SecuritySettings:
     secret_key: str = DEV_SECRET_KEY
-    token_ttl_hours: float = 72.0
-    session_ttl_hours: float = 8.0
+    # At most a year: a link or a login that never expires is not one.
+    token_ttl_hours: float = _bounded(72.0, above=0, most=HOURS_PER_YEAR)
+    session_ttl_hours: float = _bounded(8.0, above=0, most=HOURS_PER_YEAR)
 
 
 @dataclass
 class StorageSettings:
     documents_dir: str = "var/documents"
-    max_document_bytes: int = 10 * 1024 * 1024
+    max_document_bytes: int = _bounded(10 * 1024 * 1024, least=1)
 
 
 @dataclass
 class ScheduleSettings:
-    dispatch_seconds: float = 2.0
-    dispatch_batch: int = 200
-    lease_seconds: float = 300.0
-    retry_first_minutes: float = 5.0
-    retry_max_minutes: float = 240.0
-    retry_give_up_hours: float = 120.0
-    imap_poll_seconds: float = 60.0
-    reminder_check_seconds: float = 300.0
-    housekeeping_seconds: float = 3600.0
-    support_sweep_seconds: float = 3600.0
+    # Intervals run at least once a day (the digest catch-up rides on support_sweep_seconds); the
+    # upper bounds also keep every value inside what timedelta and APScheduler can hold.
+    dispatch_seconds: float = _bounded(2.0, above=0, most=SECONDS_PER_DAY)
+    dispatch_batch: int = _bounded(200, least=1, most=100_000)
+    lease_seconds: float = _bounded(300.0, least=1, most=SECONDS_PER_DAY)
+    retry_first_minutes: float = _bounded(5.0, above=0, most=MINUTES_PER_WEEK)
+    retry_max_minutes: float = _bounded(240.0, above=0, most=MINUTES_PER_WEEK)
+    retry_give_up_hours: float = _bounded(120.0, above=0, most=HOURS_PER_YEAR)
+    imap_poll_seconds: float = _bounded(60.0, above=0, most=SECONDS_PER_DAY)
+    reminder_check_seconds: float = _bounded(300.0, above=0, most=SECONDS_PER_DAY)
+    housekeeping_seconds: float = _bounded(3600.0, above=0, most=SECONDS_PER_DAY)
+    support_sweep_seconds: float = _bounded(3600.0, above=0, most=SECONDS_PER_DAY)
     digest_cron: str = "0 8 * * *"
     timezone: str = "Asia/Taipei"
 
 
 @dataclass
 class RetentionSettings:
-    mail_days: int = 400
-    raw_inbound_days: int = 30
+    # 0 or less would make the first housekeeping run delete every stored mail.
+    mail_days: int = _bounded(400, least=1, most=36_500)
+    raw_inbound_days: int = _bounded(30, least=1, most=36_500)
 
 
 @dataclass
@@ -161,9 +184,13 @@ def _coerce(key: str, default: Any, value: Any) -> Any:
         if isinstance(value, bool):
             raise ConfigError(f"{key}: expected a number, got {value!r}")
         try:
-            return float(str(value).strip())
+            number = float(str(value).strip())
         except ValueError:
             raise ConfigError(f"{key}: expected a number, got {value!r}") from None
+        # float() takes "nan" and "inf", which pass every comparison check below them.
+        if not math.isfinite(number):
+            raise ConfigError(f"{key}: expected a finite number, got {value!r}")
+        return number
     if not isinstance(value, str):
         raise ConfigError(f"{key}: expected a string, got {value!r}")
     return value
@@ -227,20 +254,71 @@ def _check_address(key: str, value: str) -> None:
         raise ConfigError(f"{key}: not a valid mail address: {value!r}") from None
 
 
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def _check_range(key: str, value: float, bounds: Mapping[str, Any]) -> None:
+    least, above, most = bounds.get("least"), bounds.get("above"), bounds.get("most")
+    got = f", got {_number(value)}"
+    if least is not None and most is not None and not least <= value <= most:
+        raise ConfigError(f"{key}: must be between {_number(least)} and {_number(most)}{got}")
+    if least is not None and value < least:
+        raise ConfigError(f"{key}: must be at least {_number(least)}{got}")
+    if above is not None and not value > above:
+        raise ConfigError(f"{key}: must be greater than {_number(above)}{got}")
+    if most is not None and value > most:
+        raise ConfigError(f"{key}: must be at most {_number(most)}{got}")
+
+
+def numeric_keys(settings: Settings) -> list[tuple[str, float, Mapping[str, Any]]]:
+    """Every numeric setting as (``section.key``, value, its bounds), in declaration order."""
+    found: list[tuple[str, float, Mapping[str, Any]]] = []
+    for section in dataclasses.fields(settings):
+        group = getattr(settings, section.name)
+        if not dataclasses.is_dataclass(group):
+            continue
+        for item in dataclasses.fields(group):
+            value = getattr(group, item.name)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                found.append((f"{section.name}.{item.name.rstrip('_')}", value, item.metadata))
+    return found
+
+
+def _check_database_url(url: str) -> None:
+    from sqlalchemy.engine import make_url
+
+    # The message never repeats the URL: it may hold the password.
+    try:
+        driver = make_url(url).drivername
+    except Exception as exc:
+        raise ConfigError(f"database.url: not a valid SQLAlchemy URL ({type(exc).__name__})") from None
+    if driver not in {"sqlite", "sqlite+pysqlite", "postgresql", "postgresql+psycopg"}:
+        raise ConfigError(f"database.url: must be a sqlite:// or postgresql+psycopg:// URL, got {driver}://")
+
+
+def _check_cron(cron: str, timezone: str) -> None:
+    """The digest's schedule, read the way the scheduler will read it, so a typo stops the start instead
+    of the scheduler."""
+    from datetime import datetime
+
+    from apscheduler.triggers.cron import CronTrigger
+
+    try:
+        trigger = CronTrigger.from_crontab(cron, timezone=timezone)
+    except ValueError as exc:
+        raise ConfigError(f"schedule.digest_cron: not a valid cron expression {cron!r}: {exc}") from None
+    if trigger.get_next_fire_time(None, datetime.now(ZoneInfo(timezone))) is None:
+        raise ConfigError(f"schedule.digest_cron: {cron!r} never fires")
+
+
 def validate(settings: Settings) -> None:
-    """Cross-field checks; each failure names its key."""
-    if not settings.database.url.startswith(("sqlite", "postgresql")):
-        raise ConfigError("database.url: must be a sqlite:// or postgresql+psycopg:// URL")
+    """Every numeric key within its bounds, then the cross-field checks; each failure names its key."""
+    _check_database_url(settings.database.url)
+    for key, value, bounds in numeric_keys(settings):
+        _check_range(key, value, bounds)
     if settings.smtp.mode not in {"capture", "relay"}:
         raise ConfigError(f"smtp.mode: must be 'capture' or 'relay', got {settings.smtp.mode!r}")
-    for key, port in (
-        ("http.port", settings.http.port),
-        ("smtp.port", settings.smtp.port),
-        ("inbound.smtp_port", settings.inbound.smtp_port),
-        ("inbound.imap_port", settings.inbound.imap_port),
-    ):
-        if not 0 <= port <= 65535:
-            raise ConfigError(f"{key}: must be between 0 and 65535, got {port}")
     if not settings.http.base_url.startswith(("http://", "https://")):
         raise ConfigError("http.base_url: must start with http:// or https://")
     if settings.smtp.mode == "relay":
@@ -254,13 +332,10 @@ def validate(settings: Settings) -> None:
     _check_address("mail.support_address", settings.mail.support_address)
     if not settings.mail.bounce_domain or "@" in settings.mail.bounce_domain:
         raise ConfigError("mail.bounce_domain: must be a domain name")
-    if settings.storage.max_document_bytes <= 0:
-        raise ConfigError("storage.max_document_bytes: must be positive")
-    if settings.schedule.dispatch_seconds <= 0:
-        raise ConfigError("schedule.dispatch_seconds: must be positive")
     try:
         ZoneInfo(settings.schedule.timezone)
     except Exception:
         raise ConfigError(f"schedule.timezone: unknown time zone {settings.schedule.timezone!r}") from None
+    _check_cron(settings.schedule.digest_cron, settings.schedule.timezone)
     if bool(settings.mail.dkim_key) != bool(settings.mail.dkim_selector):
         raise ConfigError("mail.dkim_selector: set both mail.dkim_key and mail.dkim_selector, or neither")

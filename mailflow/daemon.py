@@ -13,18 +13,47 @@ import logging
 import os
 import signal
 import sys
+import tempfile
 import threading
+from pathlib import Path
 from typing import Any
 
 import uvicorn
 
 from mailflow import leases
+from mailflow.config import ConfigError, Settings
 from mailflow.context import AppContext
 
 log = logging.getLogger(__name__)
 
 # systemd's default TimeoutStopSec is 90 s and the contract promises an exit within 30 s.
 SHUTDOWN_GRACE_SECONDS = 25.0
+
+
+SERVES_HTTP = ("all", "web")
+
+
+def _check_documents_dir(folder: Path) -> None:
+    """Uploads are written here: a folder that is a file or cannot be written would answer every
+    registration with 500, so it stops the start instead. A probe file tests what os.access cannot for
+    root (a read-only mount, a full quota)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".probe-"):
+            pass
+    except OSError as exc:
+        in_the_way = isinstance(exc, (FileExistsError, NotADirectoryError))
+        reason = "a file is in the way" if in_the_way else exc.strerror or type(exc).__name__
+        raise ConfigError(f"storage.documents_dir: {folder} is not a writable folder ({reason})") from None
+
+
+def check_before_start(settings: Settings, role: str) -> None:
+    """What only a serving daemon needs, refused with one line naming the key before anything starts."""
+    if role not in SERVES_HTTP:
+        return  # a worker stores no documents and listens on no HTTP port
+    if settings.http.port == 0:
+        raise ConfigError("http.port: must be between 1 and 65535 to serve HTTP (0 only with --role worker)")
+    _check_documents_dir(settings.documents_path)
 
 
 def _banner(ctx: AppContext, role: str, extra: list[str]) -> None:
