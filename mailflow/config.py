@@ -55,7 +55,9 @@ class HttpSettings:
     host: str = "127.0.0.1"
     # 0 lets the worker role, which serves no HTTP, start without a port; `run` refuses it for HTTP.
     port: int = _bounded(8080, least=0, most=65535)
-    base_url: str = "http://127.0.0.1:8080"
+    # Empty: this server's own address, from host and port (see local_base_url). Set it in production
+    # to the public origin (https://…) that the links in mails must point to.
+    base_url: str = ""
 
 
 @dataclass
@@ -240,8 +242,20 @@ def load_settings(path: str | None = None, env: Mapping[str, str] | None = None)
             continue
         section, _, key = name[len(ENV_PREFIX):].partition("__")
         _apply(settings, section.lower(), key.lower(), value)
+    if not settings.http.base_url:
+        settings.http.base_url = local_base_url(settings.http.host, settings.http.port)
     validate(settings)
     return settings
+
+
+def local_base_url(host: str, port: int) -> str:
+    """The origin of this server as a browser on the same machine reaches it: so that changing only
+    http.port (MAILFLOW_HTTP__PORT=8081) also moves the links in mails and the start banner. A wildcard
+    host is reached as 127.0.0.1; port 0 (a worker serving no HTTP) keeps the default 8080."""
+    shown = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host
+    if ":" in shown:
+        shown = f"[{shown}]"  # an IPv6 address in a URL
+    return f"http://{shown}:{port or 8080}"
 
 
 def _check_address(key: str, value: str) -> None:

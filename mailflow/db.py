@@ -38,11 +38,15 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
+    # A server that silently drops packets must not hang a start or a request for minutes.
+    kwargs.setdefault("connect_args", {"connect_timeout": CONNECT_TIMEOUT_SECONDS})
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 10)
     return create_engine(url, **kwargs)
 
+
+CONNECT_TIMEOUT_SECONDS = 10
 
 # Connections of the PostgreSQL read engine: the web reads through it a few at a time (see
 # mailflow.web.deps.THREADED_READS), so a small pool is enough.
@@ -68,6 +72,7 @@ class Database:
             return self.engine
         if self._read_engine is None:
             self._read_engine = create_engine(self.engine.url, isolation_level="AUTOCOMMIT",
+                                              connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS},
                                               pool_size=READ_POOL_SIZE, max_overflow=READ_POOL_SIZE)
         return self._read_engine
 

@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from mailflow.cli import main
 from mailflow.config import Settings, load_settings, numeric_keys
 from mailflow.context import AppContext
+from mailflow.mail.render import sample_context
 from mailflow.models import OutboxMessage, OutboxStatus
 from mailflow.timeutil import now
 
@@ -214,3 +215,27 @@ def test_run_refuses_http_port_zero_when_it_serves_http(tmp_path: Path) -> None:
     result = run_cli(["run", "--role", "web"], env, tmp_path)
     assert result.returncode == 2
     assert one_line(result.stderr).startswith("mailflow: configuration error: http.port: ")
+
+
+def test_changing_only_the_port_moves_the_links_in_mails_too() -> None:
+    """MAILFLOW_HTTP__PORT=8081 alone (the contract's own example): the verification links and the start
+    banner must lead to 8081, not to the default 8080. An explicit base_url always wins."""
+    assert load_settings(None, {}).http.base_url == "http://127.0.0.1:8080"
+    assert load_settings(None, {"MAILFLOW_HTTP__PORT": "8081"}).http.base_url == "http://127.0.0.1:8081"
+    wildcard = {"MAILFLOW_HTTP__HOST": "0.0.0.0", "MAILFLOW_HTTP__PORT": "9000"}
+    assert load_settings(None, wildcard).http.base_url == "http://127.0.0.1:9000"
+    public = {"MAILFLOW_HTTP__PORT": "8081", "MAILFLOW_HTTP__BASE_URL": "https://hep.twport.com.tw"}
+    assert load_settings(None, public).http.base_url == "https://hep.twport.com.tw"
+    settings = load_settings(None, {"MAILFLOW_HTTP__PORT": "8081"})
+    link = str(sample_context("account-approved", settings)["verify_url"])
+    assert link.startswith("http://127.0.0.1:8081/verify/")
+
+
+@pytest.mark.parametrize("command", [["review", "list"], ["outbox", "list"], ["support", "digest"]])
+def test_every_command_says_in_one_line_that_the_database_is_unreachable(
+        command: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MAILFLOW_DATABASE__URL", "postgresql+psycopg://u:secretpw@127.0.0.1:9/x")
+    assert main(command) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "database.url: cannot connect" in err
+    assert "secretpw" not in err

@@ -25,7 +25,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import SingletonThreadPool
 
-from mailflow.db import READ_POOL_SIZE, Database
+from mailflow.db import CONNECT_TIMEOUT_SECONDS, READ_POOL_SIZE, Database
 
 # How long a read on the event loop may wait for a SQLite lock before it gives up. In WAL mode readers
 # never wait for writers, so this is only a bound.
@@ -35,7 +35,8 @@ POOL_WAIT_SECONDS = 2.0
 
 # Autocommit: one SELECT needs no transaction (BEGIN and ROLLBACK were two extra round trips). Read-only
 # sessions: like SQLite's query_only, these connections can never write.
-READ_ONLY_SESSION = {"autocommit": True, "options": "-c default_transaction_read_only=on"}
+READ_ONLY_SESSION = {"autocommit": True, "options": "-c default_transaction_read_only=on",
+                     "connect_timeout": CONNECT_TIMEOUT_SECONDS}
 
 Row = dict[str, Any]
 
