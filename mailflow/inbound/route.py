@@ -11,6 +11,11 @@ bounce names and the latest mail sent to it before the bounce arrived. A tag at 
 not verify marks the mail forged; a forged mail is recorded and changes nothing else. A bounce we cannot tie
 to a mail we sent changes nothing either (anyone can write to the bounce address).
 
+Only the first two are proof: the tag is signed, and our Message-IDs are 128 random bits that only the
+mail's recipients and their servers have seen. A bounce or complaint matched by address alone could have
+been written by anyone who knows an applicant's address, so it never stops mail or flags an account: it
+is recorded, linked, and (when it says the mailbox is gone) shown to customer service to judge.
+
 Consequences: see `_on_bounce`, `_on_complaint`, `_on_autoreply`, `_on_reply`.
 """
 
@@ -200,13 +205,22 @@ def _returned_mail(session: Session, analysis: Analysis,
     return _by_message_id(session, [analysis.returned_message_id, *analysis.in_reply_to])
 
 
+@dataclass(frozen=True)
+class Match:
+    """The mail of ours a failed recipient is about, and whether the bounce proved it (see the module
+    docstring): only a proven match may stop mail to an address."""
+
+    mail: OutboxMessage | None
+    proven: bool
+
+
 def _mail_for_recipient(session: Session, row: InboundMessage, returned: OutboxMessage | None,
-                        address: str, only_one: bool) -> OutboxMessage | None:
+                        address: str, only_one: bool) -> Match:
     # A one-recipient bounce of a known mail is about that mail even when the failing address differs
     # (the applicant's mailbox forwarded it on); the applicant's address is the one we act on.
     if returned is not None and (only_one or returned.to_key == address_key(address)):
-        return returned
-    return _latest_sent_to(session, address, row)
+        return Match(returned, True)
+    return Match(_latest_sent_to(session, address, row), False)
 
 
 # --- consequences --------------------------------------------------------------------------
@@ -245,17 +259,22 @@ def _on_bounce(session: Session, row: InboundMessage, analysis: Analysis,
     returned = _returned_mail(session, analysis, tagged)
     recipients = _unique(analysis.recipients)
     only_one = len(recipients) == 1
-    mails = {address_key(r.address): _mail_for_recipient(session, row, returned, r.address, only_one)
-             for r in recipients}
-    _record_recipients(session, row, analysis.recipients, mails)
+    matches = {address_key(r.address): _mail_for_recipient(session, row, returned, r.address, only_one)
+               for r in recipients}
+    _record_recipients(session, row, analysis.recipients, {k: m.mail for k, m in matches.items()})
     for r in recipients:
-        mail = mails[address_key(r.address)]
+        match = matches[address_key(r.address)]
+        mail = match.mail
         _link(row, mail)
         if mail is None:
             audit.record(session, ACTOR, "bounce_uncorrelated", "inbound", row.id, address=r.address)
             continue
         if r.action == "delayed":
             continue  # a delay notice is a warning: the mail may still arrive
+        if not match.proven:
+            _unproven(session, row, mail, SupportKind.HARD_BOUNCE if r.hard else None, r.reason,
+                      printable(f"{r.status} {r.reason}: {r.diagnostic}").strip())
+            continue
         if r.hard:
             _undeliverable(session, row, mail, r, SupportKind.HARD_BOUNCE)
             continue
@@ -287,12 +306,41 @@ def _undeliverable(session: Session, row: InboundMessage, mail: OutboxMessage, r
               application_id=_application_id(session, mail, account), inbound_id=row.id)
 
 
+# What customer service reads on an item opened by a report that named only an address.
+UNPROVEN_NOTE = "此退信/檢舉未附本系統的退信標記或原信編號,無法證明確實來自收件端,系統未停止寄送;請人工判斷。"
+
+
+def _unproven(session: Session, row: InboundMessage, mail: OutboxMessage, kind: str | None, reason: str,
+              detail: str) -> None:
+    """A bounce or complaint matched by address alone: recorded and linked, never acted on (anyone who
+    knows an applicant's address could have sent it). A hard one or a complaint is shown to customer
+    service, marked as unproven; a soft one is only audited."""
+    audit.record(session, ACTOR, "report_unproven", "outbox", mail.id, inbound_id=row.id,
+                 address=mail.to_key, kind=kind or "soft_bounce")
+    log.warning("inbound %s: a report matched a mail by address only; recorded, nothing suppressed", row.id)
+    if kind is None:
+        return
+    account = _mail_account(session, mail)
+    open_item(session, kind, address=mail.to_key, reason=reason,
+              diagnostic=f"{UNPROVEN_NOTE} {detail}".strip(), outbox_id=mail.id,
+              account_id=account.id if account else None,
+              application_id=_application_id(session, mail, account), inbound_id=row.id)
+
+
 def _on_complaint(session: Session, row: InboundMessage, analysis: Analysis,
                   tagged: OutboxMessage | None) -> None:
     returned = _returned_mail(session, analysis, tagged)
     recipients = _unique(analysis.recipients)
     if returned is None and len(recipients) == 1:
-        returned = _latest_sent_to(session, recipients[0].address, row)
+        guessed = _latest_sent_to(session, recipients[0].address, row)
+        _record_recipients(session, row, analysis.recipients, {address_key(recipients[0].address): guessed})
+        _link(row, guessed)
+        if guessed is None:
+            audit.record(session, ACTOR, "complaint_uncorrelated", "inbound", row.id)
+        else:
+            _unproven(session, row, guessed, SupportKind.COMPLAINT, analysis.feedback_type or "abuse",
+                      "")
+        return
     _record_recipients(session, row, analysis.recipients,
                        {address_key(r.address): returned for r in recipients})
     _link(row, returned)

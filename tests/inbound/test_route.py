@@ -102,8 +102,37 @@ def test_correlation_by_address_and_time_as_last_resort(ctx: AppContext) -> None
     stranger = OutboxMessage(id=10**9, to_address=who.email, message_id="<unknown@elsewhere.example>")
     row = receive(ctx, dsn(ctx.settings, stranger, to="hep@twport.com.tw", return_path="x@elsewhere.example"))
     assert row.outbox_id == latest.id
+    # Linked for customer service, but an address proves nothing: anyone could have written this.
     with ctx.db.session() as session:
-        assert suppressed(session, who.email)
+        assert not suppressed(session, who.email)
+        account = session.get(Account, who.account_id)
+        assert account is not None and not account.email_undeliverable
+        [item] = items(session)
+        assert (item.kind, item.account_id, item.outbox_id) == (SupportKind.HARD_BOUNCE, who.account_id,
+                                                                latest.id)
+        assert route.UNPROVEN_NOTE in item.diagnostic and "5.1.1" in item.diagnostic
+
+
+def test_an_untagged_bounce_naming_an_applicant_cannot_stop_her_mail(ctx: AppContext) -> None:
+    """The attack: a DSN with no tag and no Message-ID of ours, only the victim's address, sent to our
+    public address or to the bounce domain. It must not suppress the address, flag the account, or count
+    towards the soft-bounce limit; the next mail to her is sent."""
+    who = make_applicant(ctx)
+    sent_mail(ctx, who)
+    fake = OutboxMessage(id=10**9, to_address=who.email, message_id="<made-up@attacker.example>")
+    for to in ("hep@twport.com.tw", f"bounce@{ctx.settings.mail.bounce_domain}"):
+        receive(ctx, dsn(ctx.settings, fake, to=to, return_path="x@attacker.example"))
+        for _ in range(6):
+            receive(ctx, dsn(ctx.settings, fake, to=to, return_path="x@attacker.example", status="4.2.2",
+                             diagnostic="smtp; 452 4.2.2 Mailbox full"))
+    tag = make_return_path(ctx.settings, fake.id).encode()
+    receive(ctx, complaint(ctx.settings, fake).replace(tag, b"hep@twport.com.tw"))
+    with ctx.db.session() as session:
+        assert not suppressed(session, who.email)
+        account = session.get(Account, who.account_id)
+        assert account is not None and not account.email_undeliverable
+        unproven = session.scalars(select(AuditEvent).where(AuditEvent.action == "report_unproven")).all()
+        assert len(unproven) == 2 * 7 + 1
 
 
 def test_forged_tag_is_recorded_and_changes_nothing(ctx: AppContext) -> None:
