@@ -23,7 +23,7 @@ from mailflow import audit
 from mailflow.accounts import throttle
 from mailflow.accounts.tokens import TokenError, consume, issue_token, load_token, read_signed
 from mailflow.config import Settings
-from mailflow.mail.outbox import enqueue
+from mailflow.mail.outbox import enqueue, is_suppressed
 from mailflow.models import (
     Account,
     AccountKind,
@@ -204,7 +204,8 @@ def request_new_mail(
 ) -> OutboxMessage:
     """Queue a new verification mail (voiding the older links) for an approved, unverified account that
     proves its password. Raises VerifyError: 429 too many, 401 bad credentials, 403 not approved, 409
-    already verified. Failed passwords count towards the login throttle."""
+    already verified or the address suppressed (no mail could reach it). Failed passwords count towards
+    the login throttle."""
     # The login's throttle, per account and address: one address guessing cannot block the account's
     # holder from asking for a new mail elsewhere.
     if throttle.login_retry_after(session, account_id, client) is not None:
@@ -221,6 +222,12 @@ def request_new_mail(
         raise VerifyError(409, "此帳號的 Email 已完成驗證,可直接登入。", "already-verified")
     if _resends_last_hour(session, account) >= RESENDS_PER_HOUR:
         raise VerifyError(429, f"每小時最多可申請 {RESENDS_PER_HOUR} 次驗證信,請稍後再試。", "resend-limit")
+    if is_suppressed(session, account.email):
+        # The mail would end `suppressed` at once; "queued" would send the applicant waiting for nothing.
+        raise VerifyError(409, f"系統無法寄信到此帳號的 Email({account.email}),此地址已停止寄送。"
+                          f"請洽客服專線 {settings.mail.support_phone}"
+                          f"(服務時間 {settings.mail.support_hours})"
+                          "確認或更正 Email。", "suppressed")
     message = send_verification_mail(session, settings, account, "verify-reminder")
     audit.record(session, f"account:{account.id}", "verification.resent", "account", account.id,
                  outbox_id=message.id)

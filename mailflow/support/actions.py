@@ -176,6 +176,17 @@ def correct_email(session: Session, settings: Settings, account_id: int, new_add
     return Correction(account, old, address, lifted, voided, mail)
 
 
+def suppressed_message(address: str) -> str:
+    return (f"此 Email 地址({address})在停止寄送名單中,郵件不會寄出。"
+            "請先在申請人頁面按「解除停止寄送」(確認地址可以收信後),再重寄。")
+
+
+def _refuse_suppressed(session: Session, address: str) -> None:
+    # A copy to a suppressed address would end `suppressed` at once: say so instead of "queued".
+    if suppression.active_suppression(session, address) is not None:
+        raise ActionError(suppressed_message(address), 409)
+
+
 def resend_mail(session: Session, settings: Settings, outbox_id: int, staff_name: str) -> OutboxMessage:
     """A copy of an earlier mail to the account's current address. A verification mail gets a fresh token
     (the old context's link is voided or erased); other mails reuse their stored context."""
@@ -185,6 +196,7 @@ def resend_mail(session: Session, settings: Settings, outbox_id: int, staff_name
     if original.template in NOT_RESENDABLE:
         raise ActionError(NOT_RESENDABLE[original.template], 409)
     account = session.get(Account, original.account_id) if original.account_id else None
+    _refuse_suppressed(session, account.email if account else original.to_address)
     if original.template in VERIFICATION_TEMPLATES:
         if account is None:
             raise ActionError("此驗證信沒有對應的帳號,無法重寄。", 409)

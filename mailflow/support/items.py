@@ -9,7 +9,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mailflow import audit
-from mailflow.models import SupportItem, SupportKind
+from mailflow.mail.suppression import address_key
+from mailflow.models import Account, InboundMessage, OutboxMessage, SupportItem, SupportKind, SupportNote
+from mailflow.timeutil import taipei
+
+# An auto-reply (a vacation notice) from an applicant: low priority, one open item per account however
+# many arrive; each later one is a note, so several in a row (an unattended mailbox) show on one item.
+# The kind column is a plain string, so this kind needs no schema change.
+AUTOREPLY = "autoreply"
+KINDS = (*SupportKind.ALL, AUTOREPLY)
 
 _FIELDS = ("account_id", "application_id", "outbox_id", "inbound_id", "address", "reason", "diagnostic",
            "summary")
@@ -32,7 +40,7 @@ def find_open_item(session: Session, kind: str, account_id: int | None, outbox_i
 def open_item(session: Session, kind: str, *, actor: str = "system", **fields: Any) -> SupportItem:
     """Open a support item of ``kind`` (a SupportKind) with the given columns, or return the open item
     already there for the same account and mail. Works in the caller's transaction."""
-    if kind not in SupportKind.ALL:
+    if kind not in KINDS:
         raise ValueError(f"unknown support item kind {kind!r}")
     unknown = set(fields) - set(_FIELDS)
     if unknown:
@@ -48,6 +56,37 @@ def open_item(session: Session, kind: str, *, actor: str = "system", **fields: A
     audit.record(session, actor, "support_item_opened", "support_item", item.id, kind=kind,
                  account_id=item.account_id, outbox_id=item.outbox_id, inbound_id=item.inbound_id)
     return item
+
+
+def note_autoreply(session: Session, row: InboundMessage, mail: OutboxMessage | None) -> SupportItem | None:
+    """Show customer service an auto-reply from an applicant: open the account's autoreply item, or add a
+    note to the one already open. None when the sender is no applicant (nobody to call about it).
+    Works in the caller's transaction; called from mailflow.inbound.route's autoreply branch."""
+    account_id = row.account_id or (mail.account_id if mail is not None else None)
+    if account_id is None:
+        account_id = _account_by_address(session, row.from_address)
+    if account_id is None:
+        return None
+    if row.account_id is None:
+        row.account_id = account_id  # so the applicant's page lists it among its auto-replies
+    received = f"{taipei(row.received_at):%Y-%m-%d %H:%M}"
+    line = f"{received} 自動回覆:{row.subject or '(無主旨)'}"
+    existing = find_open_item(session, AUTOREPLY, account_id, None)
+    if existing is not None:
+        session.add(SupportNote(item_id=existing.id, author="system", text=line))
+        audit.record(session, "system", "support_item_noted", "support_item", existing.id, inbound_id=row.id)
+        return existing
+    return open_item(session, AUTOREPLY, account_id=account_id, inbound_id=row.id,
+                     outbox_id=None, address=row.from_address,
+                     application_id=mail.application_id if mail is not None else None, summary=line)
+
+
+def _account_by_address(session: Session, address: str) -> int | None:
+    key = address_key(address or "")
+    if not key:
+        return None
+    return session.scalar(select(Account.id).where(Account.email_key == key).order_by(Account.id.desc())
+                          .limit(1))
 
 
 def _clip(name: str, value: Any) -> Any:

@@ -25,8 +25,8 @@ from mailflow.models import (
     OutboxMessage,
     OutboxStatus,
     SupportItem,
-    SupportKind,
 )
+from mailflow.support.items import KINDS
 from mailflow.support.reasons_zh import item_sentence, kind_title, mail_title
 from mailflow.timeutil import TAIPEI, taipei
 
@@ -65,7 +65,7 @@ def parse_filter(params: Mapping[str, str]) -> tuple[ItemFilter, dict[str, str]]
     """Read a filter from query parameters; a bad value is dropped and named in zh-TW errors."""
     errors: dict[str, str] = {}
     kind = (params.get("kind") or "").strip()
-    if kind and kind not in SupportKind.ALL:
+    if kind and kind not in KINDS:
         errors["kind"] = "不明的項目類別"
         kind = ""
     state = (params.get("state") or "open").strip()
@@ -198,7 +198,7 @@ def open_counts_by_kind(session: Session, cap: int = COUNT_CAP) -> dict[str, int
     """Open items per kind, counted up to ``cap`` (shown as "1000+"): each count walks ix_support_kind
     and stops at the cap, where one GROUP BY over 100,000 open items took a tenth of a second."""
     counts = {}
-    for kind in SupportKind.ALL:
+    for kind in KINDS:
         capped = (select(SupportItem.id).where(SupportItem.kind == kind, SupportItem.resolved_at.is_(None))
                   .limit(cap).subquery())
         counts[kind] = int(session.scalar(select(func.count()).select_from(capped)) or 0)

@@ -4,6 +4,7 @@ each kind of support item. Staff read these to an applicant over the phone, so t
 from __future__ import annotations
 
 from mailflow.models import SupportKind
+from mailflow.support.items import AUTOREPLY
 
 REASON_SENTENCES: dict[str, str] = {
     "userunknown": "收件人信箱不存在",
@@ -54,6 +55,8 @@ KIND_TITLES: dict[str, str] = {
     SupportKind.FORWARDED_VERIFICATION: "驗證信被轉寄",
     SupportKind.UNVERIFIED: "已核准但超過 3 天未驗證",
     SupportKind.MAIL_FAILED: "寄送永久失敗",
+    # Last on purpose: the dashboard lists kinds in this order, and an auto-reply is the least urgent.
+    AUTOREPLY: "自動回覆(低優先)",
 }
 
 # Sentences for items that are not bounces, so every row has a readable "why".
@@ -63,6 +66,7 @@ KIND_SENTENCES: dict[str, str] = {
     SupportKind.FORWARDED_VERIFICATION: "驗證連結在其他信箱被開啟,驗證信可能被轉寄",
     SupportKind.UNVERIFIED: "帳號已核准,但申請人超過 3 天仍未完成 Email 驗證",
     SupportKind.MAIL_FAILED: "系統多次寄送失敗,已放棄寄送",
+    AUTOREPLY: "申請人信箱自動回覆了系統通知信;單獨一封不需處理,連續多封可能表示信箱無人收信",
 }
 
 

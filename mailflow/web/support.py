@@ -20,9 +20,11 @@ from sqlalchemy.orm import Session
 
 from mailflow.config import Settings
 from mailflow.context import AppContext
+from mailflow.mail import suppression
 from mailflow.models import (
     Account,
     AuditEvent,
+    BounceRecipient,
     InboundMessage,
     OutboxMessage,
     StaffRole,
@@ -51,6 +53,8 @@ DONE_MESSAGES = {
     "resolved": "已標記為處理完成。",
     "corrected": "Email 已更正,待寄的郵件已重新排入寄送佇列。",
     "corrected-nomail": "Email 已更正;此帳號目前沒有待寄的郵件。",
+    "corrected-suppressed": "Email 已更正,但新的地址在停止寄送名單中,郵件不會寄出。"
+                            "請在下方按「解除停止寄送」(確認地址可以收信後),再重寄。",
     "resent": "郵件已重新排入寄送佇列。",
     "lifted": "已解除停止寄送。",
 }
@@ -158,7 +162,11 @@ def _account_panel(session: Session, account: Account) -> dict[str, Any]:
         Suppression.address_key == account.email_key, Suppression.lifted_at.is_(None))))
     items = list(session.scalars(select(SupportItem).where(SupportItem.account_id == account.id)
                                  .order_by(SupportItem.id.desc()).limit(50)))
+    autoreplies = list(session.scalars(select(InboundMessage).where(
+        InboundMessage.account_id == account.id, InboundMessage.kind == "autoreply")
+        .order_by(InboundMessage.received_at.desc(), InboundMessage.id.desc()).limit(20)))
     return {"account": account, "application": application, "mails": mails, "suppressed": suppressed,
+            "autoreplies": autoreplies,
             "account_items": items, "mail_title": mail_title, "kinds": KIND_TITLES}
 
 
@@ -174,6 +182,18 @@ def _audit_trail(session: Session, item: SupportItem | None, account: Account | 
     return list(session.scalars(query))
 
 
+def _failed_elsewhere(session: Session, item: SupportItem, view: queries.ItemView) -> list[BounceRecipient]:
+    """The bounce's failed recipients whose address is not the applicant's: a mail the applicant's
+    mailbox forwarded on bounced at the forward target, and staff must see which address failed."""
+    if item.inbound_id is None:
+        return []
+    own = {a.strip().lower() for a in (view.address, view.account.email if view.account else "") if a}
+    rows = session.scalars(select(BounceRecipient).where(BounceRecipient.inbound_id == item.inbound_id,
+                                                         BounceRecipient.action == "failed")
+                           .order_by(BounceRecipient.id))
+    return [r for r in rows if r.address.strip().lower() not in own]
+
+
 @router.get("/support/items/{item_id}")
 def item_page(request: Request, item_id: int, staff: Staff, session: DbSession, done: str = "") -> Response:
     item = session.get(SupportItem, item_id)
@@ -185,7 +205,8 @@ def item_page(request: Request, item_id: int, staff: Staff, session: DbSession, 
     inbound = session.get(InboundMessage, item.inbound_id) if item.inbound_id else None
     panel = _account_panel(session, view.account) if view.account else {}
     return render(request, "support_item.html", staff=staff, view=view, item=item, notes=notes,
-                  inbound=inbound, trail=_audit_trail(session, item, view.account),
+                  inbound=inbound, failed_elsewhere=_failed_elsewhere(session, item, view),
+                  trail=_audit_trail(session, item, view.account),
                   done=DONE_MESSAGES.get(done, ""),
                   back=f"/support/items/{item.id}", **panel)
 
@@ -267,6 +288,8 @@ def correct_email(request: Request, account_id: int, staff: Staff, session: DbSe
     def action() -> str:
         result = actions.correct_email(session, settings, account_id, email, staff.name,
                                        lift_old=bool(lift_old), item_id=item_id)
+        if suppression.active_suppression(session, result.new_address) is not None:
+            return "corrected-suppressed"
         return "corrected" if result.mail else "corrected-nomail"
 
     return _act(request, staff, session, csrf_token, back, f"/support/accounts/{account_id}", action)
