@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 
 from mailflow.config import ConfigError, StartupError
@@ -50,7 +51,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # here, not at exit, so a reader that went away is caught below
+        return code
+    except BrokenPipeError:
+        return stdout_closed()
     except ConfigError as exc:
         print(f"mailflow: configuration error: {exc}", file=sys.stderr)
         return 2
@@ -59,6 +64,20 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+
+
+# What a process killed by SIGPIPE reports (128 + 13): a pipe's reader leaving early, as in `| head -1`.
+EXIT_PIPE_CLOSED = 141
+
+
+def stdout_closed() -> int:
+    """The reader of our stdout went away (`mailflow outbox list | head -1`): stop quietly, like the
+    classic tools. Python ignores SIGPIPE, so the write raised instead; stdout is pointed at /dev/null so
+    the interpreter's own flush at exit does not raise (and print) the same error again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return EXIT_PIPE_CLOSED
 
 
 if __name__ == "__main__":

@@ -29,7 +29,9 @@ def result_line(path: str) -> dict[str, Any]:
     try:
         with open(path, "rb") as fh:
             raw = fh.read()
-    except OSError:
+    except OSError as exc:
+        # The contract's line still goes to stdout; the operator also learns why, on stderr.
+        print(f"mailflow bounce parse: cannot read {path}: {exc.strerror or exc}", file=sys.stderr)
         return {"file": path, "kind": "other", "recipients": []}
     analysis = analyze(raw)
     return {

@@ -6,6 +6,9 @@ groups of RECORD_EVERY: renders the group, sends each mail over one reused SMTP 
 transaction (MAIL FROM differs per mail), and records the group's results as persisted transitions (one
 OutboxEvent each, with time and SMTP reply): 2xx sent, 4xx or a network error retry (exponential backoff
 with jitter, failed after schedule.retry_give_up_hours), 5xx failed, a suppressed address suppressed.
+A failure to open the SMTP session (connect, EHLO, STARTTLS, AUTH: before any recipient is named) is the
+relay's or our configuration's trouble, never the recipient's: whatever its code, the mail and the rest of
+the batch go to retry with the same reply, and the tick stops there (logged once, naming the relay).
 
 Crash safety: claims and results are separate short transactions, never held open across SMTP. A crash
 leaves at most the claimed batch in ``sending`` (its unrecorded sent mails included); its lease expires
@@ -63,6 +66,7 @@ class Outcome:
     status: str  # sent | retry | failed | suppressed
     code: int | None
     detail: str
+    link_down: bool = False  # the SMTP session could not be opened: no mail can go this tick
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,7 @@ class TickReport:
     claimed: int = 0
     released: int = 0
     results: dict[str, int] = field(default_factory=dict)
+    link_down: Outcome | None = None  # set when the session could not be opened; ends the tick
 
     def count(self, status: str) -> None:
         self.results[status] = self.results.get(status, 0) + 1
@@ -105,18 +110,28 @@ class SmtpLink:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.conn: smtplib.SMTP | None = None
+        self.step = ""  # the session step under way while opening, named in the failure's detail
+
+    @property
+    def target(self) -> str:
+        smtp = self.settings.smtp
+        return f"{smtp.host if smtp.mode == 'relay' else '127.0.0.1'}:{smtp.port}"
 
     def _open(self) -> smtplib.SMTP:
         smtp = self.settings.smtp
         relay = smtp.mode == "relay"
+        self.step = "connect"
         conn = smtplib.SMTP(smtp.host if relay else "127.0.0.1", smtp.port, local_hostname=helo_name(),
                             timeout=smtp.timeout_seconds)
         try:
+            self.step = "EHLO"
             conn.ehlo()
             if relay and smtp.starttls:
+                self.step = "STARTTLS"
                 conn.starttls(context=ssl.create_default_context())
                 conn.ehlo()
             if relay and smtp.username:
+                self.step = "AUTH"
                 conn.login(smtp.username, smtp.password)
         except BaseException:
             conn.close()
@@ -134,13 +149,33 @@ class SmtpLink:
                 self.conn.quit()
             self.drop()
 
+    def connect(self) -> Outcome | None:
+        """Open the session if it is not open; on failure the retry outcome (``link_down``) that stands
+        for every mail of the tick. A 5xx here (535 refused login, 530 TLS required) says nothing about
+        the recipient, so it is a retry like a refused connection, not a permanent failure."""
+        if self.conn is not None:
+            return None
+        try:
+            self.conn = self._open()
+            return None
+        except smtplib.SMTPResponseException as exc:
+            error = exc.smtp_error
+            reply = error.decode("utf-8", "replace") if isinstance(error, bytes) else str(error)
+            detail = f"relay {self.target} refused {self.step}: {exc.smtp_code} {reply}".strip()
+            return Outcome(OutboxStatus.RETRY, exc.smtp_code, detail, link_down=True)
+        except (OSError, smtplib.SMTPException) as exc:  # refused connection, timeout, TLS handshake
+            detail = f"network error: relay {self.target} at {self.step}: {type(exc).__name__}: {exc}"
+            return Outcome(OutboxStatus.RETRY, None, detail, link_down=True)
+
     def send(self, sender: str, recipient: str, raw: bytes) -> Outcome:
         """One mail as its own SMTP transaction; never raises for SMTP or network trouble."""
+        down = self.connect()
+        if down is not None:
+            return down
+        assert self.conn is not None
         try:
-            if self.conn is None:
-                self.conn = self._open()
             return self._transaction(self.conn, sender, recipient, raw)
-        except smtplib.SMTPResponseException as exc:  # e.g. a refused AUTH or DATA command
+        except smtplib.SMTPResponseException as exc:  # e.g. a refused DATA command
             self.drop()
             return classify(exc.smtp_code, exc.smtp_error)
         except (OSError, smtplib.SMTPException) as exc:  # refused connection, drop, timeout, TLS
@@ -426,9 +461,24 @@ def send_batch(ctx: AppContext, batch: list[Claimed], link: SmtpLink, stop: thre
                     release(ctx, batch[start + index:], why)
                     report.released += len(batch) - start - index
                     return
-                results.append((item, deliver(link, item, prepared[index])))
+                outcome = deliver(link, item, prepared[index])
+                results.append((item, outcome))
+                if outcome.link_down:
+                    # Trying the others would only hammer a relay that cannot take them: they wait too.
+                    report.link_down = outcome
+                    results.extend(_not_tried(group[index + 1:], prepared[index + 1:], outcome))
+                    results.extend((other, outcome) for other in batch[start + len(group):])
+                    return
         finally:
             record(ctx, results, report)
+
+
+def _not_tried(items: Sequence[Claimed], prepared: Sequence[Prepared | Outcome],
+               down: Outcome) -> list[tuple[Claimed, Outcome]]:
+    """Results for mails left unsent because the session failed: the failure's retry, except for those
+    whose outcome stood without sending (suppressed, unbuildable)."""
+    pairs = zip(items, prepared, strict=True)
+    return [(item, ready if isinstance(ready, Outcome) else down) for item, ready in pairs]
 
 
 def can_send(settings: Settings) -> bool:
@@ -446,7 +496,7 @@ def run_dispatch(ctx: AppContext, stop: threading.Event | None = None) -> TickRe
     started = now()
     link = SmtpLink(ctx.settings)
     try:
-        while not stop.is_set():
+        while not stop.is_set() and report.link_down is None:
             # Only rows due at the tick's start: a row rescheduled during this tick waits for a later one.
             batch = claim_batch(ctx, ctx.settings.schedule.dispatch_batch, started)
             if not batch:
@@ -455,6 +505,9 @@ def run_dispatch(ctx: AppContext, stop: threading.Event | None = None) -> TickRe
             send_batch(ctx, batch, link, stop, report)
     finally:
         link.close()
+    if report.link_down is not None:  # once per tick: the tick stops at the first such failure
+        log.warning("dispatch: cannot open the SMTP session with %s (%s); the tick's mails wait for a retry",
+                    link.target, report.link_down.detail)
     if report.claimed or report.reclaimed:
         log.info("dispatch tick: claimed %d, results %s, released %d, reclaimed %d", report.claimed,
                  report.results, report.released, report.reclaimed)
