@@ -43,7 +43,7 @@ from mailflow.models import (
     SupportKind,
     SupportNote,
 )
-from mailflow.support.items import open_item
+from mailflow.support.items import note_autoreply, open_item
 from mailflow.timeutil import now
 
 log = logging.getLogger(__name__)
@@ -359,6 +359,7 @@ def _on_autoreply(session: Session, row: InboundMessage, analysis: Analysis,
                   tagged: OutboxMessage | None) -> None:
     mail = _returned_mail(session, analysis, tagged) or _latest_sent_to(session, analysis.from_address, row)
     _link(row, mail)
+    note_autoreply(session, row, mail)  # low priority: visible to customer service, one item per account
     if mail is not None and not mail.autoreply_seen:
         mail.autoreply_seen = True
         audit.record(session, ACTOR, "autoreply_seen", "outbox", mail.id, inbound_id=row.id)
