@@ -36,6 +36,10 @@ def guarded(name: str, job: Job, ctx: AppContext) -> Callable[[], None]:
         except OperationalError as exc:
             # The database is away (restart, failover): one line per tick, not a traceback storm.
             log.warning("job %s skipped: database unavailable (%s)", name, type(exc.orig).__name__)
+        except OSError as exc:
+            # A peer that does not answer (the IMAP server down, a refused connection): also one line
+            # per tick; the next tick tries again.
+            log.warning("job %s skipped: network error (%s: %s)", name, type(exc).__name__, exc)
         except Exception:
             log.exception("job %s failed", name)
 

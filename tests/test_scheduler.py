@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+
+import pytest
+
 from mailflow import leases
 from mailflow.context import AppContext
 from mailflow.scheduler import build_scheduler, lease_name, singleton
@@ -23,3 +27,17 @@ def test_a_singleton_runs_only_where_its_lease_is_held(ctx: AppContext) -> None:
     leases.release(ctx.db, lease_name("sweep-test"), "other-worker")
     singleton("sweep-test", lambda c: runs.append(c.worker_id), ctx, 60)()
     assert runs == [ctx.worker_id]
+
+
+def test_an_unreachable_imap_server_is_one_warning_line_per_tick(ctx: AppContext,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    from mailflow.inbound import imap
+    from mailflow.scheduler import guarded
+
+    ctx.settings.inbound.imap_host, ctx.settings.inbound.imap_port = "127.0.0.1", 9  # nothing listens
+    ctx.settings.inbound.imap_ssl = False
+    with caplog.at_level(logging.WARNING, logger="mailflow.scheduler"):
+        guarded("imap", imap.poll, ctx)()
+    [record] = [r for r in caplog.records if r.name == "mailflow.scheduler"]
+    assert record.levelno == logging.WARNING and record.exc_info is None
+    assert "job imap skipped: network error (ConnectionRefusedError" in record.getMessage()
