@@ -11,6 +11,7 @@ from mailflow.cli import main
 from mailflow.context import AppContext
 from mailflow.inbound.importer import ImportError_, import_path
 from mailflow.models import InboundStatus, SupportKind
+from mailflow.support.items import AUTOREPLY
 from tests.inbound.test_intake_helpers import (
     autoreply,
     dsn,
@@ -53,7 +54,8 @@ def test_import_mbox(ctx: AppContext, tmp_path: Path) -> None:
         rows = inbound_rows(session)
         assert [r.kind for r in rows] == ["autoreply", "reply", "other"]
         assert rows[0].source_ref == f"{path}#1"
-        assert [i.kind for i in items(session)] == [SupportKind.REPLY]
+        # The auto-reply's low-priority item, then the reply's; the garbage opens nothing.
+        assert [i.kind for i in items(session)] == [AUTOREPLY, SupportKind.REPLY]
 
 
 def test_import_maildir_and_a_folder_of_files(ctx: AppContext, tmp_path: Path) -> None:
