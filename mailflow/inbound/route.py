@@ -43,7 +43,7 @@ from mailflow.models import (
     SupportKind,
     SupportNote,
 )
-from mailflow.support.items import note_autoreply, open_item
+from mailflow.support.items import account_by_address, note_autoreply, open_item
 from mailflow.timeutil import now
 
 log = logging.getLogger(__name__)
@@ -369,7 +369,7 @@ def _on_reply(session: Session, row: InboundMessage, analysis: Analysis,
               tagged: OutboxMessage | None) -> None:
     mail = _by_message_id(session, list(analysis.in_reply_to))
     sender = address_key(analysis.from_address)
-    account = _mail_account(session, mail) if mail is not None else _account_by_address(session, sender)
+    account = _mail_account(session, mail) if mail is not None else account_by_address(session, sender)
     _link(row, mail, account)
     row.summary = printable(analysis.text)  # the full text; the item gets the part the person wrote
     kind = SupportKind.REPLY
@@ -391,7 +391,7 @@ def _on_other(session: Session, row: InboundMessage, analysis: Analysis,
               tagged: OutboxMessage | None) -> None:
     # A person who writes to us without replying to a mail is still an applicant customer service
     # must answer; anything else unrecognised is only recorded.
-    if _account_by_address(session, address_key(analysis.from_address)) is not None:
+    if account_by_address(session, analysis.from_address) is not None:
         _on_reply(session, row, analysis, tagged)
 
 
@@ -404,14 +404,6 @@ _HANDLERS = {"bounce": _on_bounce, "complaint": _on_complaint, "autoreply": _on_
 def _accounts_with_address(session: Session, key: str) -> list[Account]:
     query = select(Account).where(Account.email_key == key).order_by(Account.id)
     return list(session.execute(query).scalars())
-
-
-def _account_by_address(session: Session, key: str) -> Account | None:
-    if not key:
-        return None
-    return session.execute(
-        select(Account).where(Account.email_key == key).order_by(Account.id.desc()).limit(1)
-    ).scalar_one_or_none()
 
 
 def _mail_account(session: Session, mail: OutboxMessage | None) -> Account | None:

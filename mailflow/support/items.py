@@ -64,7 +64,8 @@ def note_autoreply(session: Session, row: InboundMessage, mail: OutboxMessage | 
     Works in the caller's transaction; called from mailflow.inbound.route's autoreply branch."""
     account_id = row.account_id or (mail.account_id if mail is not None else None)
     if account_id is None:
-        account_id = _account_by_address(session, row.from_address)
+        sender = account_by_address(session, row.from_address)
+        account_id = sender.id if sender is not None else None
     if account_id is None:
         return None
     if row.account_id is None:
@@ -81,11 +82,13 @@ def note_autoreply(session: Session, row: InboundMessage, mail: OutboxMessage | 
                      application_id=mail.application_id if mail is not None else None, summary=line)
 
 
-def _account_by_address(session: Session, address: str) -> int | None:
+def account_by_address(session: Session, address: str) -> Account | None:
+    """The newest account whose address is ``address`` (the one an applicant writing from it most
+    likely means), or None."""
     key = address_key(address or "")
     if not key:
         return None
-    return session.scalar(select(Account.id).where(Account.email_key == key).order_by(Account.id.desc())
+    return session.scalar(select(Account).where(Account.email_key == key).order_by(Account.id.desc())
                           .limit(1))
 
 
