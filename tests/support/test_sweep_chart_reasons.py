@@ -8,7 +8,7 @@ from datetime import date, timedelta
 from sqlalchemy import select
 
 from mailflow.context import AppContext
-from mailflow.inbound.bounce.reasons import PHRASES, STATUS_REASON
+from mailflow.inbound.bounce.reasons import known_reasons
 from mailflow.models import OutboxStatus, SupportItem, SupportKind
 from mailflow.support import chart, queries, unverified
 from mailflow.support.reasons_zh import REASON_SENTENCES, reason_sentence
@@ -84,7 +84,7 @@ def test_axis_tops_are_round_numbers() -> None:
 
 
 def test_every_reason_the_bounce_parser_can_give_has_a_zh_tw_sentence() -> None:
-    produced = set(STATUS_REASON.values()) | set(PHRASES)
+    produced = known_reasons()
     assert produced - set(REASON_SENTENCES) == set()
     assert reason_sentence("userunknown") == "收件人信箱不存在"
     assert reason_sentence("MailboxFull") == "收件人信箱已滿"

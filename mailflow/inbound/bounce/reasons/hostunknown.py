@@ -1,0 +1,53 @@
+"""`hostunknown`: the recipient's domain does not exist (RFC 3463 x.1.2).
+
+Permanent; a DNS failure that will be retried is a `networkerror` instead.
+"""
+
+from __future__ import annotations
+
+from mailflow.inbound.bounce.reasons.entry import Reason
+from mailflow.inbound.bounce.reasons.facts import Facts
+
+
+def rule(f: Facts) -> bool | None:
+    # a DNS failure that will be retried is a network problem, not a missing domain
+    return False if f.temporary else None
+
+
+REASON = Reason(
+    name="hostunknown",
+    codes=("5.1.2",),
+    phrases=(
+        "all host address lookups failed permanently",
+        "all relevant mx records point to non-existent hosts",
+        "domain does not exist",
+        "domain is not reachable",
+        "domain must exist",
+        "domain name not found",
+        "domain not found",
+        "host or domain name not found",
+        "host unknown",
+        "host unreachable",
+        "mail domain mentioned in email address is unknown",
+        "name or service not known",
+        "no such domain",
+        "recipient address rejected: unknown domain name",
+        "recipient domain must exist",
+        "the account or domain may not exist",
+        "unknown host",
+        "unroutable address",
+        "unrouteable address",
+        "unknown domain",
+        "no mx record",
+        "host not found",
+        "domain name is not valid",
+        "mx records point to non-existent hosts",
+        "name server: .: host not found",
+    ),
+    pairs=(
+        ("domain ", " not exist"),
+        ("host ", " not found"),
+    ),
+    rule=rule,
+    hard=True,
+)

@@ -1,0 +1,29 @@
+"""`mesgtoobig`: the message is larger than the receiving system takes (RFC 3463 x.3.4)."""
+
+from __future__ import annotations
+
+from mailflow.inbound.bounce.reasons.entry import Reason
+
+REASON = Reason(
+    name="mesgtoobig",
+    codes=("4.7.16", "5.3.4", "5.7.16"),
+    phrases=(
+        "exceeded maximum inbound message size",
+        "line limit exceeded",
+        "max message size exceeded",
+        "message file too big",
+        "message length exceeds administrative limit",
+        "message size exceeds fixed limit",
+        "message size exceeds fixed maximum message size",
+        "message size exceeds maximum value",
+        "message too big",
+        "message too large",
+        "size limit exceeded",
+        "taille limite du message atteinte",
+        "the message you sent was too big",
+        "message is too large",
+        "message exceeds maximum size",
+        "email is too large",
+        "exceeds size limit",
+    ),
+)

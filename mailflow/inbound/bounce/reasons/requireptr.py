@@ -1,0 +1,46 @@
+"""`requireptr`: the sending IP has no (matching) reverse DNS (PTR) record (RFC 7372 x.7.25)."""
+
+from __future__ import annotations
+
+from mailflow.inbound.bounce.reasons.entry import Reason
+
+REASON = Reason(
+    name="requireptr",
+    codes=("4.7.25", "5.7.25"),
+    phrases=(
+        "mismatches client ip",
+        "cannot find your hostname",
+        "client host rejected: cannot find your hostname",
+        "fix reverse dns for",
+        "ips with missing ptr records",
+        "no ptr record found",
+        "please get a custom reverse dns name from your isp for your host",
+        "ptr record setup",
+        "reverse dns failed",
+        "reverse dns required",
+        "sender ip reverse lookup rejected",
+        "the ip address sending this message does not have a ptr record setup",
+        "the corresponding forward dns entry does not point to the sending ip",
+        "this system will not accept messages from servers/devices with no reverse dns",
+        "unresolvable relay host name",
+        "we do not accept mail from hosts with dynamic ip or generic dns ptr-records",
+        "reverse dns lookup",
+        "no reverse dns",
+        "reverse lookup failed",
+        "does not have a ptr record",
+        "client host rejected: unknown",
+        "reverse hostname",
+        "access denied. ip name lookup failed",
+        "all mail servers must have a ptr record with a valid reverse dns entry",
+        "bad dns ptr resource record",
+        "cannot resolve your address.",
+        "no ptr record found.",
+    ),
+    pairs=(
+        ("domain ", " mismatches client ip"),
+        ("dns lookup failure: ", " try again later"),
+        ("reverse dns lookup for host ", " failed permanently"),
+        ("server access ", " forbidden by invalid rdns record of your mail server"),
+        ("service permits ", " unverifyable sending ips"),
+    ),
+)

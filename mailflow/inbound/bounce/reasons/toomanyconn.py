@@ -1,0 +1,28 @@
+"""`toomanyconn`: too many connections or recipients at once (RFC 3463 x.5.3 and connection limits)."""
+
+from __future__ import annotations
+
+from mailflow.inbound.bounce.reasons.entry import Reason
+
+REASON = Reason(
+    name="toomanyconn",
+    codes=("5.5.3",),
+    phrases=(
+        "frequency limited",
+        "all available ips are at maximum connection limit",
+        "connection rate limit exceeded",
+        "exceeds per-domain connection limit for",
+        "has exceeded the max emails per hour ",
+        "throttling failure: daily message quota exceeded",
+        "throttling failure: maximum sending rate exceeded",
+        "too many connections",
+        "too many connections from your host.",
+        "too many concurrent smtp connections",
+        "too many errors from your ip",
+        "too many recipients",
+        "too many smtp sessions for this host",
+        "trop de connexions, ",
+        "we have already made numerous attempts to deliver this message",
+        "too many simultaneous connections",
+    ),
+)
