@@ -262,8 +262,14 @@ def new_boundary() -> str:
     return f"=_mf_{random.getrandbits(128):032x}"
 
 
-DKIM_HEADERS = (b"from", b"to", b"subject", b"date", b"message-id", b"reply-to", b"mime-version",
-                b"content-type", b"auto-submitted")
+# From and Subject are listed twice (over-signing, RFC 6376 8.15): the second entry signs "no further
+# header of this name", so a From or Subject added on top of the signed one breaks the signature instead
+# of being what a reader's client shows. An absent Reply-To is signed the same way: none may be added.
+DKIM_HEADERS = (b"from", b"from", b"to", b"subject", b"subject", b"date", b"message-id", b"reply-to",
+                b"mime-version", b"content-type", b"auto-submitted")
+# relaxed/relaxed: relays that refold a header or change whitespace at a line end (several do) would
+# break a "simple" body or header hash while the mail is unchanged.
+DKIM_CANONICALIZE = (b"relaxed", b"relaxed")
 
 
 @lru_cache(maxsize=2)
@@ -279,7 +285,8 @@ def dkim_sign(settings: Settings, raw: bytes) -> bytes:
 
     domain = sender_address(settings).domain
     signature = dkim.sign(raw, settings.mail.dkim_selector.encode(), domain.encode(),
-                          _dkim_key(settings.mail.dkim_key), include_headers=list(DKIM_HEADERS))
+                          _dkim_key(settings.mail.dkim_key), include_headers=list(DKIM_HEADERS),
+                          canonicalize=DKIM_CANONICALIZE)
     return bytes(signature) + raw
 
 

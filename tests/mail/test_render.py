@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import email
+from collections.abc import Callable
 from email.message import EmailMessage
 from email.policy import default
 from pathlib import Path
@@ -126,15 +127,41 @@ def test_support_hours_read_like_the_seed() -> None:
     assert display_hours("10:00-20:00") == "10:00~20:00"
 
 
-def test_dkim_signature_verifies_with_the_published_key(settings: Settings, tmp_path: Path) -> None:
+def test_dkim_signature_verifies_with_the_published_key(dkim_signed: Signed) -> None:
     import dkim
+
+    raw, dns, asked = dkim_signed
+    assert raw.startswith(b"DKIM-Signature:")
+    assert dkim.verify(raw, dnsfunc=dns)
+    assert asked == [b"mf2026._domainkey.twport.com.tw."]
+    tampered = raw.replace(b"Auto-Submitted: auto-generated", b"Auto-Submitted: no")
+    assert not dkim.verify(tampered, dnsfunc=dns)
+    signature = parsed_signature(raw)
+    assert signature["c"] == "relaxed/relaxed"
+    signed = signature["h"].lower().split(":")
+    assert signed.count("from") == 2 and signed.count("subject") == 2
+
+
+def parsed_signature(raw: bytes) -> dict[str, str]:
+    message = email.message_from_bytes(raw, policy=default)
+    text = "".join(str(message["DKIM-Signature"]).split())
+    return dict(tag.split("=", 1) for tag in text.split(";") if tag)
+
+
+Dns = Callable[..., bytes]
+Signed = tuple[bytes, Dns, list[bytes]]
+
+
+@pytest.fixture
+def dkim_signed(settings: Settings, tmp_path: Path) -> Signed:
+    """A signed account-approved mail, a DNS answer holding its public key, the names it was asked."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
-                            serialization.NoEncryption())
-    (tmp_path / "dkim.pem").write_bytes(pem)
+    (tmp_path / "dkim.pem").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption()))
     public = key.public_key().public_bytes(serialization.Encoding.DER,
                                            serialization.PublicFormat.SubjectPublicKeyInfo)
     record = b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
@@ -146,12 +173,34 @@ def test_dkim_signature_verifies_with_the_published_key(settings: Settings, tmp_
 
     settings.mail.dkim_key = str(tmp_path / "dkim.pem")
     settings.mail.dkim_selector = "mf2026"
-    raw, _ = render(settings, "account-approved")
-    assert raw.startswith(b"DKIM-Signature:")
+    return render(settings, "account-approved")[0], dns, asked
+
+
+@pytest.mark.parametrize("added", [
+    b"From: =?utf-8?b?5riv5Y2A?= <hep@twport-login.example>\r\n",
+    b"Subject: =?utf-8?b?6KuL56uL5Y2z55m75YWl?=\r\n",
+])
+def test_a_from_or_subject_added_on_top_breaks_the_signature(dkim_signed: Signed, added: bytes) -> None:
+    import dkim
+
+    raw, dns, _ = dkim_signed
     assert dkim.verify(raw, dnsfunc=dns)
-    assert asked == [b"mf2026._domainkey.twport.com.tw."]
-    tampered = raw.replace(b"Auto-Submitted: auto-generated", b"Auto-Submitted: no")
-    assert not dkim.verify(tampered, dnsfunc=dns)
+    # A second header of the name just below the signature: the one most readers show.
+    cut = raw.index(b"\r\nFrom: ") + 2
+    assert not dkim.verify(raw[:cut] + added + raw[cut:], dnsfunc=dns)
+    # and above the signature too
+    assert not dkim.verify(added + raw, dnsfunc=dns)
+
+
+def test_relaxed_canonicalization_survives_a_relay_refolding_whitespace(dkim_signed: Signed) -> None:
+    import dkim
+
+    raw, dns, _ = dkim_signed
+    head, _, body = raw.partition(b"\r\n\r\n")
+    # What some relays do in transit: a header's inner spaces doubled and blanks at body line ends.
+    refolded = head.replace(b"Auto-Submitted: auto-generated", b"Auto-Submitted:  auto-generated")
+    padded = body.replace(b"\r\n", b" \r\n", 3)
+    assert dkim.verify(refolded + b"\r\n\r\n" + padded, dnsfunc=dns)
 
 
 def test_an_edited_template_shows_in_the_next_mails(settings: Settings, tmp_path: Path,
