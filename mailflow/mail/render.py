@@ -17,7 +17,7 @@ import random
 import re
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from email.headerregistry import Address, BaseHeader, HeaderRegistry
 from email.message import EmailMessage
 from email.policy import SMTP, EmailPolicy
@@ -440,9 +440,7 @@ def sample_context(template: str, settings: Settings) -> dict[str, Any]:
         "binding-request": {"general_name": "王小明", "general_account": "example1234", **company,
                             "shared_name": "陳大文", "shared_account": "shared5678",
                             "confirm_url": f"{base}/verify/sample-binding-token", "expires_at": expires},
-        "support-digest": {"day": taipei(submitted).date().isoformat(),
-                           "counts": {"退信": 3, "回覆": 2, "自動回覆": 1},
-                           "items": [{"kind": "bounce", "account": "example1234", "summary": "信箱不存在"}]},
+        "support-digest": _digest_sample(taipei(submitted).date(), base),
     }
     if template in samples:
         return samples[template]
@@ -451,3 +449,22 @@ def sample_context(template: str, settings: Settings) -> dict[str, Any]:
     for values in samples.values():
         merged.update(values)
     return merged
+
+
+def _digest_sample(day: date, base: str) -> dict[str, Any]:
+    """A morning's digest as mailflow.support.digest builds it, with full-length real values (a long
+    company name, a long address), so a preview or a layout check sees what customer service gets."""
+    from mailflow.support.digest import COUNT_LABELS
+
+    counts = {key: n for key, n in zip(COUNT_LABELS, (182, 3, 2, 1, 0, 2, 14), strict=True)}
+    item = {"kind": "bounce", "kind_title": "退信", "created_at": f"{day.isoformat()} 07:42",
+            "name": "王小明", "account": "example1234", "mobile": "0912-345-678",
+            "company_name": "臺灣港務股份有限公司基隆分公司", "ubn": "12345678",
+            "address": "wang.xiaoming.logistics@keelung-harbour-freight.com.tw",
+            "reason_text": "收件信箱不存在(對方郵件伺服器回覆 550 5.1.1 使用者不存在),請與申請人確認 Email。",
+            "summary": "信箱不存在"}
+    reply = {**item, "kind": "reply", "kind_title": "申請人回信", "created_at": f"{day.isoformat()} 06:05",
+             "address": "chen.dawen@example.com.tw", "reason_text": "申請人回信詢問審核進度。"}
+    return {"day": day.isoformat(), "counts_day": (day - timedelta(days=1)).isoformat(),
+            "counts": {**counts, "open_items": 2}, "count_labels": COUNT_LABELS,
+            "items": [item, reply], "items_shown": 2, "items_total": 2, "dashboard_url": f"{base}/support"}

@@ -39,6 +39,12 @@ SMALL_BUTTONS = """() => [...document.querySelectorAll('a')]
   .filter(a => getComputedStyle(a).display === 'inline-block')
   .filter(a => { const r = a.getBoundingClientRect(); return r.width < 24 || r.height < 24; })
   .map(a => a.textContent.trim())"""
+# A label cell (a short cell with a value cell beside it: 帳號, 公司名稱, 送出時間) broken over two lines.
+WRAPPED_LABELS = """() => [...document.querySelectorAll('td, th')]
+  .filter(c => c.nextElementSibling && c.textContent.trim().length <= 8 && c.textContent.trim())
+  .filter(c => { const r = document.createRange(); r.selectNodeContents(c);
+                 return new Set([...r.getClientRects()].map(x => Math.round(x.top))).size > 1; })
+  .map(c => c.textContent.trim())"""
 REMOTE_OR_UNNAMED_IMAGES = """() => [...document.images]
   .filter(i => /^https?:/.test(i.getAttribute('src') || '') || !i.hasAttribute('alt'))
   .map(i => i.outerHTML.slice(0, 120))"""
@@ -53,6 +59,7 @@ def problems_in(page: Any, text_part: str) -> list[str]:
     hrefs = set(page.evaluate("() => [...document.links].map(a => a.href)"))
     found += [f"not a link in the HTML: {url}" for url in URL.findall(text_part) if url not in hrefs]
     found += [f"button smaller than 24 px: {name}" for name in page.evaluate(SMALL_BUTTONS)]
+    found += [f"label cell wraps: {label}" for label in page.evaluate(WRAPPED_LABELS)]
     found += [f"remote or unnamed image: {tag}" for tag in page.evaluate(REMOTE_OR_UNNAMED_IMAGES)]
     if "0809-088-568" not in page.inner_text("body"):
         found.append("no service number in the footer")
@@ -94,7 +101,8 @@ def test_the_check_finds_a_mail_that_does_not_fit(browser: Any) -> None:
     """The checks above can fail: a fixed 700 px table, a bare URL that is no link, a tiny button."""
     bad = ('<table width="700" style="width:700px"><tr><td>寬表格</td></tr></table>'
            '<a href="https://a.example/x" style="display:inline-block;font-size:6px">x</a>'
-           '<p>0809-088-568</p>')
+           '<table style="width:100%"><tr><td>公司名稱</td><td>' + "臺灣港務股份有限公司基隆分公司" * 3
+           + '</td></tr></table><p>0809-088-568</p>')
     page = browser.new_page(viewport=PHONE)
     try:
         page.set_content(bad)
@@ -104,3 +112,4 @@ def test_the_check_finds_a_mail_that_does_not_fit(browser: Any) -> None:
     assert any(f.startswith("scrolls sideways") for f in found)
     assert "not a link in the HTML: https://b.example/y" in found
     assert "button smaller than 24 px: x" in found
+    assert "label cell wraps: 公司名稱" in found
