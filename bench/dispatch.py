@@ -88,6 +88,7 @@ def make_ctx(db_url: str, port: int) -> AppContext:
     settings = load_settings(None, {
         "MAILFLOW_DATABASE__URL": db_url, "MAILFLOW_SMTP__MODE": "relay", "MAILFLOW_SMTP__HOST": "127.0.0.1",
         "MAILFLOW_SMTP__PORT": str(port), "MAILFLOW_SECURITY__SECRET_KEY": "bench-secret-key-0123456789",
+        "MAILFLOW_HTTP__BASE_URL": "https://hep.twport.com.tw",
     })
     return AppContext.from_settings(settings)
 

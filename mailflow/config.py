@@ -97,6 +97,8 @@ class MailSettings:
     dkim_key: str = ""
     dkim_selector: str = ""
     message_id_domain: str = "twport.com.tw"
+    # Where document-approved sends the company to request its passes (the pass system, not mailflow).
+    pass_system_url: str = "https://hep.twport.com.tw/twportpass/"
 
 
 @dataclass
@@ -299,6 +301,22 @@ def numeric_keys(settings: Settings) -> list[tuple[str, float, Mapping[str, Any]
     return found
 
 
+def _check_public_url(key: str, url: str) -> None:
+    """Relay mode mails real people: a link must reach this service from their side (not this machine's
+    loopback, which spam filters also score) and over TLS."""
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    host = (urlsplit(url).hostname or "").rstrip(".").lower()
+    try:
+        local = ipaddress.ip_address(host).is_loopback or ipaddress.ip_address(host).is_unspecified
+    except ValueError:
+        local = host == "localhost" or host.endswith(".localhost")
+    if not url.startswith("https://") or not host or local:
+        raise ConfigError(f"{key}: relay mode needs the public https:// address that links in mails point to "
+                          f"(not empty, loopback or http://), got {url!r}")
+
+
 def _check_database_url(url: str) -> None:
     from sqlalchemy.engine import make_url
 
@@ -340,6 +358,9 @@ def validate(settings: Settings) -> None:
             raise ConfigError("security.secret_key: relay mode refuses the shipped development key")
         if not settings.smtp.host or settings.smtp.port == 0:
             raise ConfigError("smtp.port: relay mode needs smtp.host and a non-zero smtp.port")
+        _check_public_url("http.base_url", settings.http.base_url)
+    if not settings.mail.pass_system_url.startswith(("http://", "https://")):
+        raise ConfigError("mail.pass_system_url: must start with http:// or https://")
     if len(settings.security.secret_key) < 16:
         raise ConfigError("security.secret_key: must be at least 16 characters")
     _check_address("mail.from", settings.mail.from_)

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import func, select
 
 from mailflow.cli import main
-from mailflow.config import Settings, load_settings, numeric_keys
+from mailflow.config import ConfigError, Settings, load_settings, numeric_keys
 from mailflow.context import AppContext
 from mailflow.mail.render import sample_context
 from mailflow.models import OutboxMessage, OutboxStatus
@@ -239,3 +239,45 @@ def test_every_command_says_in_one_line_that_the_database_is_unreachable(
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "database.url: cannot connect" in err
     assert "secretpw" not in err
+
+
+RELAY = {"MAILFLOW_SMTP__MODE": "relay", "MAILFLOW_SMTP__HOST": "127.0.0.1", "MAILFLOW_SMTP__PORT": "25",
+         "MAILFLOW_SECURITY__SECRET_KEY": "a-real-production-secret-key-0123456789"}
+
+
+@pytest.mark.parametrize("base_url", [
+    "",  # unset: this server's own http://127.0.0.1:8080
+    "http://hep.twport.com.tw",  # no TLS
+    "https://127.0.0.1", "https://127.0.0.2:8443", "https://[::1]", "https://0.0.0.0",
+    "https://localhost", "https://app.localhost.", "https://LOCALHOST:443/",
+    "https://",
+])
+def test_relay_mode_refuses_a_link_origin_people_cannot_use(base_url: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        load_settings(None, {**RELAY, "MAILFLOW_HTTP__BASE_URL": base_url})
+    assert str(refused.value).startswith("http.base_url: relay mode needs the public https:// address")
+
+
+def test_relay_mode_without_a_base_url_does_not_start(tmp_path: Path) -> None:
+    env = {**RELAY, "MAILFLOW_DATABASE__URL": f"sqlite:///{tmp_path / 'mf.db'}",
+           "MAILFLOW_STORAGE__DOCUMENTS_DIR": str(tmp_path / "documents")}
+    result = run_cli(["run"], env, tmp_path)
+    assert result.returncode == 2
+    assert one_line(result.stderr) == (
+        "mailflow: configuration error: http.base_url: relay mode needs the public https:// address that "
+        "links in mails point to (not empty, loopback or http://), got 'http://127.0.0.1:8080'")
+    assert not (tmp_path / "mf.db").exists()  # refused before anything started
+
+
+def test_relay_mode_takes_a_public_https_origin_and_capture_mode_any() -> None:
+    public = load_settings(None, {**RELAY, "MAILFLOW_HTTP__BASE_URL": "https://hep.twport.com.tw"})
+    assert public.http.base_url == "https://hep.twport.com.tw"
+    assert load_settings(None, {"MAILFLOW_HTTP__BASE_URL": "http://127.0.0.1:8080"}).smtp.mode == "capture"
+
+
+def test_the_pass_system_address_in_document_approved_is_a_setting(tmp_path: Path) -> None:
+    settings = load_settings(None, {"MAILFLOW_MAIL__PASS_SYSTEM_URL": "https://pass.example.gov.tw/apply/"})
+    assert settings.mail.pass_system_url == "https://pass.example.gov.tw/apply/"
+    with pytest.raises(ConfigError) as refused:
+        load_settings(None, {"MAILFLOW_MAIL__PASS_SYSTEM_URL": "pass.example.gov.tw"})
+    assert str(refused.value).startswith("mail.pass_system_url: ")

@@ -22,8 +22,6 @@ from mailflow.models import Account, AccountStatus, Application, ApplicationStat
 from mailflow.refusals import Refused
 from mailflow.timeutil import now, roc_date
 
-# Where approved companies apply for passes (the seed's 審核通知 names it).
-PASS_SYSTEM_URL = "https://hep.twport.com.tw/twportpass/"
 MAX_NOTE = 1000
 MAX_REASON = 500
 MAX_REASONS = 20
@@ -174,7 +172,7 @@ def approve(session: Session, settings: Settings, application_id: int, actor: st
     enqueue(session, "document-approved", account.email, message_id_domain=settings.mail.message_id_domain,
             to_name=account.name, account_id=account.id, application_id=application.id,
             context={"name": account.name, "company_name": application.company_name, "ubn": application.ubn,
-                     "note": clean_note or "無", "system_url": PASS_SYSTEM_URL})
+                     "note": clean_note or "無", "system_url": settings.mail.pass_system_url})
     audit.record(session, actor, "application.approved", "application", application.id,
                  account=account.account, ubn=application.ubn, note=clean_note)
     return application

@@ -434,7 +434,7 @@ def sample_context(template: str, settings: Settings) -> dict[str, Any]:
             "「營利事業登記證」自98年4月13日起停止使用,不再作為證明文件,請改提出其他最新版本之「商業登記證明文件」。",
         ]},
         "document-approved": {"name": "王小明", **company, "note": "文件清晰完整。",
-                              "system_url": "https://hep.twport.com.tw/twportpass/"},
+                              "system_url": settings.mail.pass_system_url},
         "document-rejected": {"name": "王小明", **company, "reasons": ["文件影像模糊,無法辨識統一編號。"]},
         "verify-reminder": {**person, "verify_url": f"{base}/verify/sample-token", "expires_at": expires},
         "binding-request": {"general_name": "王小明", "general_account": "example1234", **company,

@@ -108,3 +108,15 @@ def test_every_document_code_is_a_standard_reason_and_the_person_ones_are_not() 
     assert set(review.STANDARD_REASONS) >= review.DOCUMENT_REASON_CODES
     assert not {"person-name", "duplicate-company"} & review.DOCUMENT_REASON_CODES
     assert review.document_reasons([PERSON, BRC, "自由填寫"]) == [BRC]
+
+
+def test_document_approved_carries_the_configured_pass_system_address(ctx: AppContext) -> None:
+    ctx.settings.mail.pass_system_url = "https://pass.example.gov.tw/apply/"
+    application_id = add_submitted(ctx)
+    with ctx.db.session() as session:
+        review.approve(session, ctx.settings, application_id, "reviewer:lin", note="文件齊全")
+    with ctx.db.session() as session:
+        query = select(OutboxMessage).where(OutboxMessage.template == "document-approved")
+        mail = session.scalars(query).one()
+        text = render_parts(ctx.settings, mail.template, mail.context).text
+    assert "https://pass.example.gov.tw/apply/" in text and "twportpass" not in text

@@ -240,6 +240,7 @@ def test_demo_refuses_relay_mode(ctx: AppContext, monkeypatch: pytest.MonkeyPatc
                                  capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("MAILFLOW_DATABASE__URL", ctx.settings.database.url)
     monkeypatch.setenv("MAILFLOW_SMTP__MODE", "relay")
+    monkeypatch.setenv("MAILFLOW_HTTP__BASE_URL", "https://hep.twport.com.tw")
     monkeypatch.setenv("MAILFLOW_SMTP__HOST", "127.0.0.1")
     monkeypatch.setenv("MAILFLOW_SMTP__PORT", "2525")
     monkeypatch.setenv("MAILFLOW_SECURITY__SECRET_KEY", "a-real-production-secret-key-0123456789")

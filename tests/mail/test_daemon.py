@@ -128,6 +128,7 @@ def test_sigkill_during_dispatch_loses_nothing(tmp_path: Path, sink: ScriptedSin
     expected = set(db.engine.connect().execute(select(OutboxMessage.message_id)).scalars())
     env = {**base_env(db_url, tmp_path), "MAILFLOW_SMTP__MODE": "relay", "MAILFLOW_SMTP__HOST": "127.0.0.1",
            "MAILFLOW_SMTP__PORT": str(sink.port), "MAILFLOW_SECURITY__SECRET_KEY": "crash-test-secret-key-42",
+           "MAILFLOW_HTTP__BASE_URL": "https://hep.twport.com.tw",
            "MAILFLOW_SCHEDULE__DISPATCH_BATCH": str(BATCH), "MAILFLOW_SCHEDULE__LEASE_SECONDS": "3"}
     first = Daemon(env, tmp_path / "first.log")
     daemons.append(first)

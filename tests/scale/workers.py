@@ -31,6 +31,7 @@ def worker_env(db_url: str, smtp_port: int, workdir: Path, **settings: object) -
     values: dict[str, object] = {
         "database.url": db_url,
         "smtp.mode": "relay",
+        "http.base_url": "https://hep.twport.com.tw",  # relay mode refuses a local one
         "smtp.host": "127.0.0.1",
         "smtp.port": smtp_port,
         "smtp.timeout_seconds": 10,
