@@ -15,6 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from mailflow.accounts.login import MSG_PENDING, MSG_REJECTED, MSG_UNVERIFIED
 from mailflow.context import AppContext
 from mailflow.mail.capture import CaptureServer, start_capture_server
 from mailflow.mail.dispatch import run_dispatch
@@ -98,7 +99,7 @@ def test_register_approve_verify_and_log_in(ctx: AppContext, client: TestClient,
     (received,) = mailbox.deliver()
     assert received["To"].addresses[0].addr_spec == APPLICANT["email"]
     assert "註冊" in received["Subject"]
-    assert log_in(client).json() == {"error": "帳號尚未審核"}
+    assert log_in(client).json() == {"error": MSG_PENDING}
 
     reviewer(ctx, client)
     queue = client.get("/review")
@@ -124,7 +125,7 @@ def test_register_approve_verify_and_log_in(ctx: AppContext, client: TestClient,
     approval_mail = next(body for body in mails.values() if "/verify/" in body)
     link = re.search(r"http://testserver(/verify/[A-Za-z0-9_\-.]+)", approval_mail)
     assert link, approval_mail
-    assert log_in(client).json() == {"error": "Email 尚未驗證"}
+    assert log_in(client).json() == {"error": MSG_UNVERIFIED}
 
     # A mail scanner opens the link first: nothing is consumed.
     for _ in range(2):
@@ -176,10 +177,10 @@ def test_rejected_mail_lists_every_reason_and_the_applicant_registers_again(
     page = client.get(path)
     assert "staff:lin" in page.text and "公司地址請填寫完整門牌" in page.text
 
-    assert log_in(client).json() == {"error": "帳號未審核通過"}
+    assert log_in(client).json() == {"error": MSG_REJECTED}
     second = register(client)
     assert second != application_id
     with ctx.db.session() as session:
         accounts = session.scalars(select(Account).where(Account.account == APPLICANT["account"])).all()
         assert sorted(a.status for a in accounts) == ["pending", "rejected"]
-    assert log_in(client).json() == {"error": "帳號尚未審核"}
+    assert log_in(client).json() == {"error": MSG_PENDING}

@@ -17,9 +17,10 @@ from mailflow.passwords import hash_password, needs_rehash, verify_password
 
 MSG_BAD_CREDENTIALS = "帳號或密碼錯誤"
 MSG_THROTTLED = "嘗試次數過多,請 {minutes} 分鐘後再試"
-MSG_PENDING = "帳號尚未審核"
-MSG_REJECTED = "帳號未審核通過"
-MSG_UNVERIFIED = "Email 尚未驗證"
+MSG_PENDING = "帳號尚未審核,審核結果會以Email通知;審核通過後,請點選通知信中的連結完成Email驗證,即可登入。"
+MSG_REJECTED = "帳號未審核通過,未通過的原因已寄到您的Email;請依原因修正後重新申請帳號。"
+MSG_UNVERIFIED = ("Email 尚未驗證,請點選驗證信中的連結並輸入密碼完成驗證後再登入;"
+                  "未收到信或連結已失效,請使用「重新寄送驗證信」。")
 MSG_SUSPENDED = "帳號已停用,請洽客服"
 
 # Checked against when no account matches, so an unknown id answers as slowly as a wrong password.

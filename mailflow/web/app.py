@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
-from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
@@ -16,7 +16,18 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mailflow.context import AppContext
 from mailflow.paths import STATIC_DIR
-from mailflow.web import applicant, devmailbox, health, metrics, review, shared, staff_auth, support, verify
+from mailflow.web import (
+    applicant,
+    devmailbox,
+    health,
+    home,
+    metrics,
+    review,
+    shared,
+    staff_auth,
+    support,
+    verify,
+)
 from mailflow.web.loopreads import open_loop_reads
 from mailflow.web.pages import render
 from mailflow.web.security import SecurityHeaders
@@ -40,7 +51,7 @@ def create_app(ctx: AppContext) -> FastAPI:
                   openapi_url="/api/openapi.json", lifespan=lifespan)
     app.state.ctx = ctx
     # Routes are matched in order, one by one: the verification link, the most opened page, goes first.
-    for module in (verify, health, metrics, applicant, shared, review, support):
+    for module in (verify, health, metrics, applicant, shared, review, support, home):
         app.include_router(module.router)
     staff_auth.install(app)  # /staff/login, /staff/logout and the login-required / forbidden answers
     if ctx.settings.smtp.mode == "capture":
@@ -54,18 +65,24 @@ def create_app(ctx: AppContext) -> FastAPI:
     async def api_validation_errors(request: Request, exc: RequestValidationError) -> Response:
         # The JSON API answers every refusal in its documented shape, even one FastAPI makes itself
         # (e.g. a path id that is not a number): {"errors": {field: zh-TW message}}.
-        if request.url.path.startswith("/api/"):
+        if is_api_path(request.url.path):
             fields = {str(error["loc"][-1]): "格式不正確" for error in exc.errors() if error.get("loc")}
             return JSONResponse({"errors": fields or {"request": "請求格式不正確"}}, status_code=422)
-        return await request_validation_exception_handler(request, exc)
+        return home.error_page(request, 422)
 
     @app.exception_handler(StarletteHTTPException)
-    async def api_http_errors(request: Request, exc: StarletteHTTPException) -> Response:
-        # Unknown API routes and wrong methods answer like every other API refusal: {"error": zh-TW}.
-        if request.url.path.startswith("/api/"):
-            message = HTTP_MESSAGES.get(exc.status_code, "請求無法處理")
+    async def http_errors(request: Request, exc: StarletteHTTPException) -> Response:
+        # Unknown API routes and wrong methods answer like every other API refusal: {"error": zh-TW};
+        # a person who typed or followed a wrong address gets a zh-TW page with the way back.
+        if is_api_path(request.url.path):
+            detail = exc.detail if isinstance(exc.detail, str) and not exc.detail.isascii() else ""
+            message = detail or HTTP_MESSAGES.get(exc.status_code, "請求無法處理")
             return JSONResponse({"error": message}, status_code=exc.status_code, headers=exc.headers)
-        return await http_exception_handler(request, exc)
+        if exc.status_code < 400:
+            return await http_exception_handler(request, exc)
+        page = home.error_page(request, exc.status_code, str(exc.detail or ""))
+        page.headers.update(exc.headers or {})
+        return page
 
     @app.exception_handler(OperationalError)
     async def database_unavailable(request: Request, exc: OperationalError) -> Response:
@@ -74,7 +91,7 @@ def create_app(ctx: AppContext) -> FastAPI:
         log.warning("database unavailable during %s %s: %s", request.method, request.url.path,
                     type(exc.orig).__name__)
         headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
-        if request.url.path.startswith("/api/"):
+        if is_api_path(request.url.path):
             return JSONResponse({"error": UNAVAILABLE}, status_code=503, headers=headers)
         page = render(request, "unavailable.html", status_code=503, message=UNAVAILABLE)
         page.headers.update(headers)
@@ -87,3 +104,8 @@ def create_app(ctx: AppContext) -> FastAPI:
 RETRY_AFTER_SECONDS = 30
 UNAVAILABLE = "系統暫時無法使用,資料沒有被儲存,請稍後再試"
 HTTP_MESSAGES = {404: "找不到此 API", 405: "此 API 不接受這個 HTTP 方法"}
+
+
+def is_api_path(path: str) -> bool:
+    """A machine's address: /api/… and the developer mailbox's /dev/mailbox/api/…"""
+    return path.startswith("/api/") or path == "/api" or "/api/" in path

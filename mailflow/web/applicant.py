@@ -11,9 +11,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException
@@ -31,7 +32,7 @@ from mailflow.accounts.rules import (
 )
 from mailflow.context import AppContext
 from mailflow.web.pages import render
-from mailflow.web.security import CSRF_FIELD, csrf_ok
+from mailflow.web.security import CSRF_FIELD, csrf_ok, sign, unsign
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -44,6 +45,9 @@ SUCCESS_TEXT = "帳號資料已經成功送出,請收取Email!!"
 CONFIRM_TEXT = "確定要送出申請?"
 BAD_FORM = "表單資料格式不正確,請重新整理頁面後再送出"
 CSRF_REFUSED = "表單已逾時或來源無法確認,請確認資料後再送出一次"
+# The result page's address is signed, so nobody can make it announce an account that was not registered.
+DONE_SALT = "register-done"
+DONE_MAX_AGE_SECONDS = 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -203,4 +207,16 @@ async def register_submit(request: Request) -> Response:
                            notice="資料有誤,請依各欄位的說明修正後再送出。")
     finally:
         await form.close()
-    return render(request, "register_done.html", account=created["account"], success_text=SUCCESS_TEXT)
+    # Post/Redirect/Get: reloading the result page must not send the form again (and then answer
+    # 帳號已經存在 to someone who just succeeded).
+    done = sign(ctx.settings, DONE_SALT, {"account": created["account"]})
+    return RedirectResponse(f"/register/done?{urlencode({'r': done})}", status_code=303)
+
+
+@router.get("/register/done", response_class=HTMLResponse)
+async def register_done(request: Request, r: str = "") -> Response:
+    """The result page the form post redirects to; its signed ``r`` names the account just registered."""
+    data = unsign(_ctx(request).settings, DONE_SALT, r[:500], DONE_MAX_AGE_SECONDS)
+    if not isinstance(data, dict) or not isinstance(data.get("account"), str):
+        return RedirectResponse("/register", status_code=303)
+    return render(request, "register_done.html", account=data["account"], success_text=SUCCESS_TEXT)

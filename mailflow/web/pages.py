@@ -9,9 +9,10 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from mailflow.mail.render import display_hours
 from mailflow.paths import web_templates_dir
 from mailflow.timeutil import roc_date, roc_datetime, taipei
-from mailflow.web.security import CSRF_FIELD, LazyCsrfToken
+from mailflow.web.security import CSRF_FIELD, LazyCsrfToken, is_staff_path
 
 
 @lru_cache(maxsize=1)
@@ -37,8 +38,9 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
         "csrf_field": CSRF_FIELD,
         "csrf_token": LazyCsrfToken(request),
         "support_phone": settings.mail.support_phone,
-        "support_hours": settings.mail.support_hours.replace("-", "~"),
+        "support_hours": display_hours(settings.mail.support_hours),  # the mails' rendering: 8:00~18:00
         "capture_mode": settings.smtp.mode == "capture",
+        "staff_page": is_staff_path(request.url.path),
     }
     html = environment().get_template(template).render(**base, **context)
     return HTMLResponse(html, status_code=status_code)

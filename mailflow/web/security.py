@@ -193,7 +193,7 @@ class SecurityHeaders:
                 present = {name.lower() for name, _ in raw}
                 raw.extend(pair for pair in self._defaults if pair[0] not in present)
                 _add_page_policy(raw, present)
-                if _is_staff_path(scope.get("path", "")):
+                if is_staff_path(scope.get("path", "")):
                     _forbid_caching(raw)
                 fresh = scope.get("state", {}).get(NEW_CSRF_STATE)
                 if fresh:
@@ -213,7 +213,7 @@ def _add_page_policy(raw: list[tuple[bytes, bytes]], present: set[bytes]) -> Non
         raw.append((b"content-security-policy", _PAGE_CSP_BYTES))
 
 
-def _is_staff_path(path: str) -> bool:
+def is_staff_path(path: str) -> bool:
     return any(path == prefix or path.startswith(prefix + "/") for prefix in STAFF_PREFIXES)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
@@ -28,7 +29,7 @@ from mailflow.models import Account, AccountKind
 from mailflow.passwords import hash_password
 from mailflow.web.deps import DbSession, get_settings
 from mailflow.web.pages import render
-from mailflow.web.security import CSRF_FIELD, csrf_ok
+from mailflow.web.security import CSRF_FIELD, csrf_ok, sign, unsign
 
 router = APIRouter()
 AppSettings = Annotated[Settings, Depends(get_settings)]
@@ -36,6 +37,9 @@ AppSettings = Annotated[Settings, Depends(get_settings)]
 ACCOUNT_FIELDS = ("account", "name", "mobile", "email", "password", "password_confirm")
 NOT_LOGGED_IN = "請先登入"
 NEEDS_JSON = "請以 JSON 格式送出"
+# The result page after the registration form: its signed address names the account for a day.
+REGISTERED_SALT = "shared-registered"
+REGISTERED_MAX_AGE_SECONDS = 24 * 3600
 FLAG_LABELS = {
     "suspended": "帳號已停權",
     "not_approved": "帳號未審核通過",
@@ -143,13 +147,25 @@ def _register_page(request: Request, session: Session, settings: Settings, data:
     status, body, account = register_shared(session, settings, data)
     if account is None:
         return render(request, "shared_register.html", status, values=values, errors=body["errors"])
-    return render(request, "shared_registered.html", 201, account=account)
+    # Post/Redirect/Get, like /register: a reload shows the result again instead of posting again.
+    done = sign(settings, REGISTERED_SALT, {"id": account.id})
+    return RedirectResponse(f"/shared/registered?{urlencode({'r': done})}", 303)
 
 
 @router.post("/shared/register")
 async def register_submit(request: Request, session: DbSession, settings: AppSettings) -> Response:
     data = await _form_fields(request)
     return await run_in_threadpool(_register_page, request, session, settings, data)
+
+
+@router.get("/shared/registered")
+def registered_page(request: Request, session: DbSession, settings: AppSettings, r: str = "") -> Response:
+    data = unsign(settings, REGISTERED_SALT, r[:500], REGISTERED_MAX_AGE_SECONDS)
+    account_id = data.get("id") if isinstance(data, dict) else None
+    account = session.get(Account, account_id) if isinstance(account_id, int) else None
+    if account is None:
+        return RedirectResponse("/shared/register", 303)
+    return render(request, "shared_registered.html", account=account)
 
 
 # --- bindings -------------------------------------------------------------------------------------------

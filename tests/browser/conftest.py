@@ -44,6 +44,7 @@ DISPATCH_EVERY_SECONDS = 0.2
 WAIT_SECONDS = 30.0
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 360, "height": 740}
+SMALL_PHONE = {"width": 320, "height": 640}
 
 
 @dataclass

@@ -1,6 +1,7 @@
-"""Every page on a 360 px phone and on a desktop, as a person using a screen reader or only a keyboard meets
-it: no sideways scrolling, every input/select/textarea named by a label, errors in live regions, and the
-registration form completed with Tab, typing and Enter alone. The pages are filled by `mailflow demo`."""
+"""Every page on a 320 px and a 360 px phone and on a desktop, as a person using a screen reader or only a
+keyboard meets it: no sideways scrolling, every input/select/textarea named by a label, errors in live
+regions, and the registration form completed with Tab, typing and Enter alone. The pages are filled by
+`mailflow demo`."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 from playwright.sync_api import expect
 from sqlalchemy import select
 
-from browser.conftest import DESKTOP, PHONE, LiveSite, staff_login
+from browser.conftest import DESKTOP, PHONE, SMALL_PHONE, LiveSite, staff_login
 from mailflow.commands.demo import APPLICANT_PASSWORD, demo_pdf, seed_demo
 from mailflow.models import Account, Application, SupportItem
 
@@ -60,6 +61,7 @@ def demo_pages(site: LiveSite, page: Any) -> dict[str, str]:
     links = [link for m in messages for link in m.get("links", []) if "/verify/" in link]
     assert links, "the approval mail carries its verification link"
     return {
+        "start": "/", "not-found": "/no-such-page",
         "register": "/register", "shared-register": "/shared/register", "verify-resend": "/verify/resend",
         "verify": links[0].removeprefix(site.url), "verify-bad-link": "/verify/not-a-token",
         "account-logged-out": "/account", "staff-login": "/staff/login",
@@ -89,7 +91,7 @@ def test_every_page_fits_a_phone_and_names_its_fields(live_site: LiveSite, page:
             login = page.request.post(f"{live_site.url}/api/session",
                                       data={"account": "demo03verified", "password": APPLICANT_PASSWORD})
             assert login.status == 200, login.text()
-        for label, viewport in (("360", PHONE), ("desktop", DESKTOP)):
+        for label, viewport in (("320", SMALL_PHONE), ("360", PHONE), ("desktop", DESKTOP)):
             page.set_viewport_size(viewport)
             response = page.goto(f"{live_site.url}{path}")
             assert response is not None and response.status < 500, (name, response and response.status)
@@ -104,7 +106,7 @@ def test_every_page_fits_a_phone_and_names_its_fields(live_site: LiveSite, page:
     assert found == {}, "\n".join(f"{k}: {v}" for k, v in found.items())
 
 
-DOCS_PAGES = {"360": ("register", "verify", "review-queue")}
+DOCS_PAGES = {"360": ("start", "register", "verify", "review-queue")}
 
 
 def test_the_register_form_errors_are_announced_and_bound_to_their_fields(live_site: LiveSite,

@@ -86,3 +86,29 @@ def test_support_corrects_the_address_and_the_new_link_verifies(live_site: LiveS
             and account.email_verified_address == "wang.new@example.com"
         )
         assert suppression.active_suppression(session, "wang@example.com") is None
+
+
+CHECKBOX_GEOMETRY = """() => {
+  const box = document.querySelector('input[name=lift_old]');
+  const words = box.closest('label').querySelector('span');
+  const b = box.getBoundingClientRect(), first = words.getClientRects()[0];
+  return {width: b.width, right: b.right, wordsLeft: first.left, top: b.top, lineTop: first.top,
+          lineBottom: first.bottom, label: box.closest('label').getBoundingClientRect().left,
+          field: box.closest('.field').getBoundingClientRect().left};
+}"""
+
+
+@pytest.mark.parametrize("width", [320, 360, 1280])
+def test_the_item_page_checkbox_sits_before_its_words(live_site: LiveSite, page: Any, width: int) -> None:
+    """Issue 15 item 11: `.field input {width: 100%}` once stretched the checkbox over the whole line and
+    pushed its words under it, centred."""
+    seed(live_site.ctx)
+    page.set_viewport_size({"width": width, "height": 800})
+    staff_login(page, live_site, "/support", "chen", STAFF_PASSWORD)
+    page.locator("tr.support-item a", has_text="查看與處理").first.click()
+    page.wait_for_selector("input[name=lift_old]")
+    at = page.evaluate(CHECKBOX_GEOMETRY)
+    assert at["width"] < 30, at  # a box, not a stretched bar
+    assert at["right"] <= at["wordsLeft"], at  # the words start to its right
+    assert at["lineTop"] - 2 <= at["top"] <= at["lineBottom"], at  # on the words' first line
+    assert abs(at["label"] - at["field"]) < 1, at  # left-aligned, not centred

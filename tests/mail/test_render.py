@@ -28,6 +28,8 @@ SUBJECTS = {
     "binding-request": "通行證系統共用帳號綁定確認通知",
     "support-digest": "通行證系統客服每日摘要",
 }
+# Mails whose reader is staff, not an applicant.
+STAFF_TEMPLATES = {"support-digest"}
 HEADERS = ["From", "To", "Subject", "Date", "Message-ID", "MIME-Version", "Auto-Submitted",
            "X-Auto-Response-Suppress", "Content-Type"]
 
@@ -65,8 +67,12 @@ def test_every_template_builds_a_correct_message(settings: Settings, template: s
     kinds = [(p.get_content_type(), p.get_content_charset()) for p in message.iter_parts()]
     assert kinds == [("text/plain", "utf-8"), ("text/html", "utf-8")]
     text, html = parts(message)
-    assert text.rstrip().endswith(FOOTER)
-    assert FOOTER in html
+    if template in STAFF_TEMPLATES:  # customer service reads it: no line telling them to phone themselves
+        assert "0809-088-568" not in text and "0809-088-568" not in html
+        assert text.rstrip().endswith("請勿直接回覆") and "請勿直接回覆" in html
+    else:
+        assert text.rstrip().endswith(FOOTER)
+        assert FOOTER in html
     assert "{{" not in text and "{{" not in html
 
 

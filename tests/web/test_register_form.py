@@ -33,12 +33,13 @@ def csrf_from(page: str) -> str:
     return found.group(1)
 
 
-def submit(client: Any, token: str | None, document: bytes | None = PDF, **changes: str) -> Any:
+def submit(client: Any, token: str | None, document: bytes | None = PDF, follow: bool = True,
+           **changes: str) -> Any:
     data = {**FORM, **changes}
     if token is not None:
         data["csrf_token"] = token
     files = {"document": ("company.pdf", document, "application/pdf")} if document is not None else None
-    return client.post("/register", data=data, files=files)
+    return client.post("/register", data=data, files=files, follow_redirects=follow)
 
 
 def stored(ctx: AppContext) -> int:
@@ -89,13 +90,24 @@ def test_the_browser_gets_the_same_messages_as_the_server(client: Any) -> None:
 
 def test_a_good_form_shows_the_result_and_stores_the_application(client: Any, ctx: AppContext) -> None:
     token = csrf_from(client.get("/register").text)
-    response = submit(client, token)
-    assert response.status_code == 200
-    assert "帳號資料已經成功送出,請收取Email!!" in response.text
+    response = submit(client, token, follow=False)
+    assert response.status_code == 303  # Post/Redirect/Get: F5 on the result page posts nothing
+    done = response.headers["location"]
+    assert done.startswith("/register/done?r=")
+    for _ in range(2):
+        page = client.get(done)
+        assert page.status_code == 200
+        assert "帳號資料已經成功送出,請收取Email!!" in page.text and "harbour2024" in page.text
     with ctx.db.session() as session:
         application = session.scalars(select(Application)).one()
         assert application.account.account == "harbour2024"
         assert session.scalars(select(OutboxMessage.template)).one() == "registration-received"
+
+
+@pytest.mark.parametrize("signed", ["", "forged", "eyJhY2NvdW50IjoiZXZpbCJ9.x.y"])
+def test_the_result_page_only_names_an_account_the_server_signed(client: Any, signed: str) -> None:
+    page = client.get("/register/done", params={"r": signed}, follow_redirects=False)
+    assert page.status_code == 303 and page.headers["location"] == "/register"
 
 
 def test_errors_re_render_the_form_with_values_kept_and_passwords_not_echoed(

@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from mailflow.accounts import reminders
+from mailflow.accounts.login import MSG_PENDING, MSG_REJECTED, MSG_UNVERIFIED
 from mailflow.accounts.verification import send_verification_mail
 from mailflow.context import AppContext
 from mailflow.models import Account, AccountStatus, OutboxMessage, SupportItem, VerificationToken
@@ -258,8 +259,8 @@ def login(client: TestClient, account: str = "example1234", password: str = PASS
 def test_login_answers_for_each_state(ctx: AppContext, client: TestClient) -> None:
     add_account(ctx, "waiting01", "waiting@example.com", AccountStatus.PENDING)
     approved = add_account(ctx)
-    assert login(client, "waiting01").json() == {"error": "帳號尚未審核"}
-    assert login(client).json() == {"error": "Email 尚未驗證"}
+    assert login(client, "waiting01").json() == {"error": MSG_PENDING}
+    assert login(client).json() == {"error": MSG_UNVERIFIED}
     assert login(client, password="wrong").status_code == 401
     assert login(client, "nobody").status_code == 401
     client.post(mail_link(ctx, approved), data={"password": PASSWORD})
@@ -270,7 +271,7 @@ def test_login_answers_for_each_state(ctx: AppContext, client: TestClient) -> No
         assert account is not None
         account.status, account.account_key = AccountStatus.REJECTED, None
     rejected = login(client)
-    assert rejected.status_code == 403 and rejected.json() == {"error": "帳號未審核通過"}
+    assert rejected.status_code == 403 and rejected.json() == {"error": MSG_REJECTED}
 
 
 def test_login_refuses_bodies_that_are_not_the_contract(ctx: AppContext, client: TestClient) -> None:
