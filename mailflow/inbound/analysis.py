@@ -22,7 +22,7 @@ from email.message import Message
 
 from mailflow.inbound.bounce import Context, build, find_failures
 from mailflow.inbound.bounce.arf import find_complaint
-from mailflow.inbound.bounce.detectors.flufl_fallback import looks_like_bounce
+from mailflow.inbound.bounce.detectors.plaintext import looks_like_bounce
 from mailflow.inbound.bounce.mailtext import TEXT_CAP, clean_address, part_text
 
 # Bounces, replies and complaints are small; past this we only keep the head of the

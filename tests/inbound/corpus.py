@@ -49,11 +49,11 @@ def score(directory: Path, results: dict[str, Analysis] | None = None) -> Score:
     sc = Score()
     for name, want in sorted(expected.items()):
         result = results[name] if results else analyze((directory / name).read_bytes())
-        _score_file(sc, name, want, result)
+        score_file(sc, name, want, result)
     return sc
 
 
-def _score_file(sc: Score, name: str, want: list[dict[str, object]], got: Analysis) -> None:
+def score_file(sc: Score, name: str, want: list[dict[str, object]], got: Analysis) -> None:
     is_bounce = got.kind in ("bounce", "complaint")
     if not want or name.startswith("is-not-bounce"):
         if is_bounce:
@@ -82,3 +82,57 @@ def _score_file(sc: Score, name: str, want: list[dict[str, object]], got: Analys
         if addr not in wanted:
             sc.extra += 1
             sc.mismatches.append(f"EXTRA {name}: {addr}")
+
+
+# --- flufl.bounce's test messages (Apache-2.0, tests/inbound/flufl/README.md) -------------------
+
+
+def flufl_dir() -> Path:
+    return Path(__file__).resolve().parent / "flufl"
+
+
+@dataclass
+class FluflScore:
+    expected: int = 0
+    matched: int = 0
+    extra: int = 0
+    delayed_ok: int = 0
+    wrong_kind: list[str] = field(default_factory=list)
+    mismatches: list[str] = field(default_factory=list)
+
+    def figures(self) -> dict[str, float]:
+        e, m = max(self.expected, 1), max(self.matched, 1)
+        return {"recipients": self.matched / e, "extra": self.extra / e, "delayed": self.delayed_ok / m}
+
+
+def score_flufl(directory: Path | None = None) -> FluflScore:
+    """flufl's own answers: which addresses failed, and whether only temporarily."""
+    directory = directory or flufl_dir()
+    expected = json.loads((directory / "expected.json").read_text())
+    sc = FluflScore()
+    for name, want in sorted(expected.items()):
+        got = analyze((directory / name).read_bytes())
+        is_bounce = got.kind in ("bounce", "complaint")
+        if want["kind"] == "unscored":
+            continue
+        if want["kind"] == "not-bounce":
+            if is_bounce:
+                sc.wrong_kind.append(f"{name}: {got.kind}")
+            continue
+        found = {r.address: r for r in got.recipients} if is_bounce else {}
+        for addr in want["recipients"]:
+            sc.expected += 1
+            r = found.get(addr)
+            if r is None:
+                sc.mismatches.append(f"MISSING {name}: {addr} (kind {got.kind}, got {sorted(found)})")
+                continue
+            sc.matched += 1
+            if (r.action == "delayed") == want["temporary"]:
+                sc.delayed_ok += 1
+            else:
+                sc.mismatches.append(f"ACTION {name}: {addr} got {r.action}, temporary={want['temporary']}")
+        for addr in found:
+            if addr not in want["recipients"]:
+                sc.extra += 1
+                sc.mismatches.append(f"EXTRA {name}: {addr}")
+    return sc

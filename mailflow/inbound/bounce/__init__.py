@@ -1,6 +1,6 @@
 """Bounce parsing: which recipients failed, how (failed/delayed), why (Sisimai reasons).
 
-`find_failures(ctx)` runs the detectors of `detectors.DETECTORS` in order; the
+`find_failures(ctx)` runs the detectors of `detectors.SELECTION` in order; the
 first that recognises the mail wins, then each recipient is classified by
 `reasons.classify`.  No I/O, no database.
 """
@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 
 from mailflow.inbound.bounce.context import Context, build
-from mailflow.inbound.bounce.detectors import DETECTORS
+from mailflow.inbound.bounce.detectors import SELECTION
 from mailflow.inbound.bounce.model import Hit
 from mailflow.inbound.bounce.reasons import classify, is_hard
 from mailflow.inbound.bounce.textblocks import command_in
@@ -33,7 +33,7 @@ class Failure:
 
 def find_failures(ctx: Context) -> list[Failure] | None:
     """Failed recipients of a bounce, or None when no detector recognises the mail."""
-    for name, detect in DETECTORS:
+    for name, detect in SELECTION.current():
         hits = detect(ctx)
         if hits is None:
             continue

@@ -1,8 +1,11 @@
 """Ordered list of bounce detectors: MTA families first, generic readers last.
 
-A new bounce format is a new module here and one line in `DETECTORS`.  Each
-module has `NAME` and `detect(ctx) -> list[Hit] | None` where None means
-"not my format" and a list (possibly empty) means "mine".
+A new bounce format is a new module here and one line in `MODULES`.  Each
+module has `NAME`, `FAMILIES` (the corpus families, by file-name prefix, whose
+mails it was written from; empty for the generic readers) and
+`detect(ctx) -> list[Hit] | None` where None means "not my format" and a list
+(possibly empty) means "mine".  `SELECTION` is what the parser runs; the
+leave-one-family-out measurement swaps in the list without a family's detectors.
 """
 
 from __future__ import annotations
@@ -19,13 +22,13 @@ from mailflow.inbound.bounce.detectors import (
     exchange,
     exim,
     ezweb,
-    flufl_fallback,
     fml,
     gmail,
     googleworkspace,
     imailserver,
     mfilter,
     opensmtpd,
+    plaintext,
     postfix_smtpd,
     qmail,
     receivingses,
@@ -35,15 +38,15 @@ from mailflow.inbound.bounce.detectors import (
     trendmicro,
     verizon,
     x3,
-    x5,
     x6,
     zoho,
 )
 from mailflow.inbound.bounce.model import Hit
+from mailflow.inbound.bounce.selection import Selection
 
 Detector = Callable[[Context], "list[Hit] | None"]
 
-_MODULES: tuple[ModuleType, ...] = (
+MODULES: tuple[ModuleType, ...] = (
     amazonses,
     receivingses,
     fml,
@@ -53,7 +56,6 @@ _MODULES: tuple[ModuleType, ...] = (
     imailserver,
     trendmicro,
     x3,
-    x5,
     postfix_smtpd,
     smail,
     domino,
@@ -69,7 +71,15 @@ _MODULES: tuple[ModuleType, ...] = (
     exchange,
     rfc3464,
     sendmail,
-    flufl_fallback,
+    plaintext,
 )
 
-DETECTORS: tuple[tuple[str, Detector], ...] = tuple((m.NAME, m.detect) for m in _MODULES)
+Detectors = tuple[tuple[str, Detector], ...]
+
+
+def detectors_of(modules: tuple[ModuleType, ...]) -> Detectors:
+    return tuple((m.NAME, m.detect) for m in modules)
+
+
+DETECTORS: Detectors = detectors_of(MODULES)
+SELECTION: Selection[Detectors] = Selection(DETECTORS)

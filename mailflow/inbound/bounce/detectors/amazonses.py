@@ -13,6 +13,7 @@ from mailflow.inbound.bounce.mailtext import clean_address, collapse, find_reply
 from mailflow.inbound.bounce.model import Hit
 
 NAME = "amazonses"
+FAMILIES: tuple[str, ...] = ("lhost-amazonses",)
 
 
 def detect(ctx: Context) -> list[Hit] | None:

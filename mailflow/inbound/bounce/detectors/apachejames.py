@@ -9,6 +9,7 @@ from mailflow.inbound.bounce.model import Hit
 from mailflow.inbound.bounce.textblocks import between, first_address_in, make_hit
 
 NAME = "apachejames"
+FAMILIES: tuple[str, ...] = ("lhost-apachejames",)
 _RCPT = re.compile(r"^\s*RCPT TO:\s*(.+)$", re.M | re.I)
 
 

@@ -9,6 +9,7 @@ from mailflow.inbound.bounce.model import Hit
 from mailflow.inbound.bounce.textblocks import addresses_in, between, make_hit
 
 NAME = "domino"
+FAMILIES: tuple[str, ...] = ("lhost-domino", "lhost-notes")
 _BLOCK = re.compile(r"was not delivered to:\s*(.*?)\n\s*because:\s*(.*?)(?:\n\s*\n|$)", re.I | re.S)
 
 

@@ -9,6 +9,7 @@ from mailflow.inbound.bounce.model import Hit
 from mailflow.inbound.bounce.textblocks import between, make_hit, smtp_command
 
 NAME = "dragonfly"
+FAMILIES: tuple[str, ...] = ("lhost-dragonfly",)
 _RCPT = re.compile(r"error delivering your mail to <?([^\s<>]+@[^\s<>]+?)>?\.?\s*$", re.M | re.I)
 
 

@@ -13,6 +13,7 @@ from mailflow.inbound.bounce.model import Hit
 from mailflow.inbound.bounce.textblocks import between, hits_from_blocks, split_blocks
 
 NAME = "exchange2003"
+FAMILIES: tuple[str, ...] = ("lhost-exchange2003",)
 _LINE = re.compile(r"^\s*<?([^\s<>@]+@[^\s<>]+?)>?\s+on\s+\S.*$")
 _CODES = (
     ("000c05a6", "userunknown"),

@@ -18,6 +18,7 @@ from mailflow.inbound.bounce.model import Hit
 from mailflow.inbound.bounce.textblocks import command_in, make_hit
 
 NAME = "ezweb"
+FAMILIES: tuple[str, ...] = ("lhost-ezweb",)
 _SENDER = re.compile(r"postmaster@(?:ezweb\.ne\.jp|au\.com)\b", re.I)
 _MSGID = re.compile(r"\.(?:ezweb\.ne\.jp|au\.com)>", re.I)
 _RCPT_LINE = re.compile(r"^\s*(?:Recipient:\s*)?<([^\s<>]+@[^\s<>]+)>:?\s*(.*)$", re.I)

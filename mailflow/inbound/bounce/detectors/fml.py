@@ -14,6 +14,7 @@ from mailflow.inbound.bounce.model import Hit
 from mailflow.inbound.bounce.textblocks import between, make_hit
 
 NAME = "fml"
+FAMILIES: tuple[str, ...] = ("lhost-fml",)
 _ADDR = re.compile(r"<([^\s<>]+@[^\s<>]+)>")
 _BODY = (
     (" header may cause mail loop", "rejected"),

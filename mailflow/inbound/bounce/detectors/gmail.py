@@ -10,6 +10,7 @@ from mailflow.inbound.bounce.reasons import status_reason
 from mailflow.inbound.bounce.textblocks import between, first_address_in, make_hit
 
 NAME = "gmail"
+FAMILIES: tuple[str, ...] = ("lhost-gmail", "lhost-googlegroups")
 _INTRO = re.compile(
     r"delivery to the following recipients? (failed permanently|has been delayed|failed)", re.I
 )

@@ -11,6 +11,7 @@ from mailflow.inbound.bounce.model import Hit
 from mailflow.inbound.bounce.textblocks import addresses_in, between, make_hit
 
 NAME = "googleworkspace"
+FAMILIES: tuple[str, ...] = ("lhost-googleworkspace",)
 _CAUSES = (
     ("'send mail as'", "rejected"),
     ("customfromdenied", "rejected"),

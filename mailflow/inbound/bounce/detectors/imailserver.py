@@ -14,6 +14,7 @@ from mailflow.inbound.bounce.model import Hit
 from mailflow.inbound.bounce.textblocks import between, command_in, make_hit
 
 NAME = "imailserver"
+FAMILIES: tuple[str, ...] = ("lhost-imailserver",)
 _LINE = re.compile(
     r"^\s*(?:(\S[^:\n]{7,}):\s+|(undeliverable)\s+to\s+)<?([^\s<>:]+@[^\s<>]+?)>?\s*$",
     re.M | re.I,

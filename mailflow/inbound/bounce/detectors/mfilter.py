@@ -7,6 +7,7 @@ from mailflow.inbound.bounce.model import Hit
 from mailflow.inbound.bounce.textblocks import addresses_in, between, make_hit
 
 NAME = "mfilter"
+FAMILIES: tuple[str, ...] = ("lhost-mfilter",)
 
 
 def detect(ctx: Context) -> list[Hit] | None:

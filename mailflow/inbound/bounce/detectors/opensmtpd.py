@@ -9,6 +9,7 @@ from mailflow.inbound.bounce.detectors._spec import TextFormat
 from mailflow.inbound.bounce.model import Hit
 
 NAME = "opensmtpd"
+FAMILIES: tuple[str, ...] = ("lhost-opensmtpd",)
 FORMAT = TextFormat(
     name=NAME,
     markers=(

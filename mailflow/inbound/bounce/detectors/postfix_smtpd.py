@@ -14,6 +14,7 @@ from mailflow.inbound.bounce.model import Hit
 from mailflow.inbound.bounce.textblocks import make_hit
 
 NAME = "postfix_smtpd"
+FAMILIES: tuple[str, ...] = ("lhost-postfix",)
 _IN = re.compile(r"^\s*In:\s+(\S+)(.*)$")
 _OUT = re.compile(r"^\s*Out:\s+([45]\d\d[ -].*)$")
 _RCPT = re.compile(r"RCPT\s+TO:\s*<([^<>\s]+@[^<>\s]+)>", re.I)

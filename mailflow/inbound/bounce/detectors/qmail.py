@@ -9,6 +9,7 @@ from mailflow.inbound.bounce.detectors._spec import TextFormat
 from mailflow.inbound.bounce.model import Hit
 
 NAME = "qmail"
+FAMILIES: tuple[str, ...] = ("lhost-qmail", "lhost-yahoo")
 _CLOSING = re.compile(
     r"(Giving up on \S+|I'm not going to try again; this message has been in the queue too long\.)", re.I
 )

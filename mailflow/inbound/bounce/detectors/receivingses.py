@@ -12,6 +12,7 @@ from mailflow.inbound.bounce.detectors import rfc3464
 from mailflow.inbound.bounce.model import Hit
 
 NAME = "receivingses"
+FAMILIES: tuple[str, ...] = ("lhost-receivingses",)
 _TEMPLATES = (
     ("mailbox does not exist", "filtered"),
     ("message filtered", "filtered"),

@@ -2,27 +2,39 @@
 
 Fills a missing diagnostic from the human-readable notice when the notice
 mentions the recipient, since several MTAs put the remote reply only there.
+A gateway that returns someone else's report as its "original message" (a
+multipart/report inside message/rfc822) and lists nothing itself gets that
+inner report read instead.
 """
 
 from __future__ import annotations
 
-from mailflow.inbound.bounce.context import Context
+from mailflow.inbound.bounce.context import Context, build
 from mailflow.inbound.bounce.dsn import FIELD_RE, Block, field_blocks, hits_from_blocks
 from mailflow.inbound.bounce.mailtext import collapse, find_reply_code, find_status
 from mailflow.inbound.bounce.model import Hit
 from mailflow.inbound.bounce.textblocks import smtp_command
 
 NAME = "rfc3464"
+FAMILIES: tuple[str, ...] = ()
 
 
 def detect(ctx: Context) -> list[Hit] | None:
     blocks = ctx.dsn_blocks or embedded_blocks(ctx.notice)
     if not blocks:
-        return None
+        return _wrapped_report(ctx)
     hits = hits_from_blocks(blocks)
     for hit in hits:
         fill_from_notice(hit, ctx.notice)
     return hits or None
+
+
+def _wrapped_report(ctx: Context) -> list[Hit] | None:
+    inner = ctx.original
+    if inner is None or inner.get_content_type() != "multipart/report":
+        return None
+    nested = build(inner, str(inner.get("Subject") or ""), str(inner.get("From") or ""))
+    return detect(nested) if nested.dsn_blocks else None
 
 
 def fill_from_notice(hit: Hit, notice: str) -> None:

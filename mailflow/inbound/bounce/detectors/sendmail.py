@@ -15,6 +15,7 @@ from mailflow.inbound.bounce.model import Hit
 from mailflow.inbound.bounce.textblocks import between, make_hit
 
 NAME = "sendmail"
+FAMILIES: tuple[str, ...] = ("lhost-sendmail", "lhost-v5sendmail", "lhost-activehunter", "lhost-x1")
 _MARKERS = (
     "----- transcript of session follows -----",
     "the following addresses had permanent fatal errors",

@@ -14,6 +14,7 @@ from mailflow.inbound.bounce.model import Hit
 from mailflow.inbound.bounce.textblocks import between, make_hit, smtp_command
 
 NAME = "smail"
+FAMILIES: tuple[str, ...] = ("rfc3464",)
 _LINE = re.compile(r"^\s*<?([^\s<>]+@[^\s<>]+?)>?\s+\.\.\.\s*(.*)$", re.M)
 
 

@@ -15,6 +15,7 @@ from mailflow.inbound.bounce.model import Hit
 from mailflow.inbound.bounce.textblocks import command_in, make_hit
 
 NAME = "trendmicro"
+FAMILIES: tuple[str, ...] = ("lhost-trendmicro",)
 _BRACKETED = re.compile(r"<([^\s<>]+@[^\s<>]+)>")
 
 

@@ -13,6 +13,7 @@ from mailflow.inbound.bounce.detectors import apachejames
 from mailflow.inbound.bounce.model import Hit
 
 NAME = "verizon"
+FAMILIES: tuple[str, ...] = ("lhost-verizon",)
 _SENDER = re.compile(r"@(?:vtext\.com|vzwpix\.com|vmpix\.com)\b", re.I)
 _USER = ("no such user", "invalid user address", "user unknown")
 

@@ -13,6 +13,7 @@ from mailflow.inbound.bounce.model import Hit
 from mailflow.inbound.bounce.textblocks import between, make_hit
 
 NAME = "x3"
+FAMILIES: tuple[str, ...] = ("lhost-x3",)
 _ITEM = re.compile(r"^\s*\*\s+<?([^\s<>]+@[^\s<>]+?)>?\s*$", re.M)
 _TECH = re.compile(r"^\s*SMTP:([A-Z]{4})\s+host\s+\S+:\s*(.*)$", re.M)
 

@@ -9,6 +9,7 @@ from mailflow.inbound.bounce.model import Hit
 from mailflow.inbound.bounce.textblocks import make_hit, smtp_command
 
 NAME = "x6"
+FAMILIES: tuple[str, ...] = ("lhost-x6",)
 _ERR = re.compile(
     r"(?:rejected recipient|returned permanent errors:)\s*<?([^\s<>]+@[^\s<>]+[^\s<>.])>?[.\s].*$",
     re.I | re.M,

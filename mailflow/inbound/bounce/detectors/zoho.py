@@ -9,6 +9,7 @@ from mailflow.inbound.bounce.model import Hit
 from mailflow.inbound.bounce.textblocks import make_hit
 
 NAME = "zoho"
+FAMILIES: tuple[str, ...] = ("lhost-zoho",)
 _LINE = re.compile(r"^\s*<?([^\s<>@]+@[^\s<>]+?)>?\s+(.*ERROR_CODE.*|.*)$", re.M)
 
 

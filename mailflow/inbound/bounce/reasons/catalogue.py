@@ -1,12 +1,9 @@
-"""Every reason module in one catalogue, and the switch the leave-one-family-out measurement uses.
+"""Every reason module in one catalogue (`SELECTION` lets a measurement swap in a smaller one).
 
 A new reason is a new module beside this one and one line in `ALL`.
 """
 
 from __future__ import annotations
-
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 from mailflow.inbound.bounce.reasons import (
     authfailure,
@@ -43,6 +40,7 @@ from mailflow.inbound.bounce.reasons import (
     virusdetected,
 )
 from mailflow.inbound.bounce.reasons.entry import Catalogue, Reason
+from mailflow.inbound.bounce.selection import Selection
 
 ALL: tuple[Reason, ...] = (
     authfailure.REASON,
@@ -79,18 +77,5 @@ ALL: tuple[Reason, ...] = (
     virusdetected.REASON,
 )
 FULL = Catalogue.of(ALL)
-_current = [FULL]
-
-
-def current() -> Catalogue:
-    return _current[-1]
-
-
-@contextmanager
-def using(catalogue: Catalogue) -> Iterator[Catalogue]:
-    """Classify with `catalogue` instead of the full one (for measurements; not thread-safe)."""
-    _current.append(catalogue)
-    try:
-        yield catalogue
-    finally:
-        _current.pop()
+SELECTION = Selection(FULL)
+current = SELECTION.current

@@ -5,7 +5,8 @@ NTT DOCOMO, Yahoo, MessageLabs, I.UA, AOL, Apple) document their rejection codes
 "RCP-P2").  When a failed recipient's domain or the remote MTA that answered
 belongs to one of them, its module maps the code or phrase to a reason; an empty
 answer leaves the general classifier in charge.  One module per provider, each with
-`DOMAINS` (recipient domains), `HOSTS` (remote MTA host suffixes) and `reason(hit)`.
+`FAMILIES` (the corpus families it was written from), `DOMAINS` (recipient domains),
+`HOSTS` (remote MTA host suffixes) and `reason(hit)`.  `SELECTION` is the list in use.
 """
 
 from __future__ import annotations
@@ -29,8 +30,9 @@ from mailflow.inbound.bounce.remote import (
     tencent,
     yahoo,
 )
+from mailflow.inbound.bounce.selection import Selection
 
-_MODULES: tuple[ModuleType, ...] = (
+MODULES: tuple[ModuleType, ...] = (
     cox,
     spectrum,
     franceptt,
@@ -44,6 +46,7 @@ _MODULES: tuple[ModuleType, ...] = (
     aol,
     apple,
 )
+SELECTION: Selection[tuple[ModuleType, ...]] = Selection(MODULES)
 Rule = Callable[[Hit], str]
 
 # "host mx.example.com[192.0.2.1]", "host: smtp-in.orange.fr (193.252.22.65)", "while talking to mx.example."
@@ -64,13 +67,14 @@ def remote_host(hit: Hit) -> str:
 
 def provider_rule(hit: Hit) -> Rule | None:
     domain = hit.address.rpartition("@")[2]
-    for module in _MODULES:
+    modules = SELECTION.current()
+    for module in modules:
         if any(domain == d or domain.endswith("." + d) for d in module.DOMAINS):
             return module.reason
     host = remote_host(hit)
     if not host:
         return None
-    for module in _MODULES:
+    for module in modules:
         if any(_host_matches(host, h) for h in module.HOSTS):
             return module.reason
     return None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from mailflow.inbound.bounce.model import Hit
 
+FAMILIES: tuple[str, ...] = ("rhost-aol",)
 DOMAINS = ("aol.com",)
 HOSTS = (".mail.aol.com", ".mx.aol.com")
 _PHRASES = (

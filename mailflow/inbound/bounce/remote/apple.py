@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from mailflow.inbound.bounce.model import Hit
 
+FAMILIES: tuple[str, ...] = ("rhost-apple",)
 DOMAINS = ("icloud.com", "me.com", "apple.com")
 HOSTS = (".mail.icloud.com", ".apple.com", ".me.com")
 _PHRASES = (

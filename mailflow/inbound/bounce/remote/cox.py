@@ -6,6 +6,7 @@ import re
 
 from mailflow.inbound.bounce.model import Hit
 
+FAMILIES: tuple[str, ...] = ("rhost-cox",)
 DOMAINS = ("cox.net",)
 HOSTS = ("cox.net",)
 _CODE_RE = re.compile(r"AUP#([A-Z]+)(\d*)")

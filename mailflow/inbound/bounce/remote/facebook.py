@@ -6,6 +6,7 @@ import re
 
 from mailflow.inbound.bounce.model import Hit
 
+FAMILIES: tuple[str, ...] = ("rhost-facebook",)
 DOMAINS = ("facebook.com",)
 HOSTS = (".facebook.com",)
 _CODE_RE = re.compile(r"\b([A-Z]{3}-[PT]\d)\b")

@@ -6,6 +6,7 @@ import re
 
 from mailflow.inbound.bounce.model import Hit
 
+FAMILIES: tuple[str, ...] = ("rhost-franceptt",)
 DOMAINS = ("orange.fr", "wanadoo.fr", "laposte.net")
 HOSTS = (".laposte.net", ".orange.fr", ".wanadoo.fr")
 _LABEL_RE = re.compile(r"\b(?:LPNAAA|LPN|OFR|OUK)\d*[_-]?(\d{3})\b", re.I)

@@ -6,6 +6,7 @@ import re
 
 from mailflow.inbound.bounce.model import Hit
 
+FAMILIES: tuple[str, ...] = ("rhost-iua",)
 DOMAINS = ("email.ua",)
 HOSTS = (".email.ua",)
 _CODE_RE = re.compile(r"\.i\.ua/err/(\d+)/", re.I)

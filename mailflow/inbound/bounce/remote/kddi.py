@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from mailflow.inbound.bounce.model import Hit
 
+FAMILIES: tuple[str, ...] = ("rhost-kddi",)
 DOMAINS = ("ezweb.ne.jp", "au.com")
 HOSTS = (".ezweb.ne.jp", "msmx.au.com")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from mailflow.inbound.bounce.model import Hit
 
+FAMILIES: tuple[str, ...] = ("rhost-messagelabs",)
 DOMAINS = ("messagelabs.com",)
 HOSTS = (".messagelabs.com",)
 # Case matters in their texts ("Message Filtered" is theirs; "message filtered" elsewhere is not)

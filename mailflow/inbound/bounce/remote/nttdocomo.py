@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from mailflow.inbound.bounce.model import Hit
 
+FAMILIES: tuple[str, ...] = ("rhost-nttdocomo",)
 DOMAINS = ("docomo.ne.jp",)
 HOSTS = ("mfsmax.docomo.ne.jp",)
 _PHRASES = (

@@ -6,6 +6,7 @@ import re
 
 from mailflow.inbound.bounce.model import Hit
 
+FAMILIES: tuple[str, ...] = ("rhost-spectrum",)
 DOMAINS = ("charter.net", "spectrum.net")
 HOSTS = ("charter.net",)
 _CODE_RE = re.compile(r"AUP#\D{0,4}(\d{4})")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from mailflow.inbound.bounce.model import Hit
 
+FAMILIES: tuple[str, ...] = ("rhost-tencent",)
 DOMAINS = ("qq.com", "foxmail.com")
 HOSTS = (".qq.com",)
 _PHRASES = (

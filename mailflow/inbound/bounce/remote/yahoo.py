@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from mailflow.inbound.bounce.model import Hit
 
+FAMILIES: tuple[str, ...] = ("lhost-yahoo",)
 DOMAINS = ()
 HOSTS = (".yahoodns.net",)
 _PHRASES = (
