@@ -41,11 +41,11 @@ KNOWN_DIFFERENCES: dict[str, tuple[Pin, str]] = {
     # Mimecast notices Sisimai cannot read (its DSN fields are written "Action : failed", with a
     # space before the colon), yet they plainly say the mail could not be delivered to one address.
     "lhost-mimecast-01.eml": (
-        ("bounce", {"sabineko@neko.ef.example.org": ("onhold", False)}),
+        ("bounce", {"sabineko@neko.ef.example.org": ("filtered", False)}),
         "a real bounce: customer service should see it",
     ),
     "lhost-mimecast-02.eml": (
-        ("bounce", {"sabatora@example.net": ("onhold", False)}),
+        ("bounce", {"sabatora@example.net": ("norelaying", False)}),
         "a real bounce: customer service should see it",
     ),
     # "550 5.1.351 Remote server returned unknown recipient or mailbox unavailable -> 550 Unknown user"

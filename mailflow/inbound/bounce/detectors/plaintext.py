@@ -296,7 +296,7 @@ def _address_lines(region: str, found: _Found) -> None:
                 alias = _BRACKETED_NEXT_RE.match(rest)
                 if alias:
                     owner, rest = clean_address(alias.group(1)), rest[alias.end() :]
-                rest = rest.strip().lstrip(":").strip()
+                rest = _DATE_RE.sub("", rest.strip().lstrip(":").strip())
                 texts = [rest] if rest else []
                 continue
             if owner:
@@ -304,27 +304,46 @@ def _address_lines(region: str, found: _Found) -> None:
         if owner:
             text = collapse(" ".join(texts))
             if not _meaningful(text):
-                text = _neighbour_text(paras, pi)
+                text = _text_around(paras, pi, found.skip)
             found.add(owner, text)
+
+
+# Exchange writes "addr on 4/29/01 11:34:45 PM": the date says nothing about the failure.
+_DATE_RE = re.compile(r"^on\s+(?:\w{3},?\s+)?[\d/.-]+\s*\w*\s*[\d/.-]*\s*[\d:]*\s*(?:[AP]M|[+-]\d{4})?", re.I)
 
 
 def _meaningful(text: str) -> bool:
     """More than a date or a name: a reason someone could read."""
-    return len(re.sub(r"[\W\d_]+", "", text)) >= 8 and not re.match(r"^on \w", text.strip(), re.I)
+    return len(re.sub(r"[\W\d_]+", "", text)) >= 8
 
 
-def _neighbour_text(paras: list[list[str]], index: int) -> str:
-    """The reason next to an address paragraph that has none: the paragraph after, else before."""
-    for j in (index + 1, index - 1):
-        if 0 <= j < len(paras):
-            text = collapse(" ".join(line.strip() for line in paras[j]))
-            if _meaningful(text) and not ADDRESS_RE.search(text[:3]):
-                return text[:1000]
+def _names_a_recipient(para: list[str], skip: set[str]) -> bool:
+    return any(
+        (m := _ADDRESS_LINE_RE.match(line)) is not None and _plausible(clean_address(m.group(1)), skip)
+        for line in para
+    )
+
+
+def _text_around(paras: list[list[str]], index: int, skip: set[str]) -> str:
+    """The reason near an address paragraph that has none of its own: the paragraphs after it (up
+    to the next one that lists a recipient), else the one before."""
+    after: list[str] = []
+    for para in paras[index + 1 : index + 4]:
+        if _names_a_recipient(para, skip):
+            break
+        after.append(" ".join(line.strip() for line in para))
+    text = collapse(" ".join(after))
+    if _meaningful(text):
+        return text[:1000]
+    if index > 0:
+        before = collapse(" ".join(line.strip() for line in paras[index - 1]))
+        if _meaningful(before):
+            return before[:1000]
     return ""
 
 
 def _sentences(region: str, found: _Found) -> None:
-    """An address inside a sentence about the delivery; the reason follows the sentence."""
+    """An address inside a sentence about the delivery; the reason is that paragraph and the next."""
     paras = _paragraphs(region)
     for pi, para in enumerate(paras):
         text = "\n".join(para)
@@ -332,10 +351,8 @@ def _sentences(region: str, found: _Found) -> None:
             before = text[max(0, m.start() - 40) : m.start()]
             if _SENDER_CONTEXT_RE.search(before + m.group(0)[: m.group(0).find(m.group(1))]):
                 continue
-            after = collapse(text[m.end() :])
-            if not _meaningful(after):
-                after = _neighbour_text(paras, pi)
-            found.add(m.group(1), after, listed=False)
+            said = collapse(text + " " + _text_around(paras, pi, found.skip))
+            found.add(m.group(1), said[:1500], listed=False)
 
 
 def _only_address(region: str, found: _Found) -> None:
@@ -381,7 +398,7 @@ def detect(ctx: Context) -> list[Hit] | None:
         # greeting): take the header's, with whatever the notice says about them
         found.texts = {}
         for addr in listed:
-            found.add(addr, _about(region, addr) or collapse(region)[:1000])
+            found.add(addr, _paragraph_of(region, addr) or collapse(region)[:1000])
     if not found.texts:
         _original_recipient(ctx, found)
     if not found.texts:

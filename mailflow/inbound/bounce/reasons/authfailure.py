@@ -10,12 +10,26 @@ from mailflow.inbound.bounce.reasons.entry import Reason
 REASON = Reason(
     name="authfailure",
     codes=("4.7.24", "4.7.26", "5.7.20", "5.7.21", "5.7.22", "5.7.23", "5.7.24", "5.7.26", "5.7.29"),
+    documented=(
+        (
+            "does not have authentication information",
+            "Gmail SMTP errors, 550 5.7.26 ('... or fails to pass authentication checks')",
+        ),
+        (
+            "unauthenticated email",
+            "Gmail SMTP errors, 550 5.7.26 ('... not accepted due to domain's DMARC policy')",
+        ),
+        ("dmarc policy", "Gmail SMTP error reference 550 5.7.26 (DMARC)"),
+        (
+            "not designate",
+            "SPF (RFC 7208) explanation: 'domain of ... does not designate ... as permitted sender'",
+        ),
+        ("does not pass dmarc", "Exchange Online NDR 5.7.509 ('... does not pass DMARC verification')"),
+    ),
     phrases=(
-        "does not have authentication information",
         "fails to pass authentication",
         "//spf.pobox.com",
         "bad spf records for",
-        "dmarc policy",
         "please inspect your spf settings",
         "sender policy framework (spf) fail",
         "sender policy framework violation",
@@ -25,17 +39,14 @@ REASON = Reason(
         "dkim verification failed",
         "dmarc verification failed",
         "spf validation failed",
-        "unauthenticated email",
         "failed spf",
         "spf fail",
         "dkim fail",
         "dmarc rejection",
         "authentication checks failed",
-        "does not pass dmarc",
         "dmarc failed",
         "spf check failed",
         "sender domain does not pass",
-        "not designate",
         "spf: fail",
     ),
 )

@@ -9,13 +9,15 @@ from mailflow.inbound.bounce.reasons.entry import Reason
 
 REASON = Reason(
     name="badreputation",
+    documented=(
+        ("low reputation", "Gmail SMTP errors, 550 5.7.1 ('... very low reputation of the sending IP')"),
+    ),
     phrases=(
         "temporarily deferred due to unexpected volume or user complaints",
         "has been temporarily rate limited due to ip reputation",
         "ip/domain reputation problems",
         "likely unsolicited mail",
         "poor reputation",
-        "low reputation",
         "sender reputation",
         "bad reputation",
         "https://support.google.com/mail/?p=unsolicitedipaddresses",

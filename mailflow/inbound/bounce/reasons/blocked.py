@@ -18,11 +18,18 @@ def rule(f: Facts) -> bool | None:
 REASON = Reason(
     name="blocked",
     codes=("4.2.1", "4.7.1", "4.7.2"),
+    documented=(
+        ("blocked using", "Postfix smtpd reject_rbl_client: 'Client host [...] blocked using ...'"),
+        ("banned sending ip", "Exchange Online NDR 5.7.606-649: 'Access denied, banned sending IP'"),
+        (
+            "smtp error from remote mail server after initial connection:",
+            "Exim smtp transport: the remote server refused us at its greeting",
+        ),
+    ),
     phrases=(
         " said: 550 blocked",
         "//www.spamcop.net/bl.",
         "bad sender ip address",
-        "banned sending ip",
         "blacklisted by",
         "blocked using ",
         "blocked - see http",
@@ -66,7 +73,6 @@ REASON = Reason(
         "sender ip address rejected",
         "server access forbidden by your ip ",
         "service not available, closing transmission channel",
-        "smtp error from remote mail server after initial connection:",
         "sorry, that domain isn't in my list of allowed rcpthosts",
         "sorry, your remotehost looks suspiciously like spammer",
         "to submit messages to this e-mail system has been rejected",

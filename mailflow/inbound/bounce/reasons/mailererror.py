@@ -6,20 +6,22 @@ from mailflow.inbound.bounce.reasons.entry import Reason
 
 REASON = Reason(
     name="mailererror",
+    documented=(
+        ("command output:", "Postfix local(8)/pipe(8): 'Command output: ...'"),
+        ("command died with status", "Postfix pipe(8)/local(8): 'Command died with status %d'"),
+        ("procmail:", "procmail prefixes its error messages with 'procmail:'"),
+        ("pipe to |", "Exim shows a pipe delivery's address as 'pipe to |command'"),
+        ("unknown mailer error", "sendmail: 'Unknown mailer error %d'"),
+    ),
     phrases=(
         "x-unix; ",
-        "command died with status",
         "command failed:",
-        "command output:",
         "command time limit exceeded",
         "error in command",
         "mailer error",
-        "procmail:",
         "bin/procmail",
         "program exited",
-        "pipe to |",
         "permission denied",
-        "unknown mailer error",
     ),
     words=("exit ",),
 )

@@ -7,14 +7,21 @@ from mailflow.inbound.bounce.reasons.entry import Reason
 REASON = Reason(
     name="mesgtoobig",
     codes=("4.7.16", "5.3.4", "5.7.16"),
+    documented=(
+        ("message size exceeds fixed limit", "Postfix smtpd: '552 5.3.4 Message size exceeds fixed limit'"),
+        (
+            "message size exceeds fixed maximum message size",
+            "sendmail: '552 5.2.3 Message size exceeds fixed maximum message size'",
+        ),
+        ("exceeds size limit", "Postfix smtp(8): 'message size ... exceeds size limit ... of server ...'"),
+        ("message too big for system", "RFC 3463 X.3.4 'Message too big for system'"),
+    ),
     phrases=(
         "exceeded maximum inbound message size",
         "line limit exceeded",
         "max message size exceeded",
         "message file too big",
         "message length exceeds administrative limit",
-        "message size exceeds fixed limit",
-        "message size exceeds fixed maximum message size",
         "message size exceeds maximum value",
         "message too big",
         "message too large",
@@ -24,6 +31,5 @@ REASON = Reason(
         "message is too large",
         "message exceeds maximum size",
         "email is too large",
-        "exceeds size limit",
     ),
 )

@@ -7,14 +7,20 @@ from mailflow.inbound.bounce.reasons.entry import Reason
 REASON = Reason(
     name="networkerror",
     codes=("4.4.2", "4.4.4", "4.4.6", "4.4.8", "5.4.0"),
+    documented=(
+        ("too many hops", "sendmail: '554 5.4.6 Too many hops %d (%d max)'"),
+        ("routing loop", "RFC 3463 X.4.6 'Routing loop detected'"),
+        ("mail forwarding loop", "Postfix: 'mail forwarding loop for ...'"),
+        (
+            "wasn't able to establish an smtp connection",
+            "qmail 1.03 qmail-remote: '... establish an SMTP connection. (#4.4.1)'",
+        ),
+        ("hop count exceeded", "Exchange NDR 5.4.6 / 5.4.14 'Hop count exceeded - possible mail loop'"),
+    ),
     phrases=(
         "malformed or unexpected name server reply",
-        "too many hops",
-        "hop count exceeded",
-        "routing loop",
         "loop detected",
         "mail loop",
-        "wasn't able to establish an smtp connection",
         "dns error",
         "could not connect and send the mail to",
         "dns records for the destination computer could not be found",

@@ -6,6 +6,12 @@ from mailflow.inbound.bounce.reasons.entry import Reason
 
 REASON = Reason(
     name="norelaying",
+    documented=(
+        ("relay access denied", "Postfix smtpd: '554 5.7.1 Relay access denied'"),
+        ("relaying denied", "sendmail: '550 5.7.1 Relaying denied'"),
+        ("unable to relay", "Exchange NDR '5.7.54 SMTP; Unable to relay recipient in non-accepted domain'"),
+        ("relay not permitted", "Exim default configuration ACL: 'relay not permitted'"),
+    ),
     phrases=(
         "as a relay",
         "domain isn't in my list of allowed rcpthost",
@@ -13,13 +19,9 @@ REASON = Reason(
         "not allowed to relay through this machine",
         "not an open relay",
         "not local host",
-        "relay access denied",
         "relay denied",
-        "relaying denied",
-        "relay not permitted",
         "relaying mail to ",
         "specified domain is not allowed",
-        "unable to relay",
         "we don't handle mail for",
         "relay prohibited",
         "no relaying",

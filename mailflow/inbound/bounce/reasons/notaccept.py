@@ -10,18 +10,29 @@ from mailflow.inbound.bounce.reasons.entry import Reason
 REASON = Reason(
     name="notaccept",
     codes=("4.3.2", "5.1.10", "5.3.2", "5.4.4", "5.7.27"),
+    documented=(
+        (
+            "indicated no smtp service",
+            "Exim dnslookup router: 'an MX or SRV record indicated no SMTP service' (null MX)",
+        ),
+        ("no mx found", "OpenSMTPD mta.c: 'No MX found for domain'"),
+        (
+            "does not accept mail",
+            "RFC 7504: '521 Host does not accept mail', '556 Domain does not accept mail'",
+        ),
+        ("null mx", "RFC 7505 null MX"),
+        (
+            "couldn't find a mail exchanger",
+            "qmail 1.03 qmail-remote: 'Sorry, I couldn't find a mail exchanger or IP address.'",
+        ),
+    ),
     phrases=(
-        "couldn't find a mail exchanger",
         "doesn't receive email",
         "scored as spam",
-        "no mx found",
-        "indicated no smtp service",
-        "does not accept mail",
         "host does not accept mail",
         "mail receiving disabled",
         "name server: .: host not found",
         "no mx record found",
-        "null mx",
         "smtp protocol returned a permanent error",
         "does not accept email",
         "domain does not receive mail",

@@ -6,12 +6,14 @@ from mailflow.inbound.bounce.reasons.entry import Reason
 
 REASON = Reason(
     name="notcompliantrfc",
+    documented=(
+        ("this message is not rfc 5322 compliant", "Gmail SMTP error reference 550 5.7.1"),
+        ("multiple addresses in from: header are not accepted", "Gmail SMTP error reference 550 5.7.1"),
+    ),
     phrases=(
         "multiple addresses in from:",
-        "this message is not rfc 5322 compliant",
         "https://support.google.com/mail/?p=rfcmessagenoncompliant",
         "duplicate header",
-        "multiple addresses in from: header are not accepted",
         "not rfc 5322 compliant",
         "rfcmessagenoncompliant",
         "message is not rfc",

@@ -8,6 +8,12 @@ from mailflow.inbound.bounce.reasons.entry import Reason
 
 REASON = Reason(
     name="policyviolation",
+    documented=(
+        (
+            "message not accepted for policy reasons",
+            "Yahoo SMTP error codes: '554 5.7.9 Message not accepted for policy reasons'",
+        ),
+    ),
     phrases=(
         "header error",
         "denied by policy",
@@ -20,7 +26,6 @@ REASON = Reason(
         "email rejected due to security policies",
         "message bounced due to organizational settings",
         "message given low priority",
-        "message not accepted for policy reasons",
         "message rejected due to local policy",
         "rejected for policy reasons",
         "protocol violation",

@@ -7,9 +7,18 @@ from mailflow.inbound.bounce.reasons.entry import Reason
 REASON = Reason(
     name="requireptr",
     codes=("4.7.25", "5.7.25"),
+    documented=(
+        (
+            "cannot find your hostname",
+            "Postfix smtpd reject_unknown_client_hostname: 'cannot find your hostname'",
+        ),
+        (
+            "the ip address sending this message does not have a ptr record setup",
+            "Gmail SMTP error reference 550 5.7.25",
+        ),
+    ),
     phrases=(
         "mismatches client ip",
-        "cannot find your hostname",
         "client host rejected: cannot find your hostname",
         "fix reverse dns for",
         "ips with missing ptr records",
@@ -19,7 +28,6 @@ REASON = Reason(
         "reverse dns failed",
         "reverse dns required",
         "sender ip reverse lookup rejected",
-        "the ip address sending this message does not have a ptr record setup",
         "the corresponding forward dns entry does not point to the sending ip",
         "this system will not accept messages from servers/devices with no reverse dns",
         "unresolvable relay host name",

@@ -31,18 +31,29 @@ REASON = Reason(
         "5.7.15",
         "5.7.19",
     ),
+    documented=(
+        ("authentication required", "RFC 4954 reply 530 5.7.0 'Authentication required'"),
+        (
+            "must issue a starttls command first",
+            "RFC 3207 / Postfix smtpd: '530 5.7.0 Must issue a STARTTLS command first'",
+        ),
+        (
+            "encryption required",
+            "RFC 4954 reply 538 5.7.11 'Encryption required for requested authentication ...'",
+        ),
+        (
+            "required authentication level",
+            "Exchange Online NDR 5.7.515: '... doesn't meet the required authentication level'",
+        ),
+    ),
     phrases=(
         "unauthenticated senders",
         "smtp authentication",
-        "required authentication level",
         "authentication failed; server ",
         "authentication turned on in your email client",
-        "authentication required",
         "authorization failure",
         "ciphertext too long",
         "could not authenticate",
-        "encryption required",
-        "must issue a starttls command first",
         "negotiation failed",
         "sorry, you don't authenticate or the domain isn't in my list of allowed rcpthosts",
         "starttls is required",

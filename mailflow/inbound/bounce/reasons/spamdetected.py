@@ -7,6 +7,12 @@ from mailflow.inbound.bounce.reasons.entry import Reason
 REASON = Reason(
     name="spamdetected",
     codes=("5.7.28",),
+    documented=(
+        (
+            "our system has detected that this message is ",
+            "Gmail SMTP errors, 550 5.7.1 ('... is likely unsolicited mail')",
+        ),
+    ),
     phrases=(
         " - spam",
         "//www.spamhaus.org/help/help_spam_16.htm",
@@ -46,7 +52,6 @@ REASON = Reason(
         "message rejected for policy reasons",
         "message was rejected for possible spam/virus content",
         "our email server thinks this email is spam",
-        "our system has detected that this message is ",
         "probable spam",
         "reject bulk.advertising",
         "rejected as bulk",

@@ -6,9 +6,14 @@ from mailflow.inbound.bounce.reasons.entry import Reason
 
 REASON = Reason(
     name="speeding",
+    documented=(
+        (
+            "receiving mail at a rate that prevents additional messages from being delivered",
+            "Gmail SMTP errors, 450 4.2.1 / 550 5.2.1",
+        ),
+    ),
     phrases=(
         "please try again slower",
-        "receiving mail at a rate that prevents additional messages from being delivered",
         "rate limited",
         "ratelimit",
         "rate limit",

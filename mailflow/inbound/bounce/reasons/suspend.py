@@ -13,6 +13,18 @@ def rule(f: Facts) -> bool | None:
 REASON = Reason(
     name="suspend",
     codes=("5.7.13",),
+    documented=(
+        ("account is locked", "vpopmail vdelivermail: 'account is locked email bounced'"),
+        (
+            "email account that you tried to reach is disabled",
+            "Gmail SMTP errors, 550 5.2.1 ('... is disabled')",
+        ),
+        (
+            "the email account that you tried to reach is inactive",
+            "Gmail SMTP errors, 550 5.2.1 ('... is inactive')",
+        ),
+        ("mailbox disabled", "RFC 3463 X.2.1 'Mailbox disabled, not accepting messages'"),
+    ),
     phrases=(
         "is inactive",
         "temporary locked",
@@ -28,12 +40,10 @@ REASON = Reason(
         "account not active",
         "account suspended",
         "boite du destinataire archivee",
-        "email account that you tried to reach is disabled",
         "invalid/inactive user",
         "is a deactivated mailbox",
         "is unavailable: user is terminated",
         "mailbox currently suspended",
-        "mailbox disabled",
         "mailbox is frozen",
         "mailbox unavailable or access denied",
         "recipient rejected: temporarily inactive",
@@ -43,7 +53,6 @@ REASON = Reason(
         "user or domain is disabled",
         "user suspended",
         "vdelivermail: account is locked",
-        "account is locked",
         "user account is disabled",
         "account has been deactivated",
         "mailbox is inactive",
@@ -55,7 +64,6 @@ REASON = Reason(
         "this account has been disabled or discontinued",
         "this account has been temporarily suspended",
         "this address no longer accepts mail",
-        "the email account that you tried to reach is inactive",
     ),
     pairs=(
         ("account ", " disabled"),

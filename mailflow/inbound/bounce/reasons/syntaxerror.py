@@ -7,9 +7,15 @@ from mailflow.inbound.bounce.reasons.entry import Reason
 REASON = Reason(
     name="syntaxerror",
     codes=("5.5.2", "5.5.6"),
+    documented=(
+        ("malformed address", "Exim: 'malformed address: ... may not follow ...'"),
+        ("illegal address syntax", "Postfix smtpd: 'Illegal address syntax'"),
+        (
+            "syntax error",
+            "RFC 5321 replies 500/501 'Syntax error, command unrecognized' / '... in parameters'",
+        ),
+    ),
     phrases=(
-        "malformed address",
-        "syntax error",
         "command unrecognized",
         "unrecognized command",
         "bad syntax",

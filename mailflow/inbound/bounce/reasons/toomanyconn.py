@@ -7,6 +7,16 @@ from mailflow.inbound.bounce.reasons.entry import Reason
 REASON = Reason(
     name="toomanyconn",
     codes=("5.5.3",),
+    documented=(
+        (
+            "too many connections",
+            "Postfix smtpd/postscreen: '421 4.7.0 Error: too many connections from ...'",
+        ),
+        (
+            "too many recipients",
+            "RFC 3463 X.5.3 'Too many recipients'; Postfix '452 4.5.3 Error: too many recipients'",
+        ),
+    ),
     phrases=(
         "frequency limited",
         "all available ips are at maximum connection limit",
@@ -15,11 +25,9 @@ REASON = Reason(
         "has exceeded the max emails per hour ",
         "throttling failure: daily message quota exceeded",
         "throttling failure: maximum sending rate exceeded",
-        "too many connections",
         "too many connections from your host.",
         "too many concurrent smtp connections",
         "too many errors from your ip",
-        "too many recipients",
         "too many smtp sessions for this host",
         "trop de connexions, ",
         "we have already made numerous attempts to deliver this message",
