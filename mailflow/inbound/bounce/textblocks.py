@@ -93,7 +93,7 @@ def smtp_command(text: str) -> str:
     """The SMTP command a diagnostic says the error came after ('' if none)."""
     low = text.lower()
     if "does not like recipient" in low or "[rcpt_to]" in low:
-        return "RCPT"
+        return "RCPT"  # qmail-remote's "... does not like recipient."; Yahoo's "[RCPT_TO]" tag
     if "after end of data" in low:
         return "DATA"
     sent = _SENT_RE.findall(text)  # the last command sent is the one that was answered

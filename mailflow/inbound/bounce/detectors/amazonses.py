@@ -1,6 +1,7 @@
 """Amazon SES: SNS JSON notifications (Bounce / Complaint / Delivery) sent by mail.
 
-Text DSNs from SES are handled by the generic RFC 3464 reader.
+The JSON layout is AWS's documented "Amazon SES notification contents". Bounces are read here;
+complaints by `bounce.arf`; text DSNs from SES by the generic RFC 3464 reader.
 """
 
 from __future__ import annotations
@@ -16,11 +17,16 @@ NAME = "amazonses"
 FAMILIES: tuple[str, ...] = ("lhost-amazonses",)
 
 
-def detect(ctx: Context) -> list[Hit] | None:
+def notification(ctx: Context) -> dict[str, Any] | None:
+    """The SES notification a mail carries (its SNS envelope unwrapped), None when it is none."""
     body = ctx.notice.lstrip()
     if not body.startswith("{") or "notificationType" not in body[:4000]:
         return None
-    data = _load(body)
+    return _load(body)
+
+
+def detect(ctx: Context) -> list[Hit] | None:
+    data = notification(ctx)
     if data is None:
         return None
     if data.get("notificationType") != "Bounce":

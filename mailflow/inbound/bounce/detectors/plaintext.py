@@ -26,7 +26,7 @@ from email.message import Message
 from mailflow.inbound.bounce.context import Context
 from mailflow.inbound.bounce.mailtext import ADDRESS_RE, clean_address, collapse
 from mailflow.inbound.bounce.model import Hit
-from mailflow.inbound.bounce.textblocks import addresses_in, command_in, make_hit
+from mailflow.inbound.bounce.textblocks import addresses_in, command_in, make_hit, smtp_command
 
 NAME = "plaintext"
 FAMILIES: tuple[str, ...] = ()
@@ -407,7 +407,7 @@ def detect(ctx: Context) -> list[Hit] | None:
     hits = []
     for addr, texts in found.texts.items():
         diagnostic = " ".join(t for t in texts if t)
-        command = found.commands.get(addr, "") or command_in(diagnostic)
+        command = found.commands.get(addr, "") or smtp_command(diagnostic) or command_in(diagnostic)
         hits.append(make_hit(addr, diagnostic, action, command=command))
     return hits
 

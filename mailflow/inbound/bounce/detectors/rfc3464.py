@@ -10,7 +10,7 @@ inner report read instead.
 from __future__ import annotations
 
 from mailflow.inbound.bounce.context import Context, build
-from mailflow.inbound.bounce.dsn import FIELD_RE, Block, field_blocks, hits_from_blocks
+from mailflow.inbound.bounce.dsn import FIELD_RE, Block, field_blocks, hits_from_blocks, prefer_status
 from mailflow.inbound.bounce.mailtext import collapse, find_reply_code, find_status
 from mailflow.inbound.bounce.model import Hit
 from mailflow.inbound.bounce.textblocks import smtp_command
@@ -45,7 +45,7 @@ def fill_from_notice(hit: Hit, notice: str) -> None:
     if hit.diagnostic or not para or _is_dsn_fields(para):
         return
     hit.diagnostic = collapse(para)
-    hit.status = hit.status or find_status(para)
+    hit.status = prefer_status(hit.status, find_status(para))
     hit.reply_code = hit.reply_code or find_reply_code(para)
 
 

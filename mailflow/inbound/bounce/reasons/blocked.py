@@ -19,6 +19,10 @@ REASON = Reason(
     name="blocked",
     codes=("4.2.1", "4.7.1", "4.7.2"),
     documented=(
+        (
+            "refused to talk to me",
+            "Postfix smtp(8): 'host ... refused to talk to me: ...' (refused at the greeting)",
+        ),
         ("blocked using", "Postfix smtpd reject_rbl_client: 'Client host [...] blocked using ...'"),
         ("banned sending ip", "Exchange Online NDR 5.7.606-649: 'Access denied, banned sending IP'"),
         (

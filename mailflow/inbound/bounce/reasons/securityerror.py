@@ -32,6 +32,7 @@ REASON = Reason(
         "5.7.19",
     ),
     documented=(
+        ("smtp authentication", "RFC 4954, SMTP Service Extension for Authentication"),
         ("authentication required", "RFC 4954 reply 530 5.7.0 'Authentication required'"),
         (
             "must issue a starttls command first",
@@ -48,7 +49,6 @@ REASON = Reason(
     ),
     phrases=(
         "unauthenticated senders",
-        "smtp authentication",
         "authentication failed; server ",
         "authentication turned on in your email client",
         "authorization failure",
