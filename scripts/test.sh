@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 
 # fonts-wqy-microhei: the pages and mails are zh-TW; without a CJK font chromium lays them out with
 # empty boxes, and the browser tests would measure widths a person never sees.
-APT_PACKAGES=(dovecot-imapd chromium fonts-wqy-microhei wrk postfix)
+# dovecot-lmtpd: the bounce lab's full mailbox (tests/inbound/lab) is Dovecot LMTP with a quota.
+APT_PACKAGES=(dovecot-imapd dovecot-lmtpd chromium fonts-wqy-microhei wrk postfix)
 need=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
@@ -23,6 +24,14 @@ if [ "${#need[@]}" -gt 0 ]; then
   else
     echo "== missing Debian packages (run as root to install): ${need[*]}" >&2
   fi
+fi
+
+# The bounce lab's other MTAs (Exim, OpenSMTPD, Sendmail) conflict with Postfix as installed MTAs: they
+# are unpacked from their Debian packages into a cache instead (scripts/lab_mtas.sh).
+if [ "$(id -u)" = 0 ]; then
+  bash scripts/lab_mtas.sh
+else
+  echo "== not root: the bounce lab's MTAs are not unpacked, its tests will skip" >&2
 fi
 
 if command -v pg_ctlcluster >/dev/null && ! pg_isready -h 127.0.0.1 -p 5432 -q; then

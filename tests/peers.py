@@ -21,10 +21,10 @@ def require_program(path: str, package: str) -> None:
     pytest.skip(f"{path} is not installed (apt-get install {package})")
 
 
-def free_port() -> int:
-    """A port on 127.0.0.1 that nothing listens on right now (a server started next may still lose it)."""
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port on ``host`` that nothing listens on right now (a server started next may still lose it)."""
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind((host, 0))
         return int(sock.getsockname()[1])
 
 

@@ -19,7 +19,7 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,10 +30,9 @@ POSTMAP = shutil.which("postmap") or "/usr/sbin/postmap"
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "postfix"
 SHIPPED_INBOUND = "[127.0.0.1]:2526"  # where deploy/postfix/transport sends the bounce domain
 
-# Appended after the shipped snippet: a later line for the same parameter wins in main.cf.
-TEST_MAIN_CF = """\
-
-# --- tests/deploy/postfix.py: a throw-away instance ---
+# A throw-away instance keeps everything in its own folder and listens on 127.0.0.1 only (the bounce
+# lab's instance, tests/inbound/lab/postfix.py, starts from these lines too).
+INSTANCE_CF = """\
 compatibility_level = 3.6
 queue_directory = {root}/queue
 data_directory = {root}/data
@@ -41,10 +40,14 @@ mail_owner = postfix
 setgid_group = postdrop
 maillog_file = {root}/maillog
 maillog_file_prefixes = {root}
-myhostname = relay.mailflow.test
-mydestination =
 inet_interfaces = 127.0.0.1
 inet_protocols = ipv4
+"""
+
+# Appended after the shipped snippet: a later line for the same parameter wins in main.cf.
+TEST_MAIN_CF = "\n# --- tests/deploy/postfix.py: a throw-away instance ---\n" + INSTANCE_CF + """\
+myhostname = relay.mailflow.test
+mydestination =
 relayhost = [127.0.0.1]:{relay_port}
 transport_maps = hash:{root}/conf/transport
 alias_maps =
@@ -173,7 +176,7 @@ def _write_config(root: Path, smtpd_port: int, relay_port: int, inbound_port: in
                    timeout=30)
 
 
-def _make_root() -> Path:
+def make_root() -> Path:
     # Postfix's daemons run as the postfix user: it must reach the folder, and own data_directory.
     root = Path(tempfile.mkdtemp(prefix="mf-postfix-"))
     root.chmod(0o755)
@@ -186,14 +189,22 @@ def _make_root() -> Path:
 def start_postfix(relay_port: int, inbound_port: int) -> PostfixInstance:
     """Start an instance relaying everything to 127.0.0.1:relay_port and the bounce domain to
     127.0.0.1:inbound_port (the transport map); it answers SMTP when this returns."""
-    root = _make_root()
+    root = make_root()
+    return launch(root, lambda port: _write_config(root, port, relay_port, inbound_port))
+
+
+def launch(root: Path, write_config: Callable[[int], None],
+           wrap: Callable[[list[str]], list[str]] | None = None) -> PostfixInstance:
+    """Start Postfix from ``root`` (made by make_root): ``write_config(smtpd_port)`` writes conf/ for a
+    free port, ``wrap`` runs ``postfix start`` in another setting (the bounce lab's namespace). Tries a
+    few ports; removes ``root`` when it cannot start."""
     detail = ""
     for _attempt in range(5):
         instance = PostfixInstance(root, "127.0.0.1", free_port())
-        _write_config(root, instance.port, relay_port, inbound_port)
+        write_config(instance.port)
+        command = [POSTFIX, "-c", str(instance.config_dir), "start"]
         try:
-            started = subprocess.run([POSTFIX, "-c", str(instance.config_dir), "start"],
-                                     capture_output=True, timeout=20)
+            started = subprocess.run(wrap(command) if wrap else command, capture_output=True, timeout=20)
             detail = started.stdout.decode(errors="replace") + started.stderr.decode(errors="replace")
             deadline = time.monotonic() + 15
             while started.returncode == 0 and time.monotonic() < deadline:

@@ -24,17 +24,24 @@ DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
 USER = "mailflow-test"
 PASSWORD = "not-a-secret-dovecot-test"
 
-CONFIG = """\
-protocols = imap
+# A throw-away server keeps everything in its own folder and listens on 127.0.0.1 only (the bounce
+# lab's LMTP server, tests/inbound/lab/lmtp.py, starts from these lines too).
+BASE_CONFIG = """\
 listen = 127.0.0.1
 base_dir = {root}/run
 state_dir = {root}/state
 log_path = {root}/dovecot.log
 ssl = no
-disable_plaintext_auth = no
-auth_mechanisms = plain login
 first_valid_uid = 0
 first_valid_gid = 0
+service anvil {{
+  chroot =
+}}
+"""
+
+CONFIG = "protocols = imap\n" + BASE_CONFIG + """\
+disable_plaintext_auth = no
+auth_mechanisms = plain login
 mail_uid = {uid}
 mail_gid = {gid}
 mail_location = maildir:{root}/mail/%u
@@ -59,9 +66,6 @@ service imap-login {{
   inet_listener imaps {{
     port = 0
   }}
-}}
-service anvil {{
-  chroot =
 }}
 service imap-login {{
   chroot =
@@ -89,7 +93,7 @@ class DovecotServer:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def _mail_owner() -> tuple[int, int]:
+def mail_owner() -> tuple[int, int]:
     """Who owns the mail files: the current user, except root, whom Dovecot never lets read mail."""
     if os.getuid() != 0:
         return os.getuid(), os.getgid()
@@ -104,7 +108,7 @@ def start_dovecot() -> DovecotServer:
     for sub in ("run", "state", "mail", "home"):
         (root / sub).mkdir()
     (root / "passwd").write_text(f"{USER}:{{PLAIN}}{PASSWORD}\n")
-    uid, gid = _mail_owner()
+    uid, gid = mail_owner()
     for sub in ("mail", "home"):
         os.chown(root / sub, uid, gid)
     for _attempt in range(5):
