@@ -1,6 +1,6 @@
 """What a lab test asserts about one DSN, in two steps that fail separately:
 
-- ``wrote``: the MTA really produced this failure — a DSN came back to the cell's sender, and its
+- ``wrote``: the MTA really produced this failure — one DSN came back to the cell's sender, and its
   delivery-status part (read with the standard library, not mailflow) names the cell's recipient with
   the Action and Status pinned for that MTA. This is the lab's ground truth; it never carries an xfail.
 - ``parsed``: mailflow's parser (``analyze``) reads the same DSN as a bounce of exactly that recipient,
@@ -75,6 +75,7 @@ def _dsn(produced: Produced, cell: Cell) -> bytes:
 def wrote(produced: Produced, cell: Cell, expect: Expect) -> None:
     raw = _dsn(produced, cell)
     recipient = produced.recipients[cell.name]
+    assert produced.counts[cell.name] == 1, f"{produced.counts[cell.name]} DSNs for one failed mail"
     assert delivery_status(raw) == [Written(recipient, expect.action, expect.status)], raw[:3000]
 
 

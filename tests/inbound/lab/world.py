@@ -72,9 +72,11 @@ class Mta:
 
 @dataclass
 class Produced:
-    """What one MTA did with every cell: the DSN (None when none came back) and its log."""
+    """What one MTA did with every cell: the DSN (None when none came back), how many came back (one is
+    right: no delay warning, no second notice), and its log."""
 
     dsns: dict[str, Dsn | None]
+    counts: dict[str, int]
     recipients: dict[str, str]
     log: str
     seconds: float
@@ -98,5 +100,7 @@ def produce(mta: Mta, lab: Lab, cells: Iterable[Cell] | None = None) -> Produced
             break
         mta.flush()
         time.sleep(0.5)
-    dsns = {name: next(iter(lab.peers.catcher.for_sender(sender)), None) for name, sender in senders.items()}
-    return Produced(dsns, recipients, mta.log(), time.monotonic() - started)
+    caught = {name: lab.peers.catcher.for_sender(sender) for name, sender in senders.items()}
+    return Produced({name: next(iter(dsns), None) for name, dsns in caught.items()},
+                    {name: len(dsns) for name, dsns in caught.items()}, recipients, mta.log(),
+                    time.monotonic() - started)
