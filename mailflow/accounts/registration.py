@@ -66,10 +66,15 @@ def refuse_several_documents(fields: Mapping[str, Any]) -> RegistrationRefused:
     return RegistrationRefused(422, errors)
 
 
+def account_taken(session: Session, account: str) -> bool:
+    """True when a live account (general or shared: one namespace) holds this account id."""
+    return session.scalar(select(Account.id).where(Account.account_key == account.lower())) is not None
+
+
 def taken_fields(session: Session, account: str, ubn: str) -> dict[str, str]:
     """The 409 errors for an account id or 統一編號 already held by a live registration."""
     errors: dict[str, str] = {}
-    if session.scalar(select(Account.id).where(Account.account_key == account.lower())) is not None:
+    if account_taken(session, account):
         errors["account"] = message("account_taken")
     if session.scalar(select(Application.id).where(Application.ubn_key == ubn)) is not None:
         errors["ubn"] = message("ubn_taken")

@@ -16,6 +16,8 @@ from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 
+from mailflow.accounts.phones import AREA_CODES, normalize_office_phone
+
 Clean = dict[str, str]
 Errors = dict[str, str]
 
@@ -67,7 +69,9 @@ MESSAGES = {
     "password_confirm": "兩次輸入的密碼不一致",
     "ubn": "公司統編須為8位數字且通過統一編號檢查碼,或10碼機關代碼(數字及大寫英文字母,以英文字母結尾)",
     "ubn_taken": "此統一編號已有帳號,每個統一編號只能申請一個一般帳號",
-    "company_phone": "公司電話須為區碼-電話號碼,可加#分機,例如02-12345678#12345",
+    "company_phone": ("公司電話須含區碼,例如02-12345678#12345、(07)521-9000或02-2345-6789 轉123;"
+                      "也可填手機號碼"),
+    "company_phone_length": "區碼{area}的電話號碼須為{lengths}碼(不含區碼及分機)",
     "company_name": "公司名稱須為2–100個字的完整名稱",
     "company_address": "公司地址須為完整地址:可加3、5或6碼郵遞區號,須有縣或市及門牌號碼(號)",
     "company_owner": "公司負責人須為2–30個字的自然人姓名,不可包含數字或符號",
@@ -90,12 +94,14 @@ COMPANY_WORDS_EN = ("co", "ltd", "inc", "corp", "llc", "plc", "gmbh", "company",
 ACCOUNT_RE = re.compile(r"[A-Za-z][A-Za-z0-9]{3,19}")
 MOBILE_RE = re.compile(r"09[0-9]{8}")
 AGENCY_CODE_RE = re.compile(r"[0-9A-Z]{9}[A-Z]")
-PHONE_RE = re.compile(r"(0[0-9]{1,3})-([0-9]{5,8})(#[0-9]{1,6})?")
 # Besides letters of any script, a person's name may hold the separators of transliterated names.
 NAME_SEPARATORS = frozenset(" ·‧・.-'")
-# Optional 3/5/6-digit postal code, a 縣 or 市, then somewhere a house number (10號, 10-1號, 10之1號).
+# Optional 3/5/6-digit postal code, optionally the country (臺灣, 台灣, 臺灣省, 中華民國臺灣: 台 and 臺
+# alike, before or after the code), a 縣 or 市, then somewhere a house number (10號, 10-1號, 10之1號).
+_COUNTRY_WORDS = r"(?:(?:中華民國)?[台臺]灣省?[ \u3000]*)?"
 ADDRESS_RE = re.compile(
-    r"(?:[0-9]{3}|[0-9]{5}|[0-9]{6})?[ \u3000]*[\u3400-\u9fff]{2,3}[縣市].*?[0-9]+(?:[-之][0-9]+)?號.*"
+    rf"{_COUNTRY_WORDS}(?:[0-9]{{3}}|[0-9]{{5}}|[0-9]{{6}})?[ \u3000]*{_COUNTRY_WORDS}"
+    r"[\u3400-\u9fff]{2,3}[縣市].*?[0-9]+(?:[-之][0-9]+)?號.*"
 )
 # Explicit letter lookarounds rather than \b, which differs between Python and JavaScript for CJK text.
 COMPANY_EN_RE = re.compile(r"(?<![A-Za-z])(?:" + "|".join(COMPANY_WORDS_EN) + r")(?![A-Za-z])", re.IGNORECASE)
@@ -192,12 +198,13 @@ def _check_ubn(value: str) -> tuple[str, str | None]:
 
 
 def _check_phone(value: str) -> tuple[str, str | None]:
-    phone = re.sub(r" ", "", halfwidth_digits(value).translate(_FULLWIDTH_PHONE))
-    found = PHONE_RE.fullmatch(phone)
-    # A Taiwanese landline is 9 or 10 digits with its area code (07-5219000, 02-12345678, 0826-12345).
-    if found is None or not 9 <= len(found.group(1)) + len(found.group(2)) <= 10:
-        return value, message("company_phone")
-    return phone, None
+    phone = normalize_office_phone(value)
+    if isinstance(phone, str):
+        return phone, None
+    if phone.kind == "length":
+        lengths = "或".join(str(n) for n in phone.lengths)
+        return value, message("company_phone_length", area=phone.area, lengths=lengths)
+    return value, message("company_phone")
 
 
 def _check_company_name(value: str) -> tuple[str, str | None]:
@@ -281,6 +288,7 @@ def browser_rules(max_document_bytes: int) -> dict[str, Any]:
         "maxLength": MAX_LENGTH,
         "companyWordsZh": list(COMPANY_WORDS_ZH),
         "companyWordsEn": list(COMPANY_WORDS_EN),
+        "areaCodes": AREA_CODES,
         "maxDocumentBytes": max_document_bytes,
         "maxDocumentSize": document_limit_text(max_document_bytes),
     }

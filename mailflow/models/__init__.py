@@ -26,6 +26,7 @@ from mailflow.models.ops import (
     AuditEvent,
     JobLease,
     LoginAttempt,
+    RateCounter,
     StaffRole,
     StaffUser,
     SupportItem,
@@ -37,6 +38,6 @@ __all__ = [
     "Account", "AccountKind", "AccountStatus", "AddressHealth", "Application", "ApplicationStatus",
     "AuditEvent", "Base", "Binding", "BindingStatus", "BounceRecipient", "CapturedMail", "Document",
     "ImapCursor", "InboundMessage", "InboundStatus", "JobLease", "LoginAttempt", "OutboxEvent",
-    "OutboxMessage", "OutboxStatus", "StaffRole", "StaffUser", "Suppression", "SupportItem", "SupportKind",
-    "SupportNote", "TokenPurpose", "VerificationToken", "utcnow",
+    "OutboxMessage", "OutboxStatus", "RateCounter", "StaffRole", "StaffUser", "Suppression", "SupportItem",
+    "SupportKind", "SupportNote", "TokenPurpose", "VerificationToken", "utcnow",
 ]

@@ -1,11 +1,12 @@
-"""Staff logins, the audit trail, customer-service items, login throttling and singleton-job leases."""
+"""Staff logins, the audit trail, customer-service items, login throttling, request counters and
+singleton-job leases."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy import BigInteger, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from mailflow.models.base import Base, utcnow
@@ -105,6 +106,17 @@ class LoginAttempt(Base):
     at: Mapped[datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (Index("ix_login_attempts_key_at", "key", "at"),)
+
+
+class RateCounter(Base):
+    """How many requests one key (e.g. a client address asking whether an account id is free) made in
+    the current fixed window, shared by every worker (see mailflow.ratelimit)."""
+
+    __tablename__ = "rate_counters"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    window_end: Mapped[int] = mapped_column(BigInteger, index=True)  # unix seconds when the window closes
+    count: Mapped[int] = mapped_column(default=0)
 
 
 class JobLease(Base):

@@ -6,7 +6,8 @@
 - Processed inbound messages keep their metadata, but their raw bytes are emptied
   ``retention.raw_inbound_days`` (default 30) after processing. Quarantined and unprocessed ones keep
   their bytes: somebody still has to look at them.
-- Failed-login rows older than a day (no throttling window looks back further).
+- Failed-login rows older than a day (no throttling window looks back further), and request counters
+  (mailflow.ratelimit) whose window closed a day ago.
 
 Everything goes in small batches, each its own short transaction, walking the primary key upwards, so a
 run over a million rows never holds a long lock and never reads a row twice. The scheduler runs it as a
@@ -24,6 +25,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, delete, select, update
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
+from mailflow import ratelimit
 from mailflow.context import AppContext
 from mailflow.db import Database
 from mailflow.models import (
@@ -51,6 +53,7 @@ class RetentionReport:
     captured_deleted: int = 0
     raw_inbound_emptied: int = 0
     login_attempts_deleted: int = 0
+    rate_counters_deleted: int = 0
 
 
 def sweep(
@@ -119,6 +122,12 @@ def delete_old_login_attempts(db: Database, days: int = LOGIN_ATTEMPT_DAYS, batc
                  lambda s, ids: s.execute(delete(LoginAttempt).where(LoginAttempt.id.in_(ids))), batch)
 
 
+def delete_old_rate_counters(db: Database) -> int:
+    # One row per key (a client address), so one statement: there are never many.
+    with db.session() as session:
+        return ratelimit.prune(session)
+
+
 def run(ctx: AppContext, batch: int = BATCH) -> RetentionReport:
     """One retention pass over every table it looks after."""
     retention = ctx.settings.retention
@@ -127,6 +136,7 @@ def run(ctx: AppContext, batch: int = BATCH) -> RetentionReport:
         captured_deleted=delete_old_captured(ctx.db, retention.mail_days, batch),
         raw_inbound_emptied=empty_old_raw_inbound(ctx.db, retention.raw_inbound_days, batch),
         login_attempts_deleted=delete_old_login_attempts(ctx.db, batch=batch),
+        rate_counters_deleted=delete_old_rate_counters(ctx.db),
     )
     if any(vars(report).values()):
         log.info("retention: %d mails deleted, %d captured mails deleted, %d raw inbound emptied, "

@@ -21,12 +21,19 @@ from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 from starlette.types import Message
 
+from mailflow import ratelimit
 from mailflow.accounts.documents import Upload
-from mailflow.accounts.registration import RegistrationRefused, refuse_several_documents, register_general
+from mailflow.accounts.registration import (
+    RegistrationRefused,
+    account_taken,
+    refuse_several_documents,
+    register_general,
+)
 from mailflow.accounts.rules import (
     ACCOUNT_FIELDS,
     COMPANY_FIELDS,
     browser_rules,
+    check_field,
     document_limit_text,
     message,
 )
@@ -47,6 +54,16 @@ BAD_FORM = "表單資料格式不正確,請重新整理頁面後再送出"
 CSRF_REFUSED = "表單已逾時或來源無法確認,請確認資料後再送出一次"
 # The result page's address is signed, so nobody can make it announce an account that was not registered.
 DONE_SALT = "register-done"
+# Availability checks of the 帳號 field per client address and window: a clerk who retypes a few times
+# never meets it, a script listing account ids is slowed to a crawl.
+# What a refused post does not bring back (never echoed into a page), and how the form says so.
+GIVE_AGAIN = {"password": "為了安全,密碼不會保留,請再輸入一次。",
+              "password_confirm": "請再輸入一次確認密碼。",
+              "document": "公司證明文件不會保留,請重新選擇檔案。"}
+GIVE_AGAIN_NOTICE = "其他欄位已為您保留;密碼、確認密碼及公司證明文件請重新輸入及選擇。"
+AVAILABILITY_LIMIT = 30
+AVAILABILITY_WINDOW_SECONDS = 600
+AVAILABLE_TEXT = "此帳號目前可以使用(送出申請時會再確認一次)"
 DONE_MAX_AGE_SECONDS = 24 * 3600
 
 
@@ -78,12 +95,13 @@ ACCOUNT_SECTION = (
 COMPANY_SECTION = (
     FormField("ubn", "公司統編", "8位數字的統一編號(須通過檢查碼);政府機關可填10碼機關代碼"
               "(數字及大寫英文字母,以英文字母結尾)。每個統一編號只能有一個一般帳號。"),
-    FormField("company_phone", "公司電話", "區碼-電話號碼,可加#分機,例如02-12345678#12345或07-5219000。",
+    FormField("company_phone", "公司電話", "含區碼的電話號碼,例如02-12345678、(07)521-9000;分機可加在後面,"
+              "例如#123、轉123或ext 123。會存成02-12345678#123的格式。沒有市話也可填手機號碼。",
               type="tel", inputmode="tel"),
     FormField("company_name", "公司名稱", "公司完整名稱,2–100個字,例如臺灣港務股份有限公司基隆分公司。",
               autocomplete="organization"),
     FormField("company_address", "公司地址", "完整地址:可加3、5或6碼郵遞區號,須有縣或市及門牌號碼(號),"
-              "例如804004高雄市鼓山區蓬萊路10號。", autocomplete="street-address"),
+              "例如804004高雄市鼓山區蓬萊路10號;可寫「臺」或「台」。", autocomplete="street-address"),
     FormField("company_owner", "公司負責人", "公司負責人(自然人)的姓名,2–30個字,不可包含數字,"
               "也不可填公司名稱;可與姓名相同。"),
 )
@@ -169,17 +187,53 @@ async def api_register(request: Request) -> JSONResponse:
 
 def render_form(request: Request, status_code: int = 200, values: dict[str, str] | None = None,
                 errors: dict[str, str] | None = None, notice: str = "") -> HTMLResponse:
+    """The form; after a refused post (``values`` given) every field keeps what was typed except the
+    passwords and the document, which a browser must never get back, and the page says so."""
     settings = _ctx(request).settings
     kept = {name: value for name, value in (values or {}).items() if name not in SECRET_FIELDS}
+    again = GIVE_AGAIN if values is not None else {}
+    if again:
+        notice = f"{notice.rstrip('。')}。{GIVE_AGAIN_NOTICE}" if notice else GIVE_AGAIN_NOTICE
     return render(
         request, "register.html", status_code=status_code,
         sections=(("帳號資料", ACCOUNT_SECTION), ("公司資料", COMPANY_SECTION)),
-        values=kept, errors=errors or {}, notice=notice, confirm_text=CONFIRM_TEXT,
+        values=kept, errors=errors or {}, again=again, notice=notice, confirm_text=CONFIRM_TEXT,
         document_help=f"一個PDF、JPEG或PNG檔,不超過{document_limit_text(settings.storage.max_document_bytes)}"
                       "(依檔案內容判斷)。多頁文件(例如公司登記表)請先合併成一個檔案再上傳;"
                       "重新選擇檔案時,只保留最後一次選擇的檔案。",
         rules=browser_rules(settings.storage.max_document_bytes),
     )
+
+
+def account_availability(ctx: AppContext, typed: str, client: str) -> tuple[int, dict[str, Any], int | None]:
+    """(status, body, retry_after) of one availability check: the answers POST /api/applications would
+    give about the account id alone (422 its rule, 409 帳號已經存在), 200 when it is free now."""
+    with ctx.db.session() as session:  # its own short transaction: the counter row is locked until commit
+        wait = ratelimit.take(session, f"account-availability|{client}", AVAILABILITY_LIMIT,
+                              AVAILABILITY_WINDOW_SECONDS)
+    if wait is not None:
+        minutes = max(1, -(-wait // 60))
+        return 429, {"error": f"查詢次數過多,請 {minutes} 分鐘後再試;送出申請時仍會檢查帳號。"}, wait
+    account, error = check_field("account", typed)
+    if error:
+        return 422, {"errors": {"account": error}}, None
+    with ctx.db.session() as session:
+        if account_taken(session, account):
+            return 409, {"errors": {"account": message("account_taken")}}, None
+    return 200, {"account": account, "available": True, "message": AVAILABLE_TEXT}, None
+
+
+@router.get("/api/account-availability")
+async def api_account_availability(request: Request, account: str = "") -> JSONResponse:
+    """Whether an account id can be registered, asked as the clerk leaves the 帳號 field. It says no more
+    than the registration's own 409 would, and each client address may ask AVAILABILITY_LIMIT times per
+    window, so it is no faster a way to list account ids than registering."""
+    client = request.client.host if request.client else "unknown"
+    status, body, wait = await run_in_threadpool(account_availability, _ctx(request), account[:200], client)
+    headers = {"Cache-Control": "no-store"}
+    if wait is not None:
+        headers["Retry-After"] = str(wait)
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 @router.get("/register", response_class=HTMLResponse)

@@ -27,6 +27,7 @@ from mailflow.accounts.shared import BindingError
 from mailflow.config import Settings
 from mailflow.models import Account, AccountKind
 from mailflow.passwords import hash_password
+from mailflow.web.applicant import GIVE_AGAIN
 from mailflow.web.deps import DbSession, get_settings
 from mailflow.web.pages import render
 from mailflow.web.security import CSRF_FIELD, csrf_ok, sign, unsign
@@ -136,17 +137,20 @@ async def api_register(request: Request, session: DbSession, settings: AppSettin
 
 @router.get("/shared/register")
 def register_form(request: Request) -> Response:
-    return render(request, "shared_register.html", values={}, errors={})
+    return render(request, "shared_register.html", values={}, errors={}, again={})
 
 
 def _register_page(request: Request, session: Session, settings: Settings, data: dict[str, str]) -> Response:
     values = {k: data.get(k, "") for k in ACCOUNT_FIELDS if not k.startswith("password")}
+    # The passwords never come back into a page: say so next to them.
+    again = {k: GIVE_AGAIN[k] for k in ("password", "password_confirm")}
     if not csrf_ok(request, data.get(CSRF_FIELD)):
-        return render(request, "shared_register.html", 403, values=values, errors={},
-                      form_error="表單已過期,請重新送出")
+        return render(request, "shared_register.html", 403, values=values, errors={}, again=again,
+                      form_error="表單已過期,請重新送出。")
     status, body, account = register_shared(session, settings, data)
     if account is None:
-        return render(request, "shared_register.html", status, values=values, errors=body["errors"])
+        return render(request, "shared_register.html", status, values=values, errors=body["errors"],
+                      again=again)
     # Post/Redirect/Get, like /register: a reload shows the result again instead of posting again.
     done = sign(settings, REGISTERED_SALT, {"id": account.id})
     return RedirectResponse(f"/shared/registered?{urlencode({'r': done})}", 303)

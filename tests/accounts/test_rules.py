@@ -196,6 +196,7 @@ def test_ubn_tolerates_full_width_digits() -> None:
 @pytest.mark.parametrize(("value", "stored"), [
     ("02-12345678#12345", "02-12345678#12345"), ("07-5219000", "07-5219000"), ("049-2345678", "049-2345678"),
     ("0826-12345", "0826-12345"), ("０２－１２３４５６７８＃１２", "02-12345678#12"),
+    ("0212345678", "02-12345678"), ("(02)12345678", "02-12345678"), ("02-1234-5678", "02-12345678"),
 ])
 def test_company_phone_valid(value: str, stored: str) -> None:
     clean, errors = validate_company_fields({**VALID_COMPANY, "company_phone": value})
@@ -203,11 +204,19 @@ def test_company_phone_valid(value: str, stored: str) -> None:
     assert clean["company_phone"] == stored
 
 
-@pytest.mark.parametrize("value", ["0212345678", "02-123", "2-12345678", "02-12345678#",
-                                   "02-12345678#1234567", "02-123456789", "02 12345678", "(02)12345678",
-                                   "02-1234-5678"])
+@pytest.mark.parametrize("value", ["2-12345678", "02-12345678#", "02-12345678#1234567", "12345678",
+                                   "02-12345678、02-12345679", "(02)(2345)6789", "02-2345-6789 轉", "phone"])
 def test_company_phone_invalid(value: str) -> None:
     assert company_error("company_phone", value) == message("company_phone")
+
+
+@pytest.mark.parametrize(("value", "area", "lengths"), [
+    ("02-123", "02", "8"), ("02-123456789", "02", "8"), ("04-123456", "04", "7或8"),
+    ("0826-1234", "0826", "5"),
+])
+def test_a_wrong_length_names_the_area_and_its_length(value: str, area: str, lengths: str) -> None:
+    expected = message("company_phone_length", area=area, lengths=lengths)
+    assert company_error("company_phone", value) == expected
 
 
 @pytest.mark.parametrize("value", ["臺灣港務股份有限公司基隆分公司", "港務", "A" * 100])
@@ -226,6 +235,10 @@ def test_company_name_invalid() -> None:
     ("202基隆市中正區港西街7號", "202基隆市中正區港西街7號"),
     ("新竹縣竹北市光明六路10-2號3樓", "新竹縣竹北市光明六路10-2號3樓"),
     ("８０４００４高雄市鼓山區蓬萊路１０號", "804004高雄市鼓山區蓬萊路10號"),
+    ("台灣台北市中正區忠孝西路一段1號", "台灣台北市中正區忠孝西路一段1號"),
+    ("臺灣臺北市中正區忠孝西路一段1號", "臺灣臺北市中正區忠孝西路一段1號"),
+    ("100臺灣台北市中正區忠孝西路一段1號", "100臺灣台北市中正區忠孝西路一段1號"),
+    ("中華民國臺灣省臺中市梧棲區臨港路四段1號", "中華民國臺灣省臺中市梧棲區臨港路四段1號"),
 ])
 def test_company_address_valid_and_digits_normalised(value: str, stored: str) -> None:
     clean, errors = validate_company_fields({**VALID_COMPANY, "company_address": value})

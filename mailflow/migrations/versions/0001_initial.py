@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-25 11:45:24.643394
+Create Date: 2026-11-29 04:13:19.270388
 """
 
 from collections.abc import Sequence
@@ -123,6 +123,16 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("login_attempts", schema=None) as batch_op:
         batch_op.create_index("ix_login_attempts_key_at", ["key", "at"], unique=False)
+
+    op.create_table(
+        "rate_counters",
+        sa.Column("key", sa.String(length=200), nullable=False),
+        sa.Column("window_end", sa.BigInteger(), nullable=False),
+        sa.Column("count", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("key", name=op.f("pk_rate_counters")),
+    )
+    with op.batch_alter_table("rate_counters", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_rate_counters_window_end"), ["window_end"], unique=False)
 
     op.create_table(
         "staff_users",
@@ -480,6 +490,10 @@ def downgrade() -> None:
 
     op.drop_table("suppressions")
     op.drop_table("staff_users")
+    with op.batch_alter_table("rate_counters", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_rate_counters_window_end"))
+
+    op.drop_table("rate_counters")
     with op.batch_alter_table("login_attempts", schema=None) as batch_op:
         batch_op.drop_index("ix_login_attempts_key_at")
 

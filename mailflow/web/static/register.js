@@ -26,6 +26,31 @@
   }
   function chars(v) { return Array.from(v); }
 
+  // An office (or mobile) number as clerks type it; the same reading as mailflow/accounts/phones.py.
+  var LOOKALIKES = { "－": "-", "‐": "-", "‑": "-", "–": "-", "—": "-", "＃": "#", "（": "(", "）": ")",
+                     "　": " ", "＋": "+", "ｘ": "x", "Ｘ": "x" };
+  function officePhoneError(v) {
+    var text = halfwidthDigits(v).replace(/[－‐‑–—＃（）　＋ｘＸ]/g, function (c) { return LOOKALIKES[c]; })
+      .replace(/^\s+|\s+$/g, "");
+    var extension = "";
+    var found = /\s*(?:#|轉|分機|ext\.?|x)\s*([0-9]+)\s*$/i.exec(text);
+    if (found) { extension = found[1]; text = text.slice(0, found.index); }
+    text = text.replace(/^\+\s*886\s*-?\s*(?:\(\s*0\s*\))?\s*-?\s*/, "0").replace(/^\s+|\s+$/g, "");
+    if (!text || !/^(?:\(\s*[0-9]{1,4}\s*\))?[0-9 \-]*$/.test(text) || extension.length > 6) {
+      return msg("company_phone");
+    }
+    var digits = text.replace(/[^0-9]/g, "");
+    if (digits.slice(0, 2) === "09" && !extension) { return digits.length === 10 ? "" : msg("company_phone"); }
+    var area = [4, 3, 2].map(function (n) { return digits.slice(0, n); })
+      .filter(function (code) { return Object.prototype.hasOwnProperty.call(R.areaCodes, code); })[0];
+    if (!area) { return msg("company_phone"); }
+    var lengths = R.areaCodes[area];
+    if (lengths.indexOf(digits.length - area.length) < 0) {
+      return msg("company_phone_length", { area: area, lengths: lengths.join("或") });
+    }
+    return "";
+  }
+
   function isPersonName(v) {
     var cs = chars(v);
     return cs.length >= 2 && LETTER.test(cs[0]) && cs.every(function (c) {
@@ -76,14 +101,12 @@
       var code = phoneChars(v).replace(/ /g, "");
       return ubnChecksumOk(code) || /^[0-9A-Z]{9}[A-Z]$/.test(code) ? "" : msg("ubn");
     },
-    company_phone: function (v) {
-      var m = /^(0[0-9]{1,3})-([0-9]{5,8})(#[0-9]{1,6})?$/.exec(phoneChars(v).replace(/ /g, ""));
-      var digits = m ? m[1].length + m[2].length : 0;
-      return digits >= 9 && digits <= 10 ? "" : msg("company_phone");
-    },
+    company_phone: officePhoneError,
     company_name: function (v) { return chars(v).length >= 2 ? "" : msg("company_name"); },
     company_address: function (v) {
-      var re = /^(?:[0-9]{3}|[0-9]{5}|[0-9]{6})?[ \u3000]*[\u3400-\u9fff]{2,3}[縣市].*?[0-9]+(?:[-之][0-9]+)?號.*$/u;
+      var country = "(?:(?:中華民國)?[台臺]灣省?[ \u3000]*)?";
+      var re = new RegExp("^" + country + "(?:[0-9]{3}|[0-9]{5}|[0-9]{6})?[ \u3000]*" + country +
+                          "[\u3400-\u9fff]{2,3}[縣市].*?[0-9]+(?:[-之][0-9]+)?號.*$", "u");
       return re.test(halfwidthDigits(v)) ? "" : msg("company_address");
     },
     company_owner: person("company_owner")
