@@ -72,10 +72,39 @@ def send_verification_mail(
     if template not in VERIFY_TEMPLATES:
         raise ValueError(f"not a verification mail template: {template!r}")
     token, row = issue_token(session, settings, account, TokenPurpose.VERIFY_EMAIL, account.email)
-    context = {"name": account.name, "account": account.account, "verify_url": verify_url(settings, token),
-               "expires_at": row.expires_at.isoformat()}
+    context = {"name": account.name, "account": account.account, **_link(settings, token, row)}
     return enqueue(session, template, account.email, message_id_domain=settings.mail.message_id_domain,
                    to_name=account.name, context=context, account_id=account.id, token_id=row.id)
+
+
+def _link(settings: Settings, token: str, row: VerificationToken) -> dict[str, str]:
+    return {"verify_url": verify_url(settings, token), "expires_at": row.expires_at.isoformat()}
+
+
+class RenewRefused(ValueError):
+    """Why a verification mail cannot get a fresh link (English, for operators)."""
+
+
+def renew_link(session: Session, settings: Settings, message: OutboxMessage) -> None:
+    """Give a verification mail about to be sent again (an operator's retry after it failed) a fresh
+    token, voiding the older ones: its raw link was erased when it reached a final state, and without one
+    the mail would be unrecoverable. Refused when the account is gone or verified, or no longer has the
+    address the mail goes to (a new mail to the new address is the way then)."""
+    if message.template not in VERIFY_TEMPLATES:
+        raise ValueError(f"not a verification mail: {message.template!r}")
+    account = session.get(Account, message.account_id) if message.account_id is not None else None
+    if account is None:
+        raise RenewRefused("it belongs to no account")
+    if account.is_verified:
+        raise RenewRefused(f"account {account.account} is verified already")
+    if account.email_key != message.to_key:
+        raise RenewRefused(f"account {account.account} has another address now; send it a new "
+                           "verification mail instead")
+    token, row = issue_token(session, settings, account, TokenPurpose.VERIFY_EMAIL, account.email)
+    message.context = {**message.context, **_link(settings, token, row)}
+    message.token_id = row.id
+    audit.record(session, "system", "verification.renewed", "account", account.id, outbox_id=message.id,
+                 token_id=row.id)
 
 
 def _flag_for_support(session: Session, account: Account, row: VerificationToken, summary: str) -> None:

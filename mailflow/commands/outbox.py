@@ -11,7 +11,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from mailflow.accounts.verification import VERIFY_TEMPLATES, RenewRefused, renew_link
 from mailflow.commands import app_context
+from mailflow.config import Settings
 from mailflow.mail.outbox import transition
 from mailflow.models import OutboxMessage, OutboxStatus
 from mailflow.timeutil import now, taipei
@@ -69,8 +71,10 @@ class RetryRefused(Exception):
     pass
 
 
-def retry(session: Session, outbox_id: int) -> OutboxMessage:
-    """Queue ``outbox_id`` again, due now; refuses mails that are sent, in flight, or lost their token."""
+def retry(session: Session, settings: Settings, outbox_id: int) -> tuple[OutboxMessage, bool]:
+    """Queue ``outbox_id`` again, due now; refuses mails that are sent or in flight. A verification mail
+    whose one-time link was erased (it reached a final state) gets a fresh one, the old one voided; a
+    binding request cannot (the applicant asks again). Returns the row and whether its link is new."""
     row = session.get(OutboxMessage, outbox_id)
     if row is None:
         raise RetryRefused(f"outbox mail {outbox_id} does not exist")
@@ -78,22 +82,29 @@ def retry(session: Session, outbox_id: int) -> OutboxMessage:
         raise RetryRefused(f"outbox mail {outbox_id} is {row.status}; "
                            f"only {', '.join(RETRYABLE)} can be retried")
     secret = NEEDS_SECRET.get(row.template)
-    if secret and not row.context.get(secret):
-        raise RetryRefused(f"outbox mail {outbox_id} no longer holds its one-time link; send a new "
-                           "verification or binding mail instead")
+    renewed = secret is not None and not row.context.get(secret)
+    if renewed:
+        if row.template not in VERIFY_TEMPLATES:
+            raise RetryRefused(f"outbox mail {outbox_id} no longer holds its one-time link; the applicant "
+                               "has to send a new binding request")
+        try:
+            renew_link(session, settings, row)
+        except RenewRefused as exc:
+            raise RetryRefused(f"outbox mail {outbox_id} cannot get a fresh link: {exc}") from None
     transition(session, row, OutboxStatus.QUEUED, detail="retry requested by an operator")
     row.next_attempt_at = now()
     row.claimed_by = None
     row.lease_expires_at = None
-    return row
+    return row, renewed
 
 
 def cmd_retry(args: argparse.Namespace) -> int:
     ctx = app_context(args)
     try:
         with ctx.db.session() as session:
-            row = retry(session, args.id)
-            print(f"outbox mail {row.id} ({row.template} to {row.to_address}) is queued again")
+            row, renewed = retry(session, ctx.settings, args.id)
+            fresh = " with a fresh one-time link (the old one is void)" if renewed else ""
+            print(f"outbox mail {row.id} ({row.template} to {row.to_address}) is queued again{fresh}")
     except RetryRefused as exc:
         print(f"mailflow: {exc}", file=sys.stderr)
         return 1

@@ -2,13 +2,13 @@
 
 A tick reclaims rows whose lease expired (their worker died), then repeatedly claims a batch of due rows
 (queued|retry, next_attempt_at <= the tick's start) as ``sending`` under a lease and works through it in
-groups of RECORD_EVERY: renders the group, sends each mail over one reused SMTP connection as its own
-transaction (MAIL FROM differs per mail), and records the group's results as persisted transitions (one
-OutboxEvent each, with time and SMTP reply): 2xx sent, 4xx or a network error retry (exponential backoff
-with jitter, failed after schedule.retry_give_up_hours), 5xx failed, a suppressed address suppressed.
-A failure to open the SMTP session (connect, EHLO, STARTTLS, AUTH: before any recipient is named) is the
-relay's or our configuration's trouble, never the recipient's: whatever its code, the mail and the rest of
-the batch go to retry with the same reply, and the tick stops there (logged once, naming the relay).
+groups of RECORD_EVERY: renders the group, sends it over one reused SMTP session (mailflow.mail.relay:
+one transaction per mail, pipelined where the relay offers it; what each reply means is written there),
+and records the group's results as persisted transitions (one OutboxEvent each, with time and SMTP
+reply): sent, retry (exponential backoff with jitter, failed after schedule.retry_give_up_hours),
+failed, or suppressed. When no session can be had (connect, EHLO, STARTTLS, AUTH refused, or the relay
+broke too many sessions) the mail and the rest of the batch go to retry with the same reply, and the
+tick stops there (logged once, naming the relay).
 
 Crash safety: claims and results are separate short transactions, never held open across SMTP. A crash
 leaves at most the claimed batch in ``sending`` (its unrecorded sent mails included); its lease expires
@@ -18,19 +18,13 @@ and hands the unsent claimed rows back.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import random
-import re
-import smtplib
-import socket
-import ssl
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import lru_cache
 from typing import Any, cast
 
 from sqlalchemy import BindParameter, Table, bindparam, insert, select, text, update
@@ -38,7 +32,8 @@ from sqlalchemy import BindParameter, Table, bindparam, insert, select, text, up
 from mailflow.config import ScheduleSettings, Settings
 from mailflow.context import AppContext
 from mailflow.mail.outbox import transition, without_secrets
-from mailflow.mail.render import SECRET_CONTEXT_KEYS, Envelope, RenderError, is_plain_address, render_bytes
+from mailflow.mail.relay import Outcome, Outgoing, SmtpLink
+from mailflow.mail.render import SECRET_CONTEXT_KEYS, Envelope, RenderError, render_bytes
 from mailflow.mail.returnpath import make_return_path
 from mailflow.mail.suppression import record_deliveries
 from mailflow.models import OutboxEvent, OutboxMessage, OutboxStatus, Suppression
@@ -49,7 +44,6 @@ log = logging.getLogger(__name__)
 
 STOP = threading.Event()
 RECORD_EVERY = 200  # mails rendered, sent and recorded as one group (a crash re-sends at most the batch)
-_LINE_START_DOT = re.compile(rb"(?m)^\.")  # dot-stuffing (RFC 5321 4.5.2), as smtplib does it
 LEASE_SAFETY = 0.8  # stop sending a batch once this share of its lease is used, so no one reclaims it live
 # Results are recorded with Core statements on the tables (executemany), not ORM objects per mail.
 OUTBOX = cast(Table, OutboxMessage.__table__)
@@ -59,14 +53,6 @@ OUTBOX_EVENTS = cast(Table, OutboxEvent.__table__)
 def request_stop() -> None:
     """Ask running and future ticks to stop between two mails (the daemon calls this on shutdown)."""
     STOP.set()
-
-
-@dataclass(frozen=True)
-class Outcome:
-    status: str  # sent | retry | failed | suppressed
-    code: int | None
-    detail: str
-    link_down: bool = False  # the SMTP session could not be opened: no mail can go this tick
 
 
 @dataclass(frozen=True)
@@ -87,158 +73,6 @@ class TickReport:
 
     def count(self, status: str) -> None:
         self.results[status] = self.results.get(status, 0) + 1
-
-
-def classify(code: int, reply: bytes | str) -> Outcome:
-    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
-    detail = f"{code} {text}".strip()
-    if 200 <= code < 300:
-        return Outcome(OutboxStatus.SENT, code, detail)
-    if 500 <= code < 600:
-        return Outcome(OutboxStatus.FAILED, code, detail)
-    return Outcome(OutboxStatus.RETRY, code, detail)  # 4xx and anything unexpected: try again later
-
-
-@lru_cache(maxsize=1)
-def helo_name() -> str:
-    return socket.getfqdn() or "localhost"
-
-
-class SmtpLink:
-    """One SMTP connection for a whole tick, opened on first use and reopened after a drop."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.conn: smtplib.SMTP | None = None
-        self.step = ""  # the session step under way while opening, named in the failure's detail
-
-    @property
-    def target(self) -> str:
-        smtp = self.settings.smtp
-        return f"{smtp.host if smtp.mode == 'relay' else '127.0.0.1'}:{smtp.port}"
-
-    def _open(self) -> smtplib.SMTP:
-        smtp = self.settings.smtp
-        relay = smtp.mode == "relay"
-        self.step = "connect"
-        conn = smtplib.SMTP(smtp.host if relay else "127.0.0.1", smtp.port, local_hostname=helo_name(),
-                            timeout=smtp.timeout_seconds)
-        try:
-            self.step = "EHLO"
-            conn.ehlo()
-            if relay and smtp.starttls:
-                self.step = "STARTTLS"
-                conn.starttls(context=ssl.create_default_context())
-                conn.ehlo()
-            if relay and smtp.username:
-                self.step = "AUTH"
-                conn.login(smtp.username, smtp.password)
-        except BaseException:
-            conn.close()
-            raise
-        return conn
-
-    def drop(self) -> None:
-        if self.conn is not None:
-            self.conn.close()
-            self.conn = None
-
-    def close(self) -> None:
-        if self.conn is not None:
-            with contextlib.suppress(OSError, smtplib.SMTPException):
-                self.conn.quit()
-            self.drop()
-
-    def connect(self) -> Outcome | None:
-        """Open the session if it is not open; on failure the retry outcome (``link_down``) that stands
-        for every mail of the tick. A 5xx here (535 refused login, 530 TLS required) says nothing about
-        the recipient, so it is a retry like a refused connection, not a permanent failure."""
-        if self.conn is not None:
-            return None
-        try:
-            self.conn = self._open()
-            return None
-        except smtplib.SMTPResponseException as exc:
-            error = exc.smtp_error
-            reply = error.decode("utf-8", "replace") if isinstance(error, bytes) else str(error)
-            detail = f"relay {self.target} refused {self.step}: {exc.smtp_code} {reply}".strip()
-            return Outcome(OutboxStatus.RETRY, exc.smtp_code, detail, link_down=True)
-        except (OSError, smtplib.SMTPException) as exc:  # refused connection, timeout, TLS handshake
-            detail = f"network error: relay {self.target} at {self.step}: {type(exc).__name__}: {exc}"
-            return Outcome(OutboxStatus.RETRY, None, detail, link_down=True)
-
-    def send(self, sender: str, recipient: str, raw: bytes) -> Outcome:
-        """One mail as its own SMTP transaction; never raises for SMTP or network trouble."""
-        down = self.connect()
-        if down is not None:
-            return down
-        assert self.conn is not None
-        try:
-            return self._transaction(self.conn, sender, recipient, raw)
-        except smtplib.SMTPResponseException as exc:  # e.g. a refused DATA command
-            self.drop()
-            return classify(exc.smtp_code, exc.smtp_error)
-        except (OSError, smtplib.SMTPException) as exc:  # refused connection, drop, timeout, TLS
-            self.drop()
-            return Outcome(OutboxStatus.RETRY, None, f"network error: {type(exc).__name__}: {exc}")
-
-    def _transaction(self, conn: smtplib.SMTP, sender: str, recipient: str, raw: bytes) -> Outcome:
-        options: list[str] = []
-        if not recipient.isascii():
-            if not conn.has_extn("smtputf8"):
-                return Outcome(OutboxStatus.FAILED, None, "the relay does not accept non-ASCII addresses")
-            options.append("SMTPUTF8")
-        for step in self._envelope_steps(conn, sender, recipient, options):
-            code, reply = step()
-            if code not in (250, 251):
-                self._reset(code)
-                return classify(code, reply)
-        code, reply = self._data(conn, raw)
-        if code == 421:
-            self.drop()
-        return classify(code, reply)
-
-    @staticmethod
-    def _data(conn: smtplib.SMTP, raw: bytes) -> tuple[int, bytes]:
-        """smtplib's ``data`` (same dot-stuffing, same end, same error for a refused DATA), skipping the
-        dot-stuffing pass over the whole message when no line starts with a dot (never, in our mails)."""
-        conn.putcmd("data")
-        code, reply = conn.getreply()
-        if code != 354:
-            raise smtplib.SMTPDataError(code, reply)
-        body = _LINE_START_DOT.sub(b"..", raw) if raw.startswith(b".") or b"\n." in raw else raw
-        if not body.endswith(b"\r\n"):
-            body += b"\r\n"
-        conn.send(body + b".\r\n")
-        return conn.getreply()
-
-    @staticmethod
-    def _envelope_steps(conn: smtplib.SMTP, sender: str, recipient: str,
-                        options: list[str]) -> tuple[Callable[[], tuple[int, bytes]], ...]:
-        """MAIL FROM and RCPT TO. Plain addresses (always our return path, nearly always the recipient)
-        are written as ``<address>`` directly: exactly what smtplib's quoteaddr makes of them, without
-        its full address parse for every mail."""
-        if not options and is_plain_address(sender) and is_plain_address(recipient):
-            def mail() -> tuple[int, bytes]:
-                conn.putcmd("mail", f"FROM:<{sender}>")
-                return conn.getreply()
-
-            def rcpt() -> tuple[int, bytes]:
-                conn.putcmd("rcpt", f"TO:<{recipient}>")
-                return conn.getreply()
-
-            return mail, rcpt
-        return (lambda: conn.mail(sender, options)), (lambda: conn.rcpt(recipient))
-
-    def _reset(self, code: int) -> None:
-        if code == 421:  # the server is closing the connection
-            self.drop()
-            return
-        try:
-            if self.conn is not None:
-                self.conn.rset()
-        except (OSError, smtplib.SMTPException):
-            self.drop()
 
 
 def retry_delay(schedule: ScheduleSettings, attempts: int,
@@ -433,10 +267,7 @@ def prepare(settings: Settings, item: Claimed, suppressed: set[str]) -> Prepared
 
 def send_one(settings: Settings, link: SmtpLink, item: Claimed) -> Outcome:
     """Prepare and send one mail."""
-    return deliver(link, item, prepare(settings, item, set()))
-
-
-def deliver(link: SmtpLink, item: Claimed, prepared: Prepared | Outcome) -> Outcome:
+    prepared = prepare(settings, item, set())
     if isinstance(prepared, Outcome):
         return prepared
     return link.send(prepared.sender, item.envelope.to_address, prepared.raw)
@@ -449,36 +280,44 @@ def send_batch(ctx: AppContext, batch: list[Claimed], link: SmtpLink, stop: thre
     caches warm for each (Jinja, smtplib, SQLAlchemy); measured on the 2-core VM where the relay shares a
     core with us, it cut dispatch CPU per mail by a quarter (docs/BENCHMARKS.md, Dispatch)."""
     deadline = time.monotonic() + ctx.settings.schedule.lease_seconds * LEASE_SAFETY
+
+    def keep_going() -> bool:
+        return not stop.is_set() and time.monotonic() <= deadline
+
     suppressed = suppressed_among(ctx, {c.to_key for c in batch})
     for start in range(0, len(batch), RECORD_EVERY):
         group = batch[start:start + RECORD_EVERY]
-        prepared = [prepare(ctx.settings, item, suppressed) for item in group]
         results: list[tuple[Claimed, Outcome]] = []
+        outgoing: list[tuple[Claimed, Outgoing]] = []
+        for item in group:
+            ready = prepare(ctx.settings, item, suppressed)
+            if isinstance(ready, Outcome):  # stands without sending (suppressed, unbuildable)
+                results.append((item, ready))
+            else:
+                outgoing.append((item, Outgoing(ready.sender, item.envelope.to_address, ready.raw)))
+        sending = link.send_all(outgoing, keep_going)
         try:
-            for index, item in enumerate(group):
-                if stop.is_set() or time.monotonic() > deadline:
-                    why = "released: dispatch stopping" if stop.is_set() else "released: lease nearly used up"
-                    release(ctx, batch[start + index:], why)
-                    report.released += len(batch) - start - index
-                    return
-                outcome = deliver(link, item, prepared[index])
+            for item, outcome in sending:
                 results.append((item, outcome))
                 if outcome.link_down:
                     # Trying the others would only hammer a relay that cannot take them: they wait too.
                     report.link_down = outcome
-                    results.extend(_not_tried(group[index + 1:], prepared[index + 1:], outcome))
-                    results.extend((other, outcome) for other in batch[start + len(group):])
-                    return
+                    break
         finally:
+            sending.close()
+            done = {item.id for item, _ in results}
+            unsent = [item for item, _ in outgoing if item.id not in done]
+            if report.link_down is not None:
+                results.extend((item, report.link_down) for item in unsent + batch[start + len(group):])
             record(ctx, results, report)
-
-
-def _not_tried(items: Sequence[Claimed], prepared: Sequence[Prepared | Outcome],
-               down: Outcome) -> list[tuple[Claimed, Outcome]]:
-    """Results for mails left unsent because the session failed: the failure's retry, except for those
-    whose outcome stood without sending (suppressed, unbuildable)."""
-    pairs = zip(items, prepared, strict=True)
-    return [(item, ready if isinstance(ready, Outcome) else down) for item, ready in pairs]
+        if report.link_down is not None:
+            return
+        if unsent:  # stopping, or the lease is nearly used up: hand the rest back
+            rest = unsent + batch[start + len(group):]
+            why = "released: dispatch stopping" if stop.is_set() else "released: lease nearly used up"
+            release(ctx, rest, why)
+            report.released += len(rest)
+            return
 
 
 def can_send(settings: Settings) -> bool:

@@ -8,15 +8,13 @@ from collections.abc import Iterator
 import pytest
 
 from mailflow.context import AppContext
-from mailflow.mail.capture import start_controller
-from tests.mail.helpers import ScriptedSink
+from tests.mail.helpers import ScriptedSink, start_sink
 
 
 @pytest.fixture
 def sink() -> Iterator[ScriptedSink]:
     handler = ScriptedSink()
-    controller = start_controller(handler, 0)
-    handler.port = controller.port
+    controller = start_sink(handler)
     yield handler
     controller.stop()
 

@@ -70,14 +70,33 @@ def test_list_and_retry(relay_ctx: AppContext, sink: ScriptedSink, mailflow: Cal
     assert mailflow("outbox", "list", "--status", "bogus").returncode == 2
 
 
-def test_a_failed_verification_mail_cannot_be_resent_without_its_token(
+def test_retry_of_a_failed_verification_mail_gives_it_a_fresh_link(
+    relay_ctx: AppContext, sink: ScriptedSink, mailflow: Callable[..., Result]
+) -> None:
+    from support.factories import make_applicant
+
+    from mailflow.accounts.verification import send_verification_mail
+
+    with relay_ctx.db.session() as session:
+        account, _ = make_applicant(session, email="v@example.com")
+        outbox_id = send_verification_mail(session, relay_ctx.settings, account, "account-approved").id
+    sink.rcpt_replies["v@example.com"] = "550 5.1.1 unknown"
+    run_dispatch(relay_ctx, threading.Event())
+    assert "verify_url" not in outbox_row(relay_ctx, outbox_id).context
+    result = mailflow("outbox", "retry", str(outbox_id))
+    assert result.returncode == 0 and "with a fresh one-time link (the old one is void)" in result.stdout
+    row = outbox_row(relay_ctx, outbox_id)
+    assert row.status == OutboxStatus.QUEUED and "/verify/" in row.context["verify_url"]
+
+
+def test_a_verification_mail_without_an_account_cannot_get_a_fresh_link(
     relay_ctx: AppContext, sink: ScriptedSink, mailflow: Callable[..., Result]
 ) -> None:
     sink.rcpt_replies["v@example.com"] = "550 5.1.1 unknown"
     outbox_id = queue_mail(relay_ctx, "v@example.com", template="account-approved")
     run_dispatch(relay_ctx, threading.Event())
     result = mailflow("outbox", "retry", str(outbox_id))
-    assert result.returncode == 1 and "one-time link" in result.stderr
+    assert result.returncode == 1 and "cannot get a fresh link: it belongs to no account" in result.stderr
     assert outbox_row(relay_ctx, outbox_id).status == OutboxStatus.FAILED
 
 
