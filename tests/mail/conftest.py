@@ -8,15 +8,12 @@ from collections.abc import Iterator
 import pytest
 
 from mailflow.context import AppContext
-from tests.mail.helpers import ScriptedSink, start_sink
+from tests.mail.helpers import ScriptedSink, serve
 
 
 @pytest.fixture
 def sink() -> Iterator[ScriptedSink]:
-    handler = ScriptedSink()
-    controller = start_sink(handler)
-    yield handler
-    controller.stop()
+    yield from serve(ScriptedSink())
 
 
 @pytest.fixture

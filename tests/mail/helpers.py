@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 import email
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.policy import default
 from typing import Any
 
+import pytest
 from aiosmtpd.smtp import SMTP
 
 from mailflow.context import AppContext
@@ -128,6 +130,18 @@ class ScriptedSMTP(SMTP):
 class ScriptedController(LocalController):
     def factory(self) -> SMTP:
         return ScriptedSMTP(self.handler, **self.SMTP_kwargs)
+
+
+# A relay without PIPELINING and one that offers it. The relay's side is the same whatever the database:
+# the pipelined variant runs in the SQLite pass only.
+EITHER_WAY = [pytest.param(False, id="lockstep"), pytest.param(True, id="pipelining", marks=pytest.mark.once)]
+
+
+def serve(handler: ScriptedSink) -> Iterator[ScriptedSink]:
+    """A fixture's body: the sink running for the test, stopped after it."""
+    controller = start_sink(handler)
+    yield handler
+    controller.stop()
 
 
 def start_sink(handler: ScriptedSink, **kwargs: Any) -> ScriptedController:

@@ -16,17 +16,13 @@ from mailflow.mail.dispatch import retry_delay, run_dispatch
 from mailflow.mail.returnpath import parse_tag
 from mailflow.models import OutboxEvent, OutboxMessage, OutboxStatus, Suppression
 from mailflow.timeutil import now
-from tests.mail.helpers import ScriptedSink, outbox_row, queue_mail, start_sink
+from tests.mail.helpers import EITHER_WAY, ScriptedSink, outbox_row, queue_mail, serve
 
 
-# The relay's side is the same whatever the database: the pipelined variant runs in the SQLite pass only.
-@pytest.fixture(params=[False, pytest.param(True, marks=pytest.mark.once)], ids=["lockstep", "pipelining"])
+@pytest.fixture(params=EITHER_WAY)
 def sink(request: pytest.FixtureRequest) -> Iterator[ScriptedSink]:
     """Every case below against a relay without PIPELINING and one that offers it."""
-    handler = ScriptedSink(pipelining=request.param)
-    controller = start_sink(handler)
-    yield handler
-    controller.stop()
+    yield from serve(ScriptedSink(pipelining=request.param))
 
 
 def events(ctx: AppContext, outbox_id: int) -> list[tuple[str, str, int | None]]:

@@ -22,19 +22,15 @@ from mailflow.mail.dispatch import run_dispatch
 from mailflow.mail.relay import SESSION_TRIES
 from mailflow.mail.returnpath import make_return_path
 from mailflow.models import OutboxMessage, OutboxStatus
-from tests.mail.helpers import ScriptedSink, outbox_row, queue_mail, start_sink
+from tests.mail.helpers import EITHER_WAY, ScriptedSink, outbox_row, queue_mail, serve
 
 NESTED = "503 5.5.1 Error: nested MAIL command"
 LINK = re.compile(r"https?://\S+/verify/\S+")
 
 
-# The relay's side is the same whatever the database: the pipelined variant runs in the SQLite pass only.
-@pytest.fixture(params=[False, pytest.param(True, marks=pytest.mark.once)], ids=["lockstep", "pipelining"])
+@pytest.fixture(params=EITHER_WAY)
 def sink(request: pytest.FixtureRequest) -> Iterator[ScriptedSink]:
-    handler = ScriptedSink(pipelining=request.param)
-    controller = start_sink(handler)
-    yield handler
-    controller.stop()
+    yield from serve(ScriptedSink(pipelining=request.param))
 
 
 def verification_mail(ctx: AppContext, name: str) -> int:
