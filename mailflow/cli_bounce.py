@@ -59,8 +59,9 @@ def run_parse(args: argparse.Namespace, out: TextIO | None = None) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="mailflow-bounce")
+def main(argv: Sequence[str] | None = None, prog: str = "mailflow-bounce") -> int:
+    """`bounce parse FILE...` on its own: what `mailflow bounce ...` runs without loading the rest."""
+    parser = argparse.ArgumentParser(prog=prog, description="bounce tools")
     sub = parser.add_subparsers(dest="command", required=True)
     parse = sub.add_parser("parse", help="parse bounce files, one JSON line per file")
     parse.add_argument("files", nargs="+", metavar="FILE")

@@ -16,7 +16,6 @@ from __future__ import annotations
 import email
 import re
 from dataclasses import dataclass
-from email import policy
 from email.header import Header, decode_header
 from email.message import Message
 
@@ -83,7 +82,7 @@ def _analyze(raw: bytes) -> Analysis:
     if not isinstance(raw, (bytes, bytearray)) or not raw.strip():
         return _quarantined("empty input")
     raw = bytes(raw[:RAW_CAP]).replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-    msg = email.message_from_bytes(raw, policy=policy.compat32)
+    msg = email.message_from_bytes(raw)  # the default policy is compat32: lazy, and cheap to import
     if not msg.keys():
         return _quarantined("no mail headers")
     subject = header_text(msg, "Subject")

@@ -18,7 +18,6 @@ from __future__ import annotations
 import email
 import re
 from dataclasses import dataclass
-from email import policy
 from email.message import Message
 
 from mailflow.inbound.bounce.context import Context
@@ -123,7 +122,7 @@ def _original_to(ctx: Context) -> str:
             continue
         text = part_text(part, 16000)
         if re.match(r"(?:[\w-]+:[^\n]*\n)+", text):
-            returned = email.message_from_string(text, policy=policy.compat32)
+            returned = email.message_from_string(text)
             return str(returned.get("To") or "")
     return ""
 

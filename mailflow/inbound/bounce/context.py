@@ -10,7 +10,6 @@ from __future__ import annotations
 import email
 import re
 from dataclasses import dataclass, field
-from email import policy
 from email.message import Message
 from functools import cached_property
 
@@ -40,10 +39,22 @@ class Context:
     content_types: list[str] = field(default_factory=list)
 
     def header(self, name: str) -> str:
-        value = self.msg.get(name)
-        return str(value) if value is not None else ""
+        """The first value of a header of the bounce itself, '' when it has none."""
+        values = self.headers.get(name.lower())
+        return str(values[0]) if values else ""
 
-    @property
+    def header_all(self, name: str) -> list[str]:
+        return [str(v) for v in self.headers.get(name.lower(), ())]
+
+    @cached_property
+    def headers(self) -> dict[str, list[object]]:
+        """The bounce's headers by lower-cased name, read once (Message.get scans them all per call)."""
+        found: dict[str, list[object]] = {}
+        for name, value in self.msg.items():
+            found.setdefault(name.lower(), []).append(value)
+        return found
+
+    @cached_property
     def from_lower(self) -> str:
         return self.from_.lower()
 
@@ -105,7 +116,7 @@ def _keep_original(part: Message, ctx: Context) -> None:
     text = part_text(part)
     ctx.original_text = normalise_newlines(text)
     try:
-        ctx.original = email.message_from_string(ctx.original_text[:TEXT_CAP], policy=policy.compat32)
+        ctx.original = email.message_from_string(ctx.original_text[:TEXT_CAP])
     except Exception:
         ctx.original = None
 

@@ -36,7 +36,7 @@ _CAUSES = (
 def recognises(ctx: Context) -> bool:
     votes = int(bool(_SENDER.search(ctx.from_)))
     votes += ctx.subject.strip() == "Mail System Error - Returned Mail"
-    received = " ".join(str(v) for v in ctx.msg.get_all("Received") or [])
+    received = " ".join(ctx.header_all("Received"))
     votes += "(EZweb Mail) with" in received or ".au.com (" in received
     votes += bool(_MSGID.search(ctx.header("Message-ID")))
     return votes >= 2

@@ -27,7 +27,7 @@ def detect(ctx: Context) -> list[Hit] | None:
     if "** message not delivered **" not in ctx.head_lower[:3000] or ctx.dsn_blocks:
         return None
     text = between(ctx.notice, ("** message not delivered **",), ("<html", "----- original message"))
-    addrs = addresses_in(" ".join(str(v) for v in ctx.msg.get_all("X-Failed-Recipients") or []))
+    addrs = addresses_in(" ".join(ctx.header_all("X-Failed-Recipients")))
     if not addrs and ctx.original is not None:
         addrs = addresses_in(str(ctx.original.get("To") or "") + " " + str(ctx.original.get("Cc") or ""))
     if not addrs:

@@ -377,7 +377,7 @@ def _original_recipient(ctx: Context, found: _Found) -> None:
 
 
 def _failed_header(ctx: Context) -> list[str]:
-    return addresses_in(" ".join(str(v) for v in ctx.msg.get_all("X-Failed-Recipients") or []))
+    return addresses_in(" ".join(ctx.header_all("X-Failed-Recipients")))
 
 
 def detect(ctx: Context) -> list[Hit] | None:

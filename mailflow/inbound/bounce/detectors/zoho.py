@@ -14,7 +14,7 @@ _LINE = re.compile(r"^\s*<?([^\s<>@]+@[^\s<>]+?)>?\s+(.*ERROR_CODE.*|.*)$", re.M
 
 
 def detect(ctx: Context) -> list[Hit] | None:
-    if "zoho" not in ctx.from_lower and "x-zohomail" not in " ".join(ctx.msg.keys()).lower():
+    if "zoho" not in ctx.from_lower and "x-zohomail" not in ctx.headers:
         return None
     low = ctx.notice.lower()
     start = max(low.find("this is a permanent error"), low.find("temporary error"), low.find("recipients."))

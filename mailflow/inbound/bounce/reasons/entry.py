@@ -43,14 +43,18 @@ class Reason:
         """Does lower-cased diagnostic `low` say this reason?"""
         if not low:
             return False
-        if any(p in low for p in self.unless):
-            return False
-        if any(p in low for p in self.phrases):
-            return True
-        if any(p in low for p, _ in self.documented):
-            return True
-        if any(w.strip() in low and _standing_alone(low, w) for w in self.words):
-            return True
+        for phrase in self.unless:
+            if phrase in low:
+                return False
+        for phrase in self.phrases:
+            if phrase in low:
+                return True
+        for phrase, _ in self.documented:
+            if phrase in low:
+                return True
+        for word in self.words:
+            if word.strip() in low and _standing_alone(low, word):
+                return True
         return any(in_order(low, parts) for parts in self.pairs)
 
     @property

@@ -66,24 +66,41 @@ def remote_host(hit: Hit) -> str:
 
 
 def provider_rule(hit: Hit) -> Rule | None:
-    domain = hit.address.rpartition("@")[2]
     modules = SELECTION.current()
-    for module in modules:
-        if any(domain == d or domain.endswith("." + d) for d in module.DOMAINS):
-            return module.reason
+    by_domain, by_host = _index(modules)
+    rule = _under(hit.address.rpartition("@")[2], by_domain)
+    if rule is not None:
+        return rule
     host = remote_host(hit)
-    if not host:
-        return None
-    for module in modules:
-        if any(_host_matches(host, h) for h in module.HOSTS):
-            return module.reason
+    return _under(host, by_host) if host else None
+
+
+def _under(name: str, table: dict[str, Rule]) -> Rule | None:
+    """The rule of `name` or of the nearest domain above it ("mx1.mail.aol.com" -> "aol.com")."""
+    labels = name.split(".")
+    for i in range(len(labels) - 1):
+        rule = table.get(".".join(labels[i:]))
+        if rule is not None:
+            return rule
     return None
 
 
-def _host_matches(host: str, pattern: str) -> bool:
-    """ ".example.com" matches any host under it; "mx.example.com" that host (or one under it)."""
-    bare = pattern.lstrip(".")
-    return host == bare or host.endswith("." + bare)
+_INDEXES: dict[tuple[ModuleType, ...], tuple[dict[str, Rule], dict[str, Rule]]] = {}
+
+
+def _index(modules: tuple[ModuleType, ...]) -> tuple[dict[str, Rule], dict[str, Rule]]:
+    """Recipient domains and remote-host suffixes -> rule, built once per module list."""
+    found = _INDEXES.get(modules)
+    if found is None:
+        by_domain: dict[str, Rule] = {}
+        by_host: dict[str, Rule] = {}
+        for module in modules:
+            for domain in module.DOMAINS:
+                by_domain.setdefault(domain, module.reason)
+            for host in module.HOSTS:
+                by_host.setdefault(host.lstrip("."), module.reason)
+        found = _INDEXES[modules] = (by_domain, by_host)
+    return found
 
 
 def remote_reason(hit: Hit) -> str:
