@@ -178,3 +178,38 @@ def test_userunknown_depends_on_the_smtp_command(command: str, status: str, reas
         command=command,
     )
     assert classify(hit) == reason
+
+
+def _own_host_dsn(reporting: str, recipient: str) -> bytes:
+    """An RFC 3464 report with no Diagnostic-Code and no Remote-MTA: the reporting MTA's own verdict."""
+    return (
+        f"From: Mail Delivery System <Mailer-Daemon@{reporting}>\n"
+        "To: sender@example.org\nSubject: Mail delivery failed: returning message to sender\n"
+        'MIME-Version: 1.0\nContent-Type: multipart/report; report-type=delivery-status; boundary="B"\n\n'
+        "--B\nContent-Type: text/plain\n\nThe following address(es) failed:\n\n"
+        f"  {recipient}\n    Unknown user\n\n"
+        f"--B\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; {reporting}\n\n"
+        f"Action: failed\nFinal-Recipient: rfc822;{recipient}\nStatus: 5.0.0\n\n--B--\n"
+    ).encode()
+
+
+@pytest.mark.parametrize(
+    ("reporting", "reason", "hard"),
+    [
+        ("mx.example.net", "userunknown", True),  # the recipient's own host says it has no such user
+        ("relay.example.org", "filtered", False),  # someone else's words with no SMTP command: a filter
+    ],
+)
+def test_an_unknown_user_is_hard_when_the_recipients_own_host_says_so(
+    reporting: str, reason: str, hard: bool
+) -> None:
+    (got,) = analyze(_own_host_dsn(reporting, "nobody@mx.example.net")).recipients
+    assert (got.reason, got.hard) == (reason, hard)
+
+
+def test_opensmtpds_rcpt_refusal_names_the_command() -> None:
+    # OpenSMTPD's server answers RCPT TO for an unknown or unrelayable recipient with these words
+    raw = _dsn("a@example.net", "5.0.0", "550 Invalid recipient: <a@example.net>")
+    (got,) = analyze(raw).recipients
+    assert (got.reason, got.hard) == ("userunknown", True)
+    assert command_in("550 Invalid recipient: <a@example.net>") == ""  # the phrase, not a command word

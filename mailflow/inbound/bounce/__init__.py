@@ -14,7 +14,7 @@ from mailflow.inbound.bounce.context import Context, build
 from mailflow.inbound.bounce.detectors import SELECTION
 from mailflow.inbound.bounce.model import Hit
 from mailflow.inbound.bounce.reasons import classify, is_hard
-from mailflow.inbound.bounce.textblocks import command_in
+from mailflow.inbound.bounce.textblocks import command_in, smtp_command
 
 __all__ = ["Context", "Failure", "Hit", "build", "find_failures"]
 
@@ -37,8 +37,29 @@ def find_failures(ctx: Context) -> list[Failure] | None:
         hits = detect(ctx)
         if hits is None:
             continue
-        return [_finish(h, name) for h in _dedupe(hits)]
+        reporting = reporting_host(ctx)
+        return [_finish(h, name, reporting) for h in _dedupe(hits)]
     return None
+
+
+def reporting_host(ctx: Context) -> str:
+    """The host that wrote the bounce, as its delivery-status part names it (RFC 3464 Reporting-MTA).
+
+    Only the structured field counts: a notice's From domain is often a relay or a whole provider.
+    """
+    for block in ctx.dsn_blocks:
+        value = block.get("reporting-mta", "")
+        if value:
+            return value.partition(";")[2].strip().strip("[]").rstrip(".").lower()
+    return ""
+
+
+def _own_delivery(hit: Hit, reporting: str) -> bool:
+    """The bounce's writer failed the delivery itself, to a mailbox of its own host: no remote MTA,
+    no SMTP reply, no command, and the recipient's domain is the reporting host's name."""
+    if hit.command or hit.rhost or hit.reply_code or not reporting:
+        return False
+    return hit.address.rpartition("@")[2] == reporting
 
 
 def _dedupe(hits: list[Hit]) -> list[Hit]:
@@ -69,9 +90,12 @@ def _echoed_recipient(hit: Hit) -> str:
 _REPLY_HEAD_RE = re.compile(r"[45]\d\d[ -](?:[45]\.\d{1,3}\.\d{1,3}\s+)?")
 
 
-def _finish(hit: Hit, detector: str) -> Failure:
+def _finish(hit: Hit, detector: str, reporting: str) -> Failure:
     if not hit.command:
-        hit.command = command_in(hit.diagnostic) or _echoed_recipient(hit)
+        diagnostic = hit.diagnostic
+        hit.command = smtp_command(diagnostic) or command_in(diagnostic) or _echoed_recipient(hit)
+    if _own_delivery(hit, reporting):
+        hit.command = "LOCAL"  # see reasons/userunknown.py
     reason = classify(hit)
     action = hit.action if hit.action in ("failed", "delayed") else "failed"
     return Failure(

@@ -92,8 +92,10 @@ def addresses_in(text: str) -> list[str]:
 def smtp_command(text: str) -> str:
     """The SMTP command a diagnostic says the error came after ('' if none)."""
     low = text.lower()
-    if "does not like recipient" in low or "[rcpt_to]" in low:
-        return "RCPT"  # qmail-remote's "... does not like recipient."; Yahoo's "[RCPT_TO]" tag
+    if "does not like recipient" in low or "[rcpt_to]" in low or "invalid recipient: <" in low:
+        # qmail-remote's "... does not like recipient."; Yahoo's "[RCPT_TO]" tag; OpenSMTPD's smtpd
+        # answers RCPT TO with "550 Invalid recipient: <addr>" (the bounce lab shows it, test_lab.py)
+        return "RCPT"
     if "after end of data" in low:
         return "DATA"
     sent = _SENT_RE.findall(low) if ">>>" in low else []  # the last command sent was answered

@@ -137,9 +137,7 @@ def route_sections(routes: dict[str, tuple[str, int]]) -> dict[str, str]:
 # What Exim writes: Status 5.0.0 for every permanent failure, even when the next hop gave an enhanced
 # code (that is in the diagnostic text only): the words decide.
 EXPECTED = {name: Expect("5.0.0") for name in CELLS}
-MISREAD = {
-    "userunknown": "parser: Exim's 'Unknown user' (Status 5.0.0, no SMTP reply) read as filtered, soft",
-}
+MISREAD: dict[str, str] = {}
 
 class LabExim(Daemon, Mta):
     name = "exim"

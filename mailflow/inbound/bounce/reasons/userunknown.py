@@ -17,9 +17,10 @@ def rule(f: Facts) -> bool:
         return False
     if f.by_status == "userunknown":
         return not any(f.says(other) for other in OUTRANKED_BY)
-    # without an x.1.1 code, "no such user" only means a missing mailbox when the server said it
-    # in answer to RCPT; elsewhere it is a filter posing as one
-    return f.hit.command == "RCPT" and f.says("userunknown")
+    # without an x.1.1 code, "no such user" only means a missing mailbox when the server said it in
+    # answer to RCPT, or when the recipient's own host said it of its own mailbox (LOCAL: no SMTP at
+    # all, see detectors/rfc3464.py); said after DATA it is a filter posing as one
+    return f.hit.command in ("RCPT", "LOCAL") and f.says("userunknown")
 
 
 REASON = Reason(
