@@ -39,6 +39,7 @@ from mailflow.models import (
     TokenPurpose,
     VerificationToken,
 )
+from mailflow.models.base import MAX_ROW_ID
 from mailflow.refusals import Refused
 from mailflow.timeutil import now
 
@@ -206,11 +207,6 @@ def require_bindable_shared(account: Account) -> None:
         raise BindingError(403, "共用帳號的Email尚未完成驗證,請先完成Email驗證後再綁定")
 
 
-# Ids are ints in SQL INTEGER columns: a larger number names nothing (and PostgreSQL would refuse to
-# compare it).
-MAX_ID = 2**31 - 1
-
-
 def find_account_by_reference(session: Session, reference: str | int) -> Account | None:
     """A live account by its name, or by the number POST /api/applications answered (its ``id``, the
     application's id; the one number a client holds for a general account): an int, or a string of
@@ -222,7 +218,7 @@ def find_account_by_reference(session: Session, reference: str | int) -> Account
         if found is not None or not (text.isascii() and text.isdigit()):
             return found
         reference = int(text)
-    if not 1 <= reference <= MAX_ID:
+    if not 1 <= reference <= MAX_ROW_ID:
         return None
     application = session.get(Application, reference)
     account = application.account if application is not None else None

@@ -19,6 +19,11 @@ NAMING = {
 }
 
 
+# The largest id a row can have: ids are SQL INTEGER columns, 32 bits on PostgreSQL. A larger number names
+# nothing, and handed to the database it fails (PostgreSQL: out of range; SQLite: beyond 64 bits).
+MAX_ROW_ID = 2**31 - 1
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 

@@ -28,6 +28,7 @@ from mailflow.web import (
     support,
     verify,
 )
+from mailflow.web.limits import RequestLimits, is_api_path
 from mailflow.web.loopreads import open_loop_reads
 from mailflow.web.pages import render
 from mailflow.web.security import SecurityHeaders
@@ -59,12 +60,20 @@ def create_app(ctx: AppContext) -> FastAPI:
     STATIC_DIR.mkdir(parents=True, exist_ok=True)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
 
+    # Inner first: the size, pace, type and text of every request are checked before any route runs,
+    # and the refusals still get the security headers.
+    app.add_middleware(RequestLimits, document_bytes=ctx.settings.storage.max_document_bytes)
     app.add_middleware(SecurityHeaders, secure_cookies=ctx.settings.http.base_url.startswith("https"))
 
     @app.exception_handler(RequestValidationError)
-    async def api_validation_errors(request: Request, exc: RequestValidationError) -> Response:
-        # The JSON API answers every refusal in its documented shape, even one FastAPI makes itself
-        # (e.g. a path id that is not a number): {"errors": {field: zh-TW message}}.
+    async def validation_errors(request: Request, exc: RequestValidationError) -> Response:
+        # A path id no row can have (not a number, 0, beyond the id columns) names nothing: 404.
+        if exc.errors() and all(error.get("loc", ("",))[0] == "path" for error in exc.errors()):
+            if is_api_path(request.url.path):
+                return JSONResponse({"error": NOT_FOUND}, status_code=404)
+            return home.error_page(request, 404)
+        # The JSON API answers every refusal in its documented shape, even one FastAPI makes itself:
+        # {"errors": {field: zh-TW message}}; a form gets a zh-TW page.
         if is_api_path(request.url.path):
             fields = {str(error["loc"][-1]): "格式不正確" for error in exc.errors() if error.get("loc")}
             return JSONResponse({"errors": fields or {"request": "請求格式不正確"}}, status_code=422)
@@ -104,8 +113,4 @@ def create_app(ctx: AppContext) -> FastAPI:
 RETRY_AFTER_SECONDS = 30
 UNAVAILABLE = "系統暫時無法使用,資料沒有被儲存,請稍後再試"
 HTTP_MESSAGES = {404: "找不到此 API", 405: "此 API 不接受這個 HTTP 方法"}
-
-
-def is_api_path(path: str) -> bool:
-    """A machine's address: /api/… and the developer mailbox's /dev/mailbox/api/…"""
-    return path.startswith("/api/") or path == "/api" or "/api/" in path
+NOT_FOUND = "找不到您要的資料,請確認網址或編號是否正確。"

@@ -2,8 +2,9 @@
 and the API (POST /api/applications). Both hand the same fields to
 mailflow.accounts.registration.register_general and answer its refusals field by field.
 
-The request body is capped while it is read (document limit plus room for the text fields), so an
-oversized upload is answered 413 without being spooled to disk in full.
+The request body is capped by mailflow.web.limits (document limit plus room for the text fields) while it
+is read, so an oversized upload is answered 413, in these routes' own words, without being spooled to disk
+in full.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
-from starlette.types import Message
 
 from mailflow import ratelimit
 from mailflow.accounts.documents import Upload
@@ -38,6 +38,7 @@ from mailflow.accounts.rules import (
     message,
 )
 from mailflow.context import AppContext
+from mailflow.web.limits import BodyRefused
 from mailflow.web.pages import render
 from mailflow.web.security import CSRF_FIELD, csrf_ok, sign, unsign
 
@@ -46,8 +47,6 @@ router = APIRouter()
 
 FORM_FIELDS = ACCOUNT_FIELDS + COMPANY_FIELDS
 SECRET_FIELDS = frozenset({"password", "password_confirm"})
-# Room for the text fields and the multipart framing on top of the document itself.
-FORM_OVERHEAD_BYTES = 256 * 1024
 SUCCESS_TEXT = "帳號資料已經成功送出,請收取Email!!"
 CONFIRM_TEXT = "確定要送出申請?"
 BAD_FORM = "表單資料格式不正確,請重新整理頁面後再送出"
@@ -107,10 +106,6 @@ COMPANY_SECTION = (
 )
 
 
-class BodyTooLarge(Exception):
-    """The request body passed the cap while it was being read."""
-
-
 class BadForm(Exception):
     """The body is not a readable form."""
 
@@ -121,24 +116,11 @@ def _ctx(request: Request) -> AppContext:
 
 
 async def read_form(request: Request) -> FormData:
-    """The submitted form, read with the body capped; raises BodyTooLarge or BadForm."""
-    limit = _ctx(request).settings.storage.max_document_bytes + FORM_OVERHEAD_BYTES
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise BodyTooLarge
-    received = 0
-
-    async def capped_receive() -> Message:
-        nonlocal received
-        chunk = await request.receive()
-        if chunk["type"] == "http.request":
-            received += len(chunk.get("body", b""))
-            if received > limit:
-                raise BodyTooLarge
-        return chunk
-
+    """The submitted form; raises BodyRefused(413) for an over-size body (RequestLimits caps it, from
+    Content-Length and while it streams, at storage.max_document_bytes plus room for the text fields) and
+    BadForm for a body that is no form."""
     try:
-        return await Request(request.scope, capped_receive).form(max_files=10, max_fields=100)
+        return await request.form(max_files=10, max_fields=100)
     except (MultiPartException, HTTPException) as exc:
         raise BadForm from exc
 
@@ -172,7 +154,9 @@ async def api_register(request: Request) -> JSONResponse:
     ctx = _ctx(request)
     try:
         form = await read_form(request)
-    except BodyTooLarge:
+    except BodyRefused as refused:
+        if refused.status != 413:
+            raise
         return JSONResponse({"errors": too_large_errors(ctx)}, status_code=413)
     except BadForm:
         return JSONResponse({"errors": {"form": BAD_FORM}}, status_code=400)
@@ -246,7 +230,9 @@ async def register_submit(request: Request) -> Response:
     ctx = _ctx(request)
     try:
         form = await read_form(request)
-    except BodyTooLarge:
+    except BodyRefused as refused:
+        if refused.status != 413:
+            raise
         return render_form(request, 413, errors=too_large_errors(ctx))
     except BadForm:
         return render_form(request, 400, notice=BAD_FORM)

@@ -10,11 +10,12 @@ from weakref import WeakKeyDictionary
 
 import anyio
 import anyio.to_thread
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from sqlalchemy.orm import Session
 
 from mailflow.config import Settings
 from mailflow.context import AppContext
+from mailflow.models.base import MAX_ROW_ID
 from mailflow.web.loopreads import LoopReads
 
 # Page reads in the threadpool at once, per event loop. More only queue on the connection pool (whose
@@ -51,6 +52,11 @@ def get_session(request: Request) -> Iterator[Session]:
 # scope="function": the commit happens before the response is sent, so a browser that follows a redirect
 # right after a POST always reads the changed data (with the default scope it could race the commit).
 DbSession = Annotated[Session, Depends(get_session, scope="function")]
+
+
+# Every id in a path: a number a row can have. Anything else (0, 20 digits) fails validation, which the app
+# answers 404 — it names nothing — before any query runs.
+RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
 
 
 def loop_reads(request: Request) -> LoopReads | None:

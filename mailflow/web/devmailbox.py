@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from mailflow.models import CapturedMail
 from mailflow.timeutil import taipei
-from mailflow.web.deps import get_session
+from mailflow.web.deps import RowId, get_session
 from mailflow.web.pages import render
 
 router = APIRouter(prefix="/dev/mailbox")
@@ -128,19 +128,19 @@ def mailbox(request: Request, session: DbSession,
 
 
 @router.get("/{mail_id:int}", response_class=HTMLResponse)
-def one_mail(request: Request, mail_id: int, session: DbSession) -> HTMLResponse:
+def one_mail(request: Request, mail_id: RowId, session: DbSession) -> HTMLResponse:
     mails = [view(_load(session, mail_id))]
     return render(request, "mailbox.html", mails=mails, total=1, page=1, pages=1, single=True)
 
 
 @router.get("/{mail_id:int}/html")
-def mail_html(mail_id: int, session: DbSession) -> Response:
+def mail_html(mail_id: RowId, session: DbSession) -> Response:
     html = view(_load(session, mail_id)).html or "<p>(這封信沒有 HTML 內容)</p>"
     return HTMLResponse(html, headers={"Content-Security-Policy": MAIL_HTML_CSP, "Cache-Control": "no-store"})
 
 
 @router.get("/{mail_id:int}/raw")
-def mail_raw(mail_id: int, session: DbSession) -> Response:
+def mail_raw(mail_id: RowId, session: DbSession) -> Response:
     return PlainTextResponse(view(_load(session, mail_id)).raw)
 
 
@@ -152,5 +152,5 @@ def api_messages(session: DbSession, to: Annotated[str | None, Query(max_length=
 
 
 @router.get("/api/messages/{mail_id:int}")
-def api_message(mail_id: int, session: DbSession) -> JSONResponse:
+def api_message(mail_id: RowId, session: DbSession) -> JSONResponse:
     return JSONResponse(view(_load(session, mail_id)).as_json(with_raw=True))

@@ -15,7 +15,8 @@ router = APIRouter()
 # Browsers ask for /favicon.ico on every site whether a page names an icon or not.
 FAVICON = STATIC_DIR / "favicon.ico"
 # Titles of the zh-TW error page by HTTP status; anything else reads as the generic one.
-ERROR_TITLES = {404: "找不到此頁面", 405: "無法以此方式開啟此頁面", 422: "資料格式不正確"}
+ERROR_TITLES = {400: "資料無法處理", 404: "找不到此頁面", 405: "無法以此方式開啟此頁面", 408: "傳送逾時",
+                413: "資料太大", 415: "表單格式不正確", 422: "資料格式不正確"}
 ERROR_MESSAGES = {404: "您要找的頁面不存在,可能是網址輸入錯誤,或頁面已移除。",
                   405: "此頁面不接受這種操作,請回到首頁重新開始。",
                   422: "網址或表單中有資料的格式不正確,請回到上一頁確認後再試一次。"}

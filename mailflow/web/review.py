@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from mailflow.accounts import review
 from mailflow.config import Settings
 from mailflow.models import Application, ApplicationStatus, StaffRole, StaffUser
-from mailflow.web.deps import DbSession, get_settings
+from mailflow.web.deps import DbSession, RowId, get_settings
 from mailflow.web.pages import render
 from mailflow.web.security import csrf_ok
 from mailflow.web.staff_auth import require_staff
@@ -73,7 +73,7 @@ def _not_found(request: Request, staff: StaffUser, message: str) -> Response:
 
 
 @router.get("/review/applications/{application_id}")
-def application_page(request: Request, application_id: int, staff: Reviewer, session: DbSession,
+def application_page(request: Request, application_id: RowId, staff: Reviewer, session: DbSession,
                      done: str = "") -> Response:
     try:
         application = review.get_application(session, application_id)
@@ -90,7 +90,7 @@ def content_disposition(kind: str, filename: str) -> str:
 
 
 @router.get("/review/applications/{application_id}/document")
-def document_file(request: Request, application_id: int, staff: Reviewer, session: DbSession,
+def document_file(request: Request, application_id: RowId, staff: Reviewer, session: DbSession,
                   settings: AppSettings, download: bool = False) -> Response:
     try:
         application = review.get_application(session, application_id)
@@ -134,7 +134,7 @@ def _decision(request: Request, session: Session, staff: StaffUser, application_
 
 @router.post("/review/applications/{application_id}/approve")
 def approve(
-    request: Request, application_id: int, staff: Reviewer, session: DbSession, settings: AppSettings,
+    request: Request, application_id: RowId, staff: Reviewer, session: DbSession, settings: AppSettings,
     note: Annotated[str, Form(max_length=5000)] = "",
     csrf_token: Annotated[str, Form(max_length=400)] = "",
 ) -> Response:
@@ -147,7 +147,7 @@ def approve(
 
 @router.post("/review/applications/{application_id}/reject")
 def reject(
-    request: Request, application_id: int, staff: Reviewer, session: DbSession, settings: AppSettings,
+    request: Request, application_id: RowId, staff: Reviewer, session: DbSession, settings: AppSettings,
     codes: Annotated[list[str], Form()] = [],  # noqa: B006 - FastAPI copies form defaults
     other: Annotated[str, Form(max_length=5000)] = "",
     csrf_token: Annotated[str, Form(max_length=400)] = "",

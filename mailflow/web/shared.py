@@ -28,7 +28,7 @@ from mailflow.config import Settings
 from mailflow.models import Account, AccountKind
 from mailflow.passwords import hash_password
 from mailflow.web.applicant import GIVE_AGAIN
-from mailflow.web.deps import DbSession, get_settings
+from mailflow.web.deps import DbSession, RowId, get_settings
 from mailflow.web.pages import render
 from mailflow.web.security import CSRF_FIELD, csrf_ok, sign, unsign
 
@@ -222,7 +222,7 @@ async def api_request_binding(request: Request, session: DbSession, settings: Ap
 
 @router.delete("/api/shared-accounts/bindings/{binding_id}")
 def api_delete_binding(
-    binding_id: int, request: Request, session: DbSession, settings: AppSettings
+    binding_id: RowId, request: Request, session: DbSession, settings: AppSettings
 ) -> JSONResponse:
     account = _logged_in(request, session)
     if account is None:
@@ -235,10 +235,10 @@ def api_delete_binding(
 
 
 @router.post("/api/shared-accounts/bindings/{binding_id}/unbind")
-def api_unbind(binding_id: int, request: Request, session: DbSession, settings: AppSettings) -> JSONResponse:
-    # A JSON content type proves a same-origin script (cross-site forms cannot send one unpreflighted).
-    if "json" not in request.headers.get("content-type", ""):
-        return _error(415, NEEDS_JSON)
+def api_unbind(
+    binding_id: RowId, request: Request, session: DbSession, settings: AppSettings
+) -> JSONResponse:
+    # Its application/json content type (required by mailflow.web.limits) proves a same-origin script.
     return api_delete_binding(binding_id, request, session, settings)
 
 
@@ -316,7 +316,7 @@ async def account_switch(request: Request, session: DbSession, settings: AppSett
 
 @router.post("/account/bindings/{binding_id}/unbind")
 async def account_unbind(
-    binding_id: int, request: Request, session: DbSession, settings: AppSettings
+    binding_id: RowId, request: Request, session: DbSession, settings: AppSettings
 ) -> Response:
     form = await _form_fields(request)
     return await run_in_threadpool(_page_action, request, session, settings, form, binding_id)

@@ -33,10 +33,11 @@ from mailflow.models import (
     SupportNote,
     Suppression,
 )
+from mailflow.models.base import MAX_ROW_ID
 from mailflow.support import actions, chart, queries
 from mailflow.support.reasons_zh import KIND_TITLES, mail_title
 from mailflow.timeutil import now, taipei
-from mailflow.web.deps import DbSession, get_ctx, get_settings
+from mailflow.web.deps import DbSession, RowId, get_ctx, get_settings
 from mailflow.web.pages import render
 from mailflow.web.security import csrf_ok
 from mailflow.web.staff_auth import require_staff
@@ -195,7 +196,7 @@ def _failed_elsewhere(session: Session, item: SupportItem, view: queries.ItemVie
 
 
 @router.get("/support/items/{item_id}")
-def item_page(request: Request, item_id: int, staff: Staff, session: DbSession, done: str = "") -> Response:
+def item_page(request: Request, item_id: RowId, staff: Staff, session: DbSession, done: str = "") -> Response:
     item = session.get(SupportItem, item_id)
     if item is None:
         return _refused(request, staff, "找不到此客服項目。", 404, "/support")
@@ -212,7 +213,7 @@ def item_page(request: Request, item_id: int, staff: Staff, session: DbSession, 
 
 
 @router.get("/support/accounts/{account_id}")
-def account_page(request: Request, account_id: int, staff: Staff, session: DbSession,
+def account_page(request: Request, account_id: RowId, staff: Staff, session: DbSession,
                  done: str = "") -> Response:
     account = session.get(Account, account_id)
     if account is None:
@@ -223,7 +224,7 @@ def account_page(request: Request, account_id: int, staff: Staff, session: DbSes
 
 
 @router.get("/support/inbound/{inbound_id}/raw")
-def raw_message(request: Request, inbound_id: int, staff: Staff, session: DbSession) -> Response:
+def raw_message(request: Request, inbound_id: RowId, staff: Staff, session: DbSession) -> Response:
     message = session.get(InboundMessage, inbound_id)
     if message is None:
         return _refused(request, staff, "找不到此收到的郵件。", 404, "/support")
@@ -250,7 +251,7 @@ def _act(request: Request, staff: StaffUser, session: Session, csrf_token: str, 
 
 
 @router.post("/support/items/{item_id}/assign")
-def assign(request: Request, item_id: int, staff: Staff, session: DbSession,
+def assign(request: Request, item_id: RowId, staff: Staff, session: DbSession,
            csrf_token: CsrfField = "", back: BackField = "") -> Response:
     def action() -> str:
         actions.assign_to_me(session, item_id, staff.name)
@@ -260,7 +261,7 @@ def assign(request: Request, item_id: int, staff: Staff, session: DbSession,
 
 
 @router.post("/support/items/{item_id}/note")
-def note(request: Request, item_id: int, staff: Staff, session: DbSession, csrf_token: CsrfField = "",
+def note(request: Request, item_id: RowId, staff: Staff, session: DbSession, csrf_token: CsrfField = "",
          back: BackField = "", text: Annotated[str, Form(max_length=20000)] = "") -> Response:
     def action() -> str:
         actions.add_note(session, item_id, staff.name, text)
@@ -270,7 +271,7 @@ def note(request: Request, item_id: int, staff: Staff, session: DbSession, csrf_
 
 
 @router.post("/support/items/{item_id}/resolve")
-def resolve(request: Request, item_id: int, staff: Staff, session: DbSession,
+def resolve(request: Request, item_id: RowId, staff: Staff, session: DbSession,
             csrf_token: CsrfField = "", back: BackField = "") -> Response:
     def action() -> str:
         actions.resolve(session, item_id, staff.name)
@@ -280,11 +281,11 @@ def resolve(request: Request, item_id: int, staff: Staff, session: DbSession,
 
 
 @router.post("/support/accounts/{account_id}/email")
-def correct_email(request: Request, account_id: int, staff: Staff, session: DbSession,
+def correct_email(request: Request, account_id: RowId, staff: Staff, session: DbSession,
                   settings: Annotated[Settings, Depends(get_settings)], csrf_token: CsrfField = "",
                   back: BackField = "", email: Annotated[str, Form(max_length=1000)] = "",
                   lift_old: Annotated[str, Form(max_length=10)] = "",
-                  item_id: Annotated[int | None, Form()] = None) -> Response:
+                  item_id: Annotated[int | None, Form(ge=1, le=MAX_ROW_ID)] = None) -> Response:
     def action() -> str:
         result = actions.correct_email(session, settings, account_id, email, staff.name,
                                        lift_old=bool(lift_old), item_id=item_id)
@@ -296,7 +297,7 @@ def correct_email(request: Request, account_id: int, staff: Staff, session: DbSe
 
 
 @router.post("/support/mails/{outbox_id}/resend")
-def resend(request: Request, outbox_id: int, staff: Staff, session: DbSession,
+def resend(request: Request, outbox_id: RowId, staff: Staff, session: DbSession,
            settings: Annotated[Settings, Depends(get_settings)], csrf_token: CsrfField = "",
            back: BackField = "") -> Response:
     def action() -> str:

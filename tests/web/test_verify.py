@@ -221,7 +221,9 @@ def test_the_resend_form(ctx: AppContext, client: TestClient) -> None:
                                                      "csrf_token": csrf(client, "/verify/resend")})
         assert answer.status_code == status, (account, answer.text)
     assert "已重新寄出驗證信至 e***@gmail.com" in answer.text
-    assert client.post("/api/verification-mails", content=b"not json").status_code == 422
+    assert client.post("/api/verification-mails", content=b"not json").status_code == 415  # no JSON type
+    assert client.post("/api/verification-mails", content=b"not json",
+                       headers={"content-type": "application/json"}).status_code == 422
 
 
 # --- the reminder job ------------------------------------------------------------------------------
