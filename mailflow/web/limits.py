@@ -332,6 +332,15 @@ class RequestLimits:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if scope["method"] not in BODY_METHODS and not _has_body(scope):
+            # The common case (a page, a GET of the API): only the URL to check, no wrapper in the way.
+            try:
+                check_url(scope)
+            except BodyRefused as refused:
+                await refusal_response(scope, refused)(scope, _drain_nothing, send)
+                return
+            await self.app(scope, receive, send)
+            return
         route = rule_for(scope["method"], scope.get("path", ""))
         limit = self.limit_of(route)
         kind = media_type(scope)

@@ -4,8 +4,11 @@ security headers and a freshly minted CSRF cookie on every response.
 CSRF uses a signed double-submit token: a random value in a SameSite=Strict cookie, repeated in a hidden
 form field; both must match and carry our signature. The token is ``<nonce>.<issued>.<mac>``: a random
 nonce, the issue time (unix seconds, base 36) and HMAC-SHA256 over both with a key derived for CSRF
-alone, so it expires and no other signed value of ours can stand in for it. JSON/multipart API routes
-that take no cookie credentials need no token.
+alone, so it expires and no other signed value of ours can stand in for it. The MAC also covers the
+request's session cookies named by ``bind_csrf_to`` (the staff session): a token minted outside that
+session — by an attacker who can plant cookies from a sibling subdomain, or before a login — does not
+pass inside it, so a signed-in staff member's token is good for that session only. The JSON API needs no
+token: it takes only application/json (mailflow.web.limits), which no cross-site form can send.
 """
 
 from __future__ import annotations
@@ -83,25 +86,28 @@ def _csrf_key(secret_key: str) -> bytes:
     return hmac.new(secret_key.encode(), b"mailflow-csrf", hashlib.sha256).digest()
 
 
-def _csrf_mac(settings: Settings, signed_part: str) -> str:
+def _csrf_mac(settings: Settings, signed_part: str, session: str = "") -> str:
     digest = hmac.new(_csrf_key(settings.security.secret_key), signed_part.encode("ascii"), hashlib.sha256)
+    if session:
+        digest.update(b"|" + session.encode("ascii"))
     return base64.urlsafe_b64encode(digest.digest()[:18]).decode("ascii")
 
 
-def mint_csrf(settings: Settings, at: float | None = None) -> str:
-    """A fresh CSRF token (hand-made rather than itsdangerous: it is signed on every form page, and the
-    JSON+zlib round of a serializer was a tenth of the /verify page's time)."""
+def mint_csrf(settings: Settings, at: float | None = None, session: str = "") -> str:
+    """A fresh CSRF token, bound to ``session`` (see csrf_session) when given. Hand-made rather than
+    itsdangerous: it is signed on every form page, and the JSON+zlib round of a serializer was a tenth
+    of the /verify page's time."""
     issued = int(time.time() if at is None else at)
     signed_part = f"{secrets.token_urlsafe(16)}.{_base36(issued)}"
-    return f"{signed_part}.{_csrf_mac(settings, signed_part)}"
+    return f"{signed_part}.{_csrf_mac(settings, signed_part, session)}"
 
 
-def csrf_valid(settings: Settings, value: str | None) -> bool:
-    """Our signature holds and the token is younger than CSRF_MAX_AGE_SECONDS."""
+def csrf_valid(settings: Settings, value: str | None, session: str = "") -> bool:
+    """Our signature (for ``session``) holds and the token is younger than CSRF_MAX_AGE_SECONDS."""
     if not value or len(value) > 200 or value.count(".") != 2:
         return False
     signed_part, _, mac = value.rpartition(".")
-    if not hmac.compare_digest(_csrf_mac(settings, signed_part), mac):
+    if not hmac.compare_digest(_csrf_mac(settings, signed_part, session), mac):
         return False
     try:
         issued = int(signed_part.rpartition(".")[2], 36)
@@ -119,15 +125,33 @@ def _base36(number: int) -> str:
             return digits
 
 
+def bind_csrf_to(app: Any, cookie: str) -> None:
+    """Bind every CSRF token to the value of session cookie ``cookie`` whenever a request carries it
+    (the hook staff sign-in installs for ``mf_staff``)."""
+    app.state.csrf_session_cookies = (*getattr(app.state, "csrf_session_cookies", ()), cookie)
+
+
+def csrf_session(request: Request) -> str:
+    """What the request's tokens are bound to: a digest of the session cookies named by bind_csrf_to
+    that it carries, "" when it carries none. The cookie's own value rather than a row id: it changes at
+    every sign-in, and reading it costs no query."""
+    names: tuple[str, ...] = getattr(request.app.state, "csrf_session_cookies", ())
+    values = [f"{name}={request.cookies[name]}" for name in names if request.cookies.get(name)]
+    if not values:
+        return ""
+    return hashlib.sha256("\n".join(values).encode("utf-8", "replace")).hexdigest()
+
+
 def csrf_token(request: Request) -> str:
     """The token for forms on this page; SecurityHeaders sets the cookie when it is new."""
     settings: Settings = request.app.state.ctx.settings
+    session = csrf_session(request)
     cookie = request.cookies.get(CSRF_COOKIE)
-    if cookie and csrf_valid(settings, cookie):
+    if cookie and csrf_valid(settings, cookie, session):
         return cookie
     fresh = getattr(request.state, NEW_CSRF_STATE, None)
     if fresh is None:
-        fresh = mint_csrf(settings)
+        fresh = mint_csrf(settings, session=session)
         setattr(request.state, NEW_CSRF_STATE, fresh)
     return str(fresh)
 
@@ -151,7 +175,7 @@ class LazyCsrfToken:
 def csrf_ok(request: Request, submitted: str | None) -> bool:
     settings: Settings = request.app.state.ctx.settings
     cookie = request.cookies.get(CSRF_COOKIE)
-    if not cookie or not submitted or not csrf_valid(settings, cookie):
+    if not cookie or not submitted or not csrf_valid(settings, cookie, csrf_session(request)):
         return False
     return hmac.compare_digest(cookie, submitted)
 

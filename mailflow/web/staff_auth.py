@@ -27,7 +27,7 @@ from mailflow.passwords import hash_password, verify_password
 from mailflow.timeutil import now
 from mailflow.web.deps import DbSession, get_settings
 from mailflow.web.pages import render
-from mailflow.web.security import csrf_ok, sign, unsign
+from mailflow.web.security import bind_csrf_to, csrf_ok, sign, unsign
 
 log = logging.getLogger(__name__)
 
@@ -237,5 +237,6 @@ def _forbidden(request: Request, exc: Exception) -> Response:
 def install(app: FastAPI) -> None:
     """Mount /staff/login and /staff/logout and turn the two refusals into pages (or JSON for APIs)."""
     app.include_router(router)
+    bind_csrf_to(app, SESSION_COOKIE)  # a signed-in staff member's form tokens hold in that session only
     app.add_exception_handler(StaffLoginRequired, _login_required)
     app.add_exception_handler(StaffForbidden, _forbidden)
