@@ -36,6 +36,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from mailflow.accounts.rules import document_limit_text
+
 KiB = 1024
 # Logins, switches, one-line forms and every JSON API body not listed below.
 SMALL_BYTES = 16 * KiB
@@ -110,12 +112,8 @@ def rule_for(method: str, path: str) -> Rule:
 
 
 def size_text(size: int) -> str:
-    """A byte count as people read it: '16 KB', '10.3 MB'."""
-    for unit, scale in (("MB", 1024 * 1024), ("KB", 1024)):
-        if size >= scale:
-            amount = size / scale
-            return f"{amount:.0f} {unit}" if amount == int(amount) else f"{amount:.1f} {unit}"
-    return f"{size} bytes"
+    """A byte count as people read it ('16 KB', '10.3 MB'), worded like the document limit."""
+    return document_limit_text(size)
 
 
 class BodyRefused(Exception):
