@@ -35,6 +35,8 @@ CASES = {
     # a receipt rule's template, not a mailbox lookup: the owner's filter
     "receivingses.eml": ("receivingses", "info@mail.example.jp", "filtered", False, "failed"),
     "smail.eml": ("smail", "someone@no-such-host.example.com", "hostunknown", True, "failed"),
+    # no family detector: the reason sits above the recipient list, behind a heading
+    "mailmarshal.eml": ("plaintext", "nobody@example.net", "userunknown", True, "failed"),
 }
 
 

@@ -326,19 +326,25 @@ def _names_a_recipient(para: list[str], skip: set[str]) -> bool:
 
 def _text_around(paras: list[list[str]], index: int, skip: set[str]) -> str:
     """The reason near an address paragraph that has none of its own: the paragraphs after it (up
-    to the next one that lists a recipient), else the one before."""
+    to the next one that lists a recipient); when those carry no SMTP code, the nearest paragraph
+    before that does goes first (MailMarshal and Domino write "because of: 550 ..." above the list of
+    recipients); with neither, the paragraph just before."""
     after: list[str] = []
     for para in paras[index + 1 : index + 4]:
         if _names_a_recipient(para, skip):
             break
         after.append(" ".join(line.strip() for line in para))
     text = collapse(" ".join(after))
+    if _CODE_RE.search(text):
+        return text[:1000]
+    before = [collapse(" ".join(line.strip() for line in para)) for para in paras[max(0, index - 4) : index]]
+    coded = [b for b in before if _CODE_RE.search(b) and not ADDRESS_RE.match(b)]
+    if coded:
+        return collapse(coded[-1] + " " + text)[:1000]
     if _meaningful(text):
         return text[:1000]
-    if index > 0:
-        before = collapse(" ".join(line.strip() for line in paras[index - 1]))
-        if _meaningful(before):
-            return before[:1000]
+    if before and _meaningful(before[-1]):
+        return before[-1][:1000]
     return ""
 
 
