@@ -7,12 +7,12 @@ first that recognises the mail wins, then each recipient is classified by
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from mailflow.inbound.bounce.context import Context, build
 from mailflow.inbound.bounce.detectors import SELECTION
 from mailflow.inbound.bounce.model import Hit
+from mailflow.inbound.bounce.patterns import lazy
 from mailflow.inbound.bounce.reasons import classify, is_hard
 from mailflow.inbound.bounce.textblocks import command_in, smtp_command
 
@@ -87,7 +87,7 @@ def _echoed_recipient(hit: Hit) -> str:
     return "RCPT" if rest[len(hit.address) :].lstrip(">").startswith("...") else ""
 
 
-_REPLY_HEAD_RE = re.compile(r"[45]\d\d[ -](?:[45]\.\d{1,3}\.\d{1,3}\s+)?")
+_REPLY_HEAD_RE = lazy(r"[45]\d\d[ -](?:[45]\.\d{1,3}\.\d{1,3}\s+)?")
 
 
 def _finish(hit: Hit, detector: str, reporting: str) -> Failure:

@@ -29,6 +29,7 @@ from mailflow.inbound.bounce.mailtext import (
     normalise_newlines,
     part_text,
 )
+from mailflow.inbound.bounce.patterns import lazy
 
 # Sisimai's placeholder when a report does not name the complaining recipient.
 UNKNOWN_RECIPIENT = "undisclosed-recipient-in-headers@libsisimai.org.invalid"
@@ -49,7 +50,7 @@ def find_complaint(ctx: Context) -> Complaint | None:
     return None
 
 
-_FIELD_RE = re.compile(r"^([A-Za-z][A-Za-z0-9-]*):[ \t]*(.*)$")
+_FIELD_RE = lazy(r"^([A-Za-z][A-Za-z0-9-]*):[ \t]*(.*)$")
 
 
 def _fields(text: str) -> list[tuple[str, str]]:

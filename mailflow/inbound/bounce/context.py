@@ -8,13 +8,13 @@ a few decoded headers.  Text is capped so huge bodies cost nothing extra.
 from __future__ import annotations
 
 import email
-import re
 from dataclasses import dataclass, field
 from email.message import Message
 from functools import cached_property
 
 from mailflow.inbound.bounce.dsn import Block, delivery_status_text, field_blocks
 from mailflow.inbound.bounce.mailtext import TEXT_CAP, normalise_newlines, part_text
+from mailflow.inbound.bounce.patterns import lazy
 
 _ORIGINAL_TYPES = (
     "message/rfc822",
@@ -121,8 +121,8 @@ def _keep_original(part: Message, ctx: Context) -> None:
         ctx.original = None
 
 
-_TAG_RE = re.compile(r"<[^>]{0,2000}>")
-_BR_RE = re.compile(r"(?i)<\s*(br|/p|/div|/tr|p|div|tr)\b[^>]*>")
+_TAG_RE = lazy(r"<[^>]{0,2000}>")
+_BR_RE = lazy(r"(?i)<\s*(br|/p|/div|/tr|p|div|tr)\b[^>]*>")
 
 
 def _strip_html(text: str) -> str:

@@ -7,7 +7,6 @@ some MTAs paste into a text/plain notice.
 
 from __future__ import annotations
 
-import re
 from email.message import Message
 
 from mailflow.inbound.bounce.mailtext import (
@@ -18,8 +17,9 @@ from mailflow.inbound.bounce.mailtext import (
     find_status,
 )
 from mailflow.inbound.bounce.model import Hit
+from mailflow.inbound.bounce.patterns import lazy
 
-FIELD_RE = re.compile(r"^([A-Za-z][A-Za-z0-9-]*):[ \t]*(.*)$")
+FIELD_RE = lazy(r"^([A-Za-z][A-Za-z0-9-]*):[ \t]*(.*)$")
 _SKIP_ACTIONS = frozenset({"delivered", "relayed", "expanded", "deliverable"})
 _ACTION_MAP = {"failure": "failed", "fail": "failed", "expired": "failed", "delay": "delayed"}
 
@@ -90,7 +90,7 @@ def hits_from_blocks(blocks: list[Block]) -> list[Hit]:
     return hits
 
 
-_LOOSE_RE = re.compile(r'("[^"]+"|[^\s<>;"]+)@[^\s<>;"]+')
+_LOOSE_RE = lazy(r'("[^"]+"|[^\s<>;"]+)@[^\s<>;"]+')
 
 
 def _recipient(block: Block) -> str:

@@ -9,15 +9,17 @@ from __future__ import annotations
 import re
 from email.message import Message
 
+from mailflow.inbound.bounce.patterns import lazy
+
 # Bounce notices are short; the first 64 KiB of a text part hold every notice we know.
 TEXT_CAP = 64 * 1024
 
-ADDRESS_RE = re.compile(
+ADDRESS_RE = lazy(
     r"[\w.!#$%&'*+/=?^`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)+"
 )
-STATUS_RE = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
-REPLY_RE = re.compile(r"(?<![\d.])([245][0-5]\d)(?:[ -]|$)")
-WS_RE = re.compile(r"\s+")
+STATUS_RE = lazy(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
+REPLY_RE = lazy(r"(?<![\d.])([245][0-5]\d)(?:[ -]|$)")
+WS_RE = lazy(r"\s+")
 
 
 def collapse(text: str) -> str:
@@ -29,13 +31,13 @@ def collapse(text: str) -> str:
     text = WS_RE.sub(" ", text).strip()
     m = _CONT_RE.search(text)
     if m:
-        prefix = re.compile(r"(?<=\S) " + m.group(1) + r"[ -](?:" + re.escape(m.group(2) or "") + r" )?")
+        prefix = lazy(r"(?<=\S) " + m.group(1) + r"[ -](?:" + re.escape(m.group(2) or "") + r" )?")
         head, tail = text[: m.end()], text[m.end() :]
         text = head + prefix.sub(" ", tail)
     return text
 
 
-_CONT_RE = re.compile(r"\b([45]\d\d)-(\d\.\d{1,3}\.\d{1,3})?")
+_CONT_RE = lazy(r"\b([45]\d\d)-(\d\.\d{1,3}\.\d{1,3})?")
 
 
 def part_text(part: Message, cap: int = TEXT_CAP) -> str:

@@ -18,6 +18,7 @@ from mailflow.inbound.bounce.mailtext import (
     find_status,
 )
 from mailflow.inbound.bounce.model import Hit
+from mailflow.inbound.bounce.patterns import LazyPattern, lazy
 
 
 def between(text: str, starts: Iterable[str], ends: Iterable[str], *, keep_start: bool = False) -> str:
@@ -44,7 +45,7 @@ def between(text: str, starts: Iterable[str], ends: Iterable[str], *, keep_start
     return text[begin:end]
 
 
-def split_blocks(text: str, address_line: re.Pattern[str]) -> list[tuple[str, list[str]]]:
+def split_blocks(text: str, address_line: LazyPattern) -> list[tuple[str, list[str]]]:
     """Split at lines matching `address_line` (group 1 = address); later lines join its block."""
     blocks: list[tuple[str, list[str]]] = []
     for line in text.split("\n"):
@@ -110,11 +111,11 @@ def smtp_command(text: str) -> str:
 
 
 # Matched against lower-cased text: a case-blind pattern scans several times slower.
-_AFTER_RE = re.compile(
+_AFTER_RE = lazy(
     r"(?:in reply to|after|while sending|response to|did not like our|following)\s+(?:end of\s+)?"
     r"(?:the\s+)?(helo|ehlo|mail from|mail|rcpt to|rcpt|data|final data|starttls)"
 )
-_SENT_RE = re.compile(r"^>>>\s*(helo|ehlo|mail|rcpt|data|starttls)", re.M)
+_SENT_RE = lazy(r"^>>>\s*(helo|ehlo|mail|rcpt|data|starttls)", re.M)
 
 
 def first_address_in(text: str) -> str:
@@ -125,7 +126,7 @@ def first_address_in(text: str) -> str:
 # SMTP commands in the order a session sends them; the latest one named in a reply is
 # the one it answered ("... after RCPT TO ... during DATA" -> DATA).
 _SESSION_ORDER = ("HELO", "EHLO", "STARTTLS", "AUTH", "MAIL", "RCPT", "DATA", "QUIT")
-_COMMAND_WORD_RE = re.compile(
+_COMMAND_WORD_RE = lazy(
     r"(?<![0-9A-Za-z@.`_-])(?:(HELO|EHLO|STARTTLS|RCPT|DATA|QUIT)(?![0-9A-Za-z@`_])"
     r"|(AUTH (?:PLAIN|LOGIN|CRAM-|DIGEST-)|MAIL F))"
 )

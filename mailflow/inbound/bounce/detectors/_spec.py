@@ -6,26 +6,26 @@ recipient list starts and ends and what an address line looks like.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from mailflow.inbound.bounce.context import Context
 from mailflow.inbound.bounce.model import Hit
+from mailflow.inbound.bounce.patterns import LazyPattern, lazy
 from mailflow.inbound.bounce.textblocks import between, hits_from_blocks, smtp_command, split_blocks
 
 # "<addr>:" / "addr:" / "<addr>" alone / "addr" alone at line start (indent allowed).
-ADDRESS_LINE = re.compile(r"^\s*<?([^\s<>@]+@[^\s<>:]+?)>?:?\s*(?=$|\s)")
+ADDRESS_LINE = lazy(r"^\s*<?([^\s<>@]+@[^\s<>:]+?)>?:?\s*(?=$|\s)")
 
 
 @dataclass(frozen=True)
 class TextFormat:
     name: str
     markers: tuple[str, ...] = ()  # lower-case phrases in the notice that identify the family
-    sender: re.Pattern[str] | None = None  # From header pattern that identifies it too (with `subject`)
-    subject: re.Pattern[str] | None = None
+    sender: LazyPattern | None = None  # From header pattern that identifies it too (with `subject`)
+    subject: LazyPattern | None = None
     starts: tuple[str, ...] = ()
     ends: tuple[str, ...] = ()
-    address_line: re.Pattern[str] = ADDRESS_LINE
+    address_line: LazyPattern = ADDRESS_LINE
     action: str = "failed"
 
     def recognises(self, ctx: Context) -> bool:

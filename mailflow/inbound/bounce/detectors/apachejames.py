@@ -6,11 +6,12 @@ import re
 
 from mailflow.inbound.bounce.context import Context
 from mailflow.inbound.bounce.model import Hit
+from mailflow.inbound.bounce.patterns import lazy
 from mailflow.inbound.bounce.textblocks import between, first_address_in, make_hit
 
 NAME = "apachejames"
 FAMILIES: tuple[str, ...] = ("lhost-apachejames",)
-_RCPT = re.compile(r"^\s*RCPT TO:\s*(.+)$", re.M | re.I)
+_RCPT = lazy(r"^\s*RCPT TO:\s*(.+)$", re.M | re.I)
 
 
 def recognises(ctx: Context) -> bool:

@@ -6,11 +6,12 @@ import re
 
 from mailflow.inbound.bounce.context import Context
 from mailflow.inbound.bounce.model import Hit
+from mailflow.inbound.bounce.patterns import lazy
 from mailflow.inbound.bounce.textblocks import addresses_in, between, make_hit
 
 NAME = "domino"
 FAMILIES: tuple[str, ...] = ("lhost-domino", "lhost-notes")
-_BLOCK = re.compile(r"was not delivered to:\s*(.*?)\n\s*because:\s*(.*?)(?:\n\s*\n|$)", re.I | re.S)
+_BLOCK = lazy(r"was not delivered to:\s*(.*?)\n\s*because:\s*(.*?)(?:\n\s*\n|$)", re.I | re.S)
 
 
 def detect(ctx: Context) -> list[Hit] | None:

@@ -6,11 +6,12 @@ import re
 
 from mailflow.inbound.bounce.context import Context
 from mailflow.inbound.bounce.model import Hit
+from mailflow.inbound.bounce.patterns import lazy
 from mailflow.inbound.bounce.textblocks import between, make_hit, smtp_command
 
 NAME = "dragonfly"
 FAMILIES: tuple[str, ...] = ("lhost-dragonfly",)
-_RCPT = re.compile(r"error delivering your mail to <?([^\s<>]+@[^\s<>]+?)>?\.?\s*$", re.M | re.I)
+_RCPT = lazy(r"error delivering your mail to <?([^\s<>]+@[^\s<>]+?)>?\.?\s*$", re.M | re.I)
 
 
 def detect(ctx: Context) -> list[Hit] | None:

@@ -6,15 +6,14 @@ are mapped to reasons here because they carry no status code.
 
 from __future__ import annotations
 
-import re
-
 from mailflow.inbound.bounce.context import Context
 from mailflow.inbound.bounce.model import Hit
+from mailflow.inbound.bounce.patterns import lazy
 from mailflow.inbound.bounce.textblocks import between, hits_from_blocks, split_blocks
 
 NAME = "exchange2003"
 FAMILIES: tuple[str, ...] = ("lhost-exchange2003",)
-_LINE = re.compile(r"^\s*<?([^\s<>@]+@[^\s<>]+?)>?\s+on\s+\S.*$")
+_LINE = lazy(r"^\s*<?([^\s<>@]+@[^\s<>]+?)>?\s+on\s+\S.*$")
 _CODES = (
     ("000c05a6", "userunknown"),
     ("recipient name is not recognized", "userunknown"),

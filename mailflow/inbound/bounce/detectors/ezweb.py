@@ -15,13 +15,14 @@ import re
 from mailflow.inbound.bounce.context import Context
 from mailflow.inbound.bounce.dsn import hits_from_blocks
 from mailflow.inbound.bounce.model import Hit
+from mailflow.inbound.bounce.patterns import lazy
 from mailflow.inbound.bounce.textblocks import command_in, make_hit
 
 NAME = "ezweb"
 FAMILIES: tuple[str, ...] = ("lhost-ezweb",)
-_SENDER = re.compile(r"postmaster@(?:ezweb\.ne\.jp|au\.com)\b", re.I)
-_MSGID = re.compile(r"\.(?:ezweb\.ne\.jp|au\.com)>", re.I)
-_RCPT_LINE = re.compile(r"^\s*(?:Recipient:\s*)?<([^\s<>]+@[^\s<>]+)>:?\s*(.*)$", re.I)
+_SENDER = lazy(r"postmaster@(?:ezweb\.ne\.jp|au\.com)\b", re.I)
+_MSGID = lazy(r"\.(?:ezweb\.ne\.jp|au\.com)>", re.I)
+_RCPT_LINE = lazy(r"^\s*(?:Recipient:\s*)?<([^\s<>]+@[^\s<>]+)>:?\s*(.*)$", re.I)
 _STARTS = ("the user(s) ", "your message ", "each of the following", "<")
 _ENDS = ("-------------------------------------------------", "content-type: message/rfc822")
 # cause sentence -> reason ("" = let the general classifier decide from the reply)

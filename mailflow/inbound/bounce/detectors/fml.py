@@ -7,15 +7,14 @@ poster it refused); the sentence on it, else the subject ("Loop Alert: ...",
 
 from __future__ import annotations
 
-import re
-
 from mailflow.inbound.bounce.context import Context
 from mailflow.inbound.bounce.model import Hit
+from mailflow.inbound.bounce.patterns import lazy
 from mailflow.inbound.bounce.textblocks import between, make_hit
 
 NAME = "fml"
 FAMILIES: tuple[str, ...] = ("lhost-fml",)
-_ADDR = re.compile(r"<([^\s<>]+@[^\s<>]+)>")
+_ADDR = lazy(r"<([^\s<>]+@[^\s<>]+)>")
 _BODY = (
     (" header may cause mail loop", "rejected"),
     ("not member article from ", "rejected"),

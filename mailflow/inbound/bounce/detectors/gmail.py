@@ -6,15 +6,16 @@ import re
 
 from mailflow.inbound.bounce.context import Context
 from mailflow.inbound.bounce.model import Hit
+from mailflow.inbound.bounce.patterns import lazy
 from mailflow.inbound.bounce.reasons import status_reason
 from mailflow.inbound.bounce.textblocks import between, first_address_in, make_hit
 
 NAME = "gmail"
 FAMILIES: tuple[str, ...] = ("lhost-gmail", "lhost-googlegroups")
-_INTRO = re.compile(
+_INTRO = lazy(
     r"delivery to the following recipients? (failed permanently|has been delayed|failed)", re.I
 )
-_ADDR = re.compile(r"^\s+<?([^\s<>@]+@[^\s<>]+?)>?\s*$", re.M)
+_ADDR = lazy(r"^\s+<?([^\s<>@]+@[^\s<>]+?)>?\s*$", re.M)
 
 
 def detect(ctx: Context) -> list[Hit] | None:
@@ -49,7 +50,7 @@ _STATES = {
     "17": ("DATA", "filtered"),
     "18": ("DATA", "filtered"),
 }
-_STATE_RE = re.compile(r"\(state (\d+)\)")
+_STATE_RE = lazy(r"\(state (\d+)\)")
 _MESSAGES = (
     ("dns error: could not contact dns servers", "expired"),
     ("delivery to the following recipient has been delayed", "expired"),

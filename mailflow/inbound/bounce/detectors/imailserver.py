@@ -11,11 +11,12 @@ import re
 
 from mailflow.inbound.bounce.context import Context
 from mailflow.inbound.bounce.model import Hit
+from mailflow.inbound.bounce.patterns import lazy
 from mailflow.inbound.bounce.textblocks import between, command_in, make_hit
 
 NAME = "imailserver"
 FAMILIES: tuple[str, ...] = ("lhost-imailserver",)
-_LINE = re.compile(
+_LINE = lazy(
     r"^\s*(?:(\S[^:\n]{7,}):\s+|(undeliverable)\s+to\s+)<?([^\s<>:]+@[^\s<>]+?)>?\s*$",
     re.M | re.I,
 )

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import re
-
 from mailflow.inbound.bounce.context import Context
 from mailflow.inbound.bounce.detectors._spec import TextFormat
 from mailflow.inbound.bounce.model import Hit
+from mailflow.inbound.bounce.patterns import lazy
 
 NAME = "opensmtpd"
 FAMILIES: tuple[str, ...] = ("lhost-opensmtpd",)
@@ -18,7 +17,7 @@ FORMAT = TextFormat(
     ),
     starts=("following list of recipients:",),
     ends=("below is a copy of the original message", "original message follows"),
-    address_line=re.compile(r"^\s*<?([^\s<>@]+@[^\s<>:]+?)>?:\s"),
+    address_line=lazy(r"^\s*<?([^\s<>@]+@[^\s<>:]+?)>?:\s"),
 )
 
 

@@ -26,6 +26,7 @@ from email.message import Message
 from mailflow.inbound.bounce.context import Context
 from mailflow.inbound.bounce.mailtext import ADDRESS_RE, clean_address, collapse
 from mailflow.inbound.bounce.model import Hit
+from mailflow.inbound.bounce.patterns import lazy
 from mailflow.inbound.bounce.textblocks import addresses_in, command_in, make_hit, smtp_command
 
 NAME = "plaintext"
@@ -33,12 +34,12 @@ FAMILIES: tuple[str, ...] = ()
 
 # --- is it a bounce at all --------------------------------------------------------------------
 
-_SENDER_RE = re.compile(
+_SENDER_RE = lazy(
     r"mailer-daemon|postmaster|mail delivery|mailer daemon|post_master|mdaemon|mail administrator|"
     r"delivery subsystem|mail system",
     re.I,
 )
-_SUBJECT_RE = re.compile(
+_SUBJECT_RE = lazy(
     r"undeliver|undelivered|delivery (status|failure|notification|failed|has failed|problem|error)|"
     r"returned mail|returning message|failure notice|mail delivery failed|mail failure|"
     r"could not be delivered|"
@@ -104,7 +105,7 @@ _FAILURE_WORDS = (
     "전송하지 못했",
     "전달되지 않았",
 )
-_CODE_RE = re.compile(r"(?<![\d.])(?:[45]\d\d[ -]|[45]\.\d{1,3}\.\d{1,3}\b)")
+_CODE_RE = lazy(r"(?<![\d.])(?:[45]\d\d[ -]|[45]\.\d{1,3}\.\d{1,3}\b)")
 
 
 def looks_like_bounce(ctx: Context) -> bool:
@@ -122,7 +123,7 @@ def _says_failure(text: str) -> bool:
 
 # --- where the notice ends ----------------------------------------------------------------------
 
-_MARKER_RE = re.compile(
+_MARKER_RE = lazy(
     r"^[\s\-=_*|#>]*(?:"
     r"[-=_*|]{3,}.*(?:original|returned|unsent|copy of|message (?:text|header|body)|headers? of|"
     r"body of|enclosed|attached|rfc822)"
@@ -133,9 +134,9 @@ _MARKER_RE = re.compile(
     r")",
     re.I,
 )
-_HEADER_RE = re.compile(r"^(?:Return-Path|Received|Message-I[Dd]|DKIM-Signature|X-[\w-]+|From|Date|Subject|To"
+_HEADER_RE = lazy(r"^(?:Return-Path|Received|Message-I[Dd]|DKIM-Signature|X-[\w-]+|From|Date|Subject|To"
                         r"|MIME-Version|Content-Type|Delivered-To):\s", re.I)
-_STARTS_HEADERS = re.compile(r"^(?:Return-Path|Received|DKIM-Signature|Delivered-To):\s", re.I)
+_STARTS_HEADERS = lazy(r"^(?:Return-Path|Received|DKIM-Signature|Delivered-To):\s", re.I)
 
 
 def notice_region(notice: str) -> str:
@@ -163,7 +164,7 @@ def _headers_follow(lines: list[str], i: int) -> bool:
 _OWN_HEADERS = ("From",)
 _SOFT_HEADERS = ("To", "Cc", "Reply-To", "Sender")
 _ORIGINAL_SENDER_HEADERS = ("From", "Sender", "Reply-To", "Return-Path", "Errors-To")
-_SENDER_CONTEXT_RE = re.compile(
+_SENDER_CONTEXT_RE = lazy(
     r"(?:envelope[- ]from|envelope sender|mail from:?|return-path:?|message-id:?|from:|sender:|reply-to:|"
     r"in-reply-to:|references:|\bid\b|contact|administrator|helpdesk|postmaster of|for more information)"
     r"[^\n@]{0,12}$",
@@ -206,19 +207,19 @@ def _looks_like_message_id(local: str) -> bool:
 
 # --- the shapes ----------------------------------------------------------------------------------
 
-_RCPT_RE = re.compile(r"RCPT\s+TO:\s*<?([^\s<>]+@[^\s<>]+?)>?(?:\s|$)", re.I)
-_REPLY_LINE_RE = re.compile(r"^\s*(?:<<<|Out:|Received\s*>>>|<-|S:)?\s*([245]\d\d[ -].*)$")
-_COMMAND_LINE_RE = re.compile(r"^\s*(?:>>>|In:|Sent\s*<<<|->|C:)\s*(\S+)", re.I)
-_SENDMAIL_RE = re.compile(r"^\s*([45]\d\d)\s+<?([^\s<>]+@[^\s<>]+?)>?\.\.\.\s*(.*)$")
+_RCPT_RE = lazy(r"RCPT\s+TO:\s*<?([^\s<>]+@[^\s<>]+?)>?(?:\s|$)", re.I)
+_REPLY_LINE_RE = lazy(r"^\s*(?:<<<|Out:|Received\s*>>>|<-|S:)?\s*([245]\d\d[ -].*)$")
+_COMMAND_LINE_RE = lazy(r"^\s*(?:>>>|In:|Sent\s*<<<|->|C:)\s*(\S+)", re.I)
+_SENDMAIL_RE = lazy(r"^\s*([45]\d\d)\s+<?([^\s<>]+@[^\s<>]+?)>?\.\.\.\s*(.*)$")
 _DOMAIN = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*"
-_ADDRESS_LINE_RE = re.compile(
+_ADDRESS_LINE_RE = lazy(
     r"^\s*(?:[*>\-•#]+\s*|(?:recipient|rcpt|address|user)s?\s*:\s*|.*?\bSMTP[=:])?[\"'<\[]?"
     r"((?:\"[^\"]+\"|[^\s<>\"'()\[\]:;,=]+)@" + _DOMAIN + r")[\"'>\]]?(?![A-Za-z0-9.-]*@)",
     re.I,
 )
 # "alias <addr>": the address in angle brackets right after the first one is the real one.
-_BRACKETED_NEXT_RE = re.compile(r"^\s*<([^\s<>]+@[^\s<>]+)>")
-_SENTENCE_RE = re.compile(
+_BRACKETED_NEXT_RE = lazy(r"^\s*<([^\s<>]+@[^\s<>]+)>")
+_SENTENCE_RE = lazy(
     r"\b(?:to|recipient\(?s?\)?|address(?:es)?|user|mailbox|for|rcpt)(?![\w.%+-])\W{0,4}<?"
     r"((?:\"[^\"]+\"|[^\s<>\"()\[\]:;,']+)@" + _DOMAIN + r")>?",
     re.I,
@@ -309,7 +310,7 @@ def _address_lines(region: str, found: _Found) -> None:
 
 
 # Exchange writes "addr on 4/29/01 11:34:45 PM": the date says nothing about the failure.
-_DATE_RE = re.compile(r"^on\s+(?:\w{3},?\s+)?[\d/.-]+\s*\w*\s*[\d/.-]*\s*[\d:]*\s*(?:[AP]M|[+-]\d{4})?", re.I)
+_DATE_RE = lazy(r"^on\s+(?:\w{3},?\s+)?[\d/.-]+\s*\w*\s*[\d/.-]*\s*[\d:]*\s*(?:[AP]M|[+-]\d{4})?", re.I)
 
 
 def _meaningful(text: str) -> bool:
@@ -445,14 +446,14 @@ def _about(region: str, addr: str) -> str:
 
 # sendmail's early warning ("Warning: could not send message for past 4 hours", savemail.c / the
 # DSN's delay notice): the message is still queued, nothing has failed yet.
-_WARNING_SUBJECT_RE = re.compile(r"^\s*warning\W+could not send (?:message|mail) for past", re.I)
+_WARNING_SUBJECT_RE = lazy(r"^\s*warning\W+could not send (?:message|mail) for past", re.I)
 
 
 def _is_delay_warning(ctx: Context) -> bool:
     return bool(_WARNING_SUBJECT_RE.match(ctx.subject))
 
 
-_DELAY_RE = re.compile(
+_DELAY_RE = lazy(
     r"has not yet been delivered|will (?:continue|keep) (?:trying|to try)|will be retried|still trying|"
     r"delivery (?:is|has been) delayed|warning message only|will retry|not (?:yet )?been delivered yet",
     re.I,

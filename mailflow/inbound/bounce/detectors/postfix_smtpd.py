@@ -11,13 +11,14 @@ import re
 from mailflow.inbound.bounce.context import Context
 from mailflow.inbound.bounce.mailtext import clean_address
 from mailflow.inbound.bounce.model import Hit
+from mailflow.inbound.bounce.patterns import lazy
 from mailflow.inbound.bounce.textblocks import make_hit
 
 NAME = "postfix_smtpd"
 FAMILIES: tuple[str, ...] = ("lhost-postfix",)
-_IN = re.compile(r"^\s*In:\s+(\S+)(.*)$")
-_OUT = re.compile(r"^\s*Out:\s+([45]\d\d[ -].*)$")
-_RCPT = re.compile(r"RCPT\s+TO:\s*<([^<>\s]+@[^<>\s]+)>", re.I)
+_IN = lazy(r"^\s*In:\s+(\S+)(.*)$")
+_OUT = lazy(r"^\s*Out:\s+([45]\d\d[ -].*)$")
+_RCPT = lazy(r"RCPT\s+TO:\s*<([^<>\s]+@[^<>\s]+)>", re.I)
 
 
 def detect(ctx: Context) -> list[Hit] | None:

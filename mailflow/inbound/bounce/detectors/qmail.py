@@ -7,10 +7,11 @@ import re
 from mailflow.inbound.bounce.context import Context
 from mailflow.inbound.bounce.detectors._spec import TextFormat
 from mailflow.inbound.bounce.model import Hit
+from mailflow.inbound.bounce.patterns import lazy
 
 NAME = "qmail"
 FAMILIES: tuple[str, ...] = ("lhost-qmail", "lhost-yahoo")
-_CLOSING = re.compile(
+_CLOSING = lazy(
     r"(Giving up on \S+|I'm not going to try again; this message has been in the queue too long\.)", re.I
 )
 FORMAT = TextFormat(

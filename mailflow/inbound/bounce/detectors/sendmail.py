@@ -12,6 +12,7 @@ import re
 from mailflow.inbound.bounce.context import Context
 from mailflow.inbound.bounce.mailtext import clean_address, collapse
 from mailflow.inbound.bounce.model import Hit
+from mailflow.inbound.bounce.patterns import lazy
 from mailflow.inbound.bounce.textblocks import between, make_hit
 
 NAME = "sendmail"
@@ -32,10 +33,10 @@ _ENDS = (
     "content-type: message/",
     "----- returned message follows",
 )
-_LIST_LINE = re.compile(r"^\s*(?:>>>\s*)?<?([^\s<>@]+@[^\s<>]+?)>?(?:\s+<[^>]*>)?\s*(\(.*\)|\[.*\])?\s*$")
-_TRANSCRIPT_LINE = re.compile(r"^(\d{3})\s+<?([^\s<>@]+@[^\s<>]+?)>?\.\.\.\s*(.*)$")
-_ORPHAN_RE = re.compile(r"^(?:<<<\s*)?([45]\d\d[ -][^\n]*?)\s*$", re.M)
-_RCPT_LINE = re.compile(r"^>>>\s*RCPT\s+TO:\s*<?([^\s<>]+@[^\s<>]+?)>?\s*$", re.I)
+_LIST_LINE = lazy(r"^\s*(?:>>>\s*)?<?([^\s<>@]+@[^\s<>]+?)>?(?:\s+<[^>]*>)?\s*(\(.*\)|\[.*\])?\s*$")
+_TRANSCRIPT_LINE = lazy(r"^(\d{3})\s+<?([^\s<>@]+@[^\s<>]+?)>?\.\.\.\s*(.*)$")
+_ORPHAN_RE = lazy(r"^(?:<<<\s*)?([45]\d\d[ -][^\n]*?)\s*$", re.M)
+_RCPT_LINE = lazy(r"^>>>\s*RCPT\s+TO:\s*<?([^\s<>]+@[^\s<>]+?)>?\s*$", re.I)
 
 
 def detect(ctx: Context) -> list[Hit] | None:

@@ -11,11 +11,12 @@ import re
 
 from mailflow.inbound.bounce.context import Context
 from mailflow.inbound.bounce.model import Hit
+from mailflow.inbound.bounce.patterns import lazy
 from mailflow.inbound.bounce.textblocks import between, make_hit, smtp_command
 
 NAME = "smail"
 FAMILIES: tuple[str, ...] = ("rfc3464",)
-_LINE = re.compile(r"^\s*<?([^\s<>]+@[^\s<>]+?)>?\s+\.\.\.\s*(.*)$", re.M)
+_LINE = lazy(r"^\s*<?([^\s<>]+@[^\s<>]+?)>?\s+\.\.\.\s*(.*)$", re.M)
 
 
 def detect(ctx: Context) -> list[Hit] | None:

@@ -7,16 +7,15 @@ Lines name the recipient in angle brackets: "Unable to deliver message to <addr>
 
 from __future__ import annotations
 
-import re
-
 from mailflow.inbound.bounce.context import Context
 from mailflow.inbound.bounce.mailtext import clean_address
 from mailflow.inbound.bounce.model import Hit
+from mailflow.inbound.bounce.patterns import lazy
 from mailflow.inbound.bounce.textblocks import command_in, make_hit
 
 NAME = "trendmicro"
 FAMILIES: tuple[str, ...] = ("lhost-trendmicro",)
-_BRACKETED = re.compile(r"<([^\s<>]+@[^\s<>]+)>")
+_BRACKETED = lazy(r"<([^\s<>]+@[^\s<>]+)>")
 
 
 def recognises(ctx: Context) -> bool:

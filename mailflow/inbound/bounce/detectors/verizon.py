@@ -11,10 +11,11 @@ import re
 from mailflow.inbound.bounce.context import Context
 from mailflow.inbound.bounce.detectors import apachejames
 from mailflow.inbound.bounce.model import Hit
+from mailflow.inbound.bounce.patterns import lazy
 
 NAME = "verizon"
 FAMILIES: tuple[str, ...] = ("lhost-verizon",)
-_SENDER = re.compile(r"@(?:vtext\.com|vzwpix\.com|vmpix\.com)\b", re.I)
+_SENDER = lazy(r"@(?:vtext\.com|vzwpix\.com|vmpix\.com)\b", re.I)
 _USER = ("no such user", "invalid user address", "user unknown")
 
 

@@ -10,12 +10,13 @@ import re
 
 from mailflow.inbound.bounce.context import Context
 from mailflow.inbound.bounce.model import Hit
+from mailflow.inbound.bounce.patterns import lazy
 from mailflow.inbound.bounce.textblocks import between, make_hit
 
 NAME = "x3"
 FAMILIES: tuple[str, ...] = ("lhost-x3",)
-_ITEM = re.compile(r"^\s*\*\s+<?([^\s<>]+@[^\s<>]+?)>?\s*$", re.M)
-_TECH = re.compile(r"^\s*SMTP:([A-Z]{4})\s+host\s+\S+:\s*(.*)$", re.M)
+_ITEM = lazy(r"^\s*\*\s+<?([^\s<>]+@[^\s<>]+?)>?\s*$", re.M)
+_TECH = lazy(r"^\s*SMTP:([A-Z]{4})\s+host\s+\S+:\s*(.*)$", re.M)
 
 
 def detect(ctx: Context) -> list[Hit] | None:

@@ -6,11 +6,12 @@ import re
 
 from mailflow.inbound.bounce.context import Context
 from mailflow.inbound.bounce.model import Hit
+from mailflow.inbound.bounce.patterns import lazy
 from mailflow.inbound.bounce.textblocks import make_hit, smtp_command
 
 NAME = "x6"
 FAMILIES: tuple[str, ...] = ("lhost-x6",)
-_ERR = re.compile(
+_ERR = lazy(
     r"(?:rejected recipient|returned permanent errors:)\s*<?([^\s<>]+@[^\s<>]+[^\s<>.])>?[.\s].*$",
     re.I | re.M,
 )

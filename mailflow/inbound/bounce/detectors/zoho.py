@@ -6,11 +6,12 @@ import re
 
 from mailflow.inbound.bounce.context import Context
 from mailflow.inbound.bounce.model import Hit
+from mailflow.inbound.bounce.patterns import lazy
 from mailflow.inbound.bounce.textblocks import make_hit
 
 NAME = "zoho"
 FAMILIES: tuple[str, ...] = ("lhost-zoho",)
-_LINE = re.compile(r"^\s*<?([^\s<>@]+@[^\s<>]+?)>?\s+(.*ERROR_CODE.*|.*)$", re.M)
+_LINE = lazy(r"^\s*<?([^\s<>@]+@[^\s<>]+?)>?\s+(.*ERROR_CODE.*|.*)$", re.M)
 
 
 def detect(ctx: Context) -> list[Hit] | None:

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from types import ModuleType
 
 from mailflow.inbound.bounce.model import Hit
+from mailflow.inbound.bounce.patterns import lazy
 from mailflow.inbound.bounce.remote import (
     aol,
     apple,
@@ -50,7 +51,7 @@ SELECTION: Selection[tuple[ModuleType, ...]] = Selection(MODULES)
 Rule = Callable[[Hit], str]
 
 # "host mx.example.com[192.0.2.1]", "host: smtp-in.orange.fr (193.252.22.65)", "while talking to mx.example."
-_HOST_RE = re.compile(
+_HOST_RE = lazy(
     r"(?:\bhost:?|while talking to|remote host|from remote server)\s+"
     r"\[?([a-z0-9][a-z0-9.-]+\.[a-z]{2,})\.?[\]\s\[(:]",
     re.I,

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import re
-
 from mailflow.inbound.bounce.model import Hit
+from mailflow.inbound.bounce.patterns import lazy
 
 FAMILIES: tuple[str, ...] = ("rhost-cox",)
 DOMAINS = ("cox.net",)
 HOSTS = ("cox.net",)
-_CODE_RE = re.compile(r"AUP#([A-Z]+)(\d*)")
+_CODE_RE = lazy(r"AUP#([A-Z]+)(\d*)")
 _BY_PREFIX = {
     "CXBL": "blocked",
     "CDRBL": "blocked",

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import re
-
 from mailflow.inbound.bounce.model import Hit
+from mailflow.inbound.bounce.patterns import lazy
 
 FAMILIES: tuple[str, ...] = ("rhost-facebook",)
 DOMAINS = ("facebook.com",)
 HOSTS = (".facebook.com",)
-_CODE_RE = re.compile(r"\b([A-Z]{3}-[PT]\d)\b")
+_CODE_RE = lazy(r"\b([A-Z]{3}-[PT]\d)\b")
 _CODES = {
     "POL-P7": "authfailure",
     "POL-P1": "blocked",

@@ -5,11 +5,12 @@ from __future__ import annotations
 import re
 
 from mailflow.inbound.bounce.model import Hit
+from mailflow.inbound.bounce.patterns import lazy
 
 FAMILIES: tuple[str, ...] = ("rhost-franceptt",)
 DOMAINS = ("orange.fr", "wanadoo.fr", "laposte.net")
 HOSTS = (".laposte.net", ".orange.fr", ".wanadoo.fr")
-_LABEL_RE = re.compile(r"\b(?:LPNAAA|LPN|OFR|OUK)\d*[_-]?(\d{3})\b", re.I)
+_LABEL_RE = lazy(r"\b(?:LPNAAA|LPN|OFR|OUK)\d*[_-]?(\d{3})\b", re.I)
 _CODES = {
     "101": "blocked",
     "102": "blocked",

@@ -5,11 +5,12 @@ from __future__ import annotations
 import re
 
 from mailflow.inbound.bounce.model import Hit
+from mailflow.inbound.bounce.patterns import lazy
 
 FAMILIES: tuple[str, ...] = ("rhost-iua",)
 DOMAINS = ("email.ua",)
 HOSTS = (".email.ua",)
-_CODE_RE = re.compile(r"\.i\.ua/err/(\d+)/", re.I)
+_CODE_RE = lazy(r"\.i\.ua/err/(\d+)/", re.I)
 _CODES = {
     "1": "norelaying",
     "2": "userunknown",

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import re
-
 from mailflow.inbound.bounce.model import Hit
+from mailflow.inbound.bounce.patterns import lazy
 
 FAMILIES: tuple[str, ...] = ("rhost-spectrum",)
 DOMAINS = ("charter.net", "spectrum.net")
 HOSTS = ("charter.net",)
-_CODE_RE = re.compile(r"AUP#\D{0,4}(\d{4})")
+_CODE_RE = lazy(r"AUP#\D{0,4}(\d{4})")
 # (first, last, reason): code ranges from the provider's table
 _RANGES = (
     (1000, 1000, "blocked"),
