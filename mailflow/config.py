@@ -8,6 +8,7 @@ checked once at start; a bad one stops the program with one line naming the key.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import math
 import os
 import tomllib
@@ -83,6 +84,14 @@ class InboundSettings:
     imap_password: str = ""
     imap_folder: str = "INBOX"
     imap_ssl: bool = True
+    # Sender authentication of replies (mailflow.inbound.sender_auth): the authserv-id(s) our receiving
+    # server writes in Authentication-Results (comma-separated; empty = those headers are not read), how
+    # many Received headers our own servers add above the mail's own headers, whether to verify DKIM
+    # here when our server left no verdict, and the DNS server for the keys ('' = the system's).
+    authserv_id: str = ""
+    authserv_hops: int = _bounded(1, least=1, most=20)
+    dkim_verify: bool = True
+    dns_resolver: str = ""
 
 
 @dataclass
@@ -344,6 +353,23 @@ def _check_cron(cron: str, timezone: str) -> None:
         raise ConfigError(f"schedule.digest_cron: {cron!r} never fires")
 
 
+def _check_dns_resolver(value: str) -> None:
+    """'' (the system's resolver), an IP address, or IPv4:port."""
+    text = value.strip()
+    if not text:
+        return
+    host, port = text, ""
+    if text.count(":") == 1:
+        host, _, port = text.partition(":")
+    try:
+        ipaddress.ip_address(host)
+        if port and not 0 < int(port) < 65536:
+            raise ValueError(port)
+    except ValueError:
+        raise ConfigError(f"inbound.dns_resolver: expected an IP address or address:port, got {value!r}") \
+            from None
+
+
 def validate(settings: Settings) -> None:
     """Every numeric key within its bounds, then the cross-field checks; each failure names its key."""
     _check_database_url(settings.database.url)
@@ -372,5 +398,6 @@ def validate(settings: Settings) -> None:
     except Exception:
         raise ConfigError(f"schedule.timezone: unknown time zone {settings.schedule.timezone!r}") from None
     _check_cron(settings.schedule.digest_cron, settings.schedule.timezone)
+    _check_dns_resolver(settings.inbound.dns_resolver)
     if bool(settings.mail.dkim_key) != bool(settings.mail.dkim_selector):
         raise ConfigError("mail.dkim_selector: set both mail.dkim_key and mail.dkim_selector, or neither")

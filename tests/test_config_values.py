@@ -31,6 +31,7 @@ BAD_NUMBERS = [
     ("inbound.smtp_port", "-1"), ("inbound.smtp_port", "65536"),
     ("inbound.max_message_bytes", "0"), ("inbound.max_message_bytes", "100"),
     ("inbound.imap_port", "0"), ("inbound.imap_port", "65536"),
+    ("inbound.authserv_hops", "0"), ("inbound.authserv_hops", "21"),
     ("security.token_ttl_hours", "0"), ("security.token_ttl_hours", "-1"),
     ("security.token_ttl_hours", "nan"), ("security.token_ttl_hours", "1e12"),
     ("security.session_ttl_hours", "0"), ("security.session_ttl_hours", "-8"),

@@ -116,7 +116,7 @@ class _Base:
 
     def __init__(self, msg: Message, ctx: Context, subject: str, from_: str) -> None:
         self.msg, self.ctx, self.subject = msg, ctx, subject
-        self.from_address = _first_address(from_)
+        self.from_address = from_header_address(from_)
         self.message_id = _msgid(header_text(msg, "Message-ID"))
         refs = header_text(msg, "In-Reply-To") + " " + header_text(msg, "References")
         self.in_reply_to = tuple(dict.fromkeys(_MSGID_RE.findall(refs)))
@@ -149,6 +149,7 @@ class _Base:
 
 _MSGID_RE = re.compile(r"<([^<>\s]{1,500})>")
 _ADDR_RE = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
+_ANGLED_RE = re.compile(r"<([^<>]*)>\s*$")
 _HEADER_CHARSETS = ("utf-8", "big5hkscs", "gb18030", "shift_jis", "euc-kr", "latin-1")
 
 
@@ -199,8 +200,12 @@ _CHARSET_ALIASES = {
 }
 
 
-def _first_address(value: str) -> str:
-    m = _ADDR_RE.search(value)
+def from_header_address(value: str) -> str:
+    """The address of a From value: the one in angle brackets when there is one, since the display
+    name is free text (`"wang@example.com" <attacker@evil.test>` is from evil.test)."""
+    angled = _ANGLED_RE.search(value)
+    m = _ADDR_RE.search(angled.group(1)) if angled else None
+    m = m or _ADDR_RE.search(value)
     return clean_address(m.group(0)) if m else ""
 
 

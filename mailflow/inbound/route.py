@@ -30,7 +30,9 @@ from sqlalchemy.orm import Session
 
 from mailflow import audit
 from mailflow.context import AppContext
+from mailflow.inbound import sender_auth
 from mailflow.inbound.analysis import Analysis, FailedRecipient, analyze
+from mailflow.inbound.sender_auth import SenderAuth
 from mailflow.mail.returnpath import parse_tag
 from mailflow.mail.suppression import SOFT_BOUNCE_LIMIT, address_key, record_soft_bounce, suppress
 from mailflow.models import (
@@ -44,6 +46,7 @@ from mailflow.models import (
     SupportNote,
 )
 from mailflow.support.items import account_by_address, note_autoreply, open_item
+from mailflow.support.reasons_zh import sender_auth_label
 from mailflow.timeutil import now
 
 log = logging.getLogger(__name__)
@@ -97,6 +100,17 @@ def _quarantine(ctx: AppContext, inbound_id: int, reason: str) -> str:
 
 def _process(ctx: AppContext, inbound_id: int) -> str:
     with ctx.db.session() as session:
+        row = session.get(InboundMessage, inbound_id)
+        if row is None:
+            raise LookupError(f"no inbound mail {inbound_id}")
+        if row.status != InboundStatus.STORED:
+            return row.status
+        raw = row.raw or b""
+        analysis = analyze(raw)
+        # Judged before the transaction below: verifying DKIM may wait on DNS, and no row lock or
+        # SQLite write lock should wait with it.
+        sender = _judge_sender(ctx, session, raw, analysis)
+    with ctx.db.session() as session:
         # Claiming the row first makes a second worker on the same mail wait, then find nothing to do.
         claimed = session.execute(
             update(InboundMessage)
@@ -108,8 +122,7 @@ def _process(ctx: AppContext, inbound_id: int) -> str:
             raise LookupError(f"no inbound mail {inbound_id}")
         if not claimed:
             return row.status
-        analysis = analyze(row.raw or b"")
-        _describe(row, analysis)
+        _describe(row, analysis, sender)
         if analysis.quarantine_reason:
             row.status = InboundStatus.QUARANTINED
             row.quarantine_reason = analysis.quarantine_reason
@@ -118,10 +131,24 @@ def _process(ctx: AppContext, inbound_id: int) -> str:
         return row.status
 
 
-def _describe(row: InboundMessage, analysis: Analysis) -> None:
+def _judge_sender(ctx: AppContext, session: Session, raw: bytes, analysis: Analysis) -> SenderAuth | None:
+    """Whether the From address is proven, for the mails that reach customer service as a person's words
+    (a reply, or an unrecognised mail from an applicant's address); None for the rest."""
+    if analysis.quarantine_reason:
+        return None
+    if analysis.kind == "reply" or (
+            analysis.kind == "other" and account_by_address(session, analysis.from_address) is not None):
+        return sender_auth.judge(raw, ctx.settings, from_address=analysis.from_address)
+    return None
+
+
+def _describe(row: InboundMessage, analysis: Analysis, sender: SenderAuth | None = None) -> None:
     row.kind = analysis.kind
     row.from_address = printable(analysis.from_address)[:320]
     row.subject = printable(analysis.subject)[:500]
+    if sender is not None:
+        row.sender_auth = sender.verdict
+        row.sender_auth_detail = printable(sender.detail)[:300]
 
 
 def printable(text: str) -> str:
@@ -376,15 +403,20 @@ def _on_reply(session: Session, row: InboundMessage, analysis: Analysis,
     if mail is not None and mail.template in VERIFICATION_TEMPLATES and sender and sender != mail.to_key:
         kind = SupportKind.FORWARDED_VERIFICATION
     summary = strip_quoted(printable(analysis.text))[:SUMMARY_LIMIT] or printable(analysis.subject)
+    verdict = row.sender_auth or sender_auth.NONE
     item = open_item(session, kind, address=sender, outbox_id=mail.id if mail else None,
                      account_id=account.id if account else None,
                      application_id=_application_id(session, mail, account), inbound_id=row.id,
-                     summary=summary,
+                     summary=summary, sender_auth=verdict,
                      reason="forwarded verification mail" if kind != SupportKind.REPLY else "")
     if item.inbound_id != row.id:
-        # The matter is already open: the new words go on it instead of a second item.
-        session.add(SupportNote(item_id=item.id, author=ACTOR, text=summary))
-        audit.record(session, ACTOR, "support_item_noted", "support_item", item.id, inbound_id=row.id)
+        # The matter is already open: the new words go on it instead of a second item, marked when
+        # their sender is not proven, and the item shows the weakest verdict of its mails.
+        item.sender_auth = sender_auth.weakest([item.sender_auth, verdict])
+        label = "" if verdict == sender_auth.PASS else f"[{sender_auth_label(verdict)}] "
+        session.add(SupportNote(item_id=item.id, author=ACTOR, text=label + summary))
+        audit.record(session, ACTOR, "support_item_noted", "support_item", item.id, inbound_id=row.id,
+                     sender_auth=verdict)
 
 
 def _on_other(session: Session, row: InboundMessage, analysis: Analysis,

@@ -39,6 +39,10 @@ class InboundMessage(Base):
     from_address: Mapped[str] = mapped_column(String(320), default="")
     subject: Mapped[str] = mapped_column(String(500), default="")
     summary: Mapped[str | None] = mapped_column(Text)
+    # Replies only: whether the From address is proven (mailflow.inbound.sender_auth: pass/fail/none)
+    # and what the verdict rests on.
+    sender_auth: Mapped[str | None] = mapped_column(String(8))
+    sender_auth_detail: Mapped[str] = mapped_column(String(300), default="")
     processed_at: Mapped[datetime | None]
 
     # The same message twice (same Message-ID and same bytes) is recorded once.

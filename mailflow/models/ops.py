@@ -75,6 +75,9 @@ class SupportItem(Base):
     reason: Mapped[str] = mapped_column(String(40), default="")
     diagnostic: Mapped[str] = mapped_column(Text, default="")
     summary: Mapped[str] = mapped_column(Text, default="")
+    # Items opened by replies: the weakest sender verdict among the mails on it (pass/fail/none), so a
+    # forged mail added to a genuine applicant's open item still marks the item.
+    sender_auth: Mapped[str | None] = mapped_column(String(8))
     assigned_to: Mapped[str | None] = mapped_column(String(60))
     resolved_at: Mapped[datetime | None]
     resolved_by: Mapped[str | None] = mapped_column(String(60))

@@ -20,7 +20,7 @@ AUTOREPLY = "autoreply"
 KINDS = (*SupportKind.ALL, AUTOREPLY)
 
 _FIELDS = ("account_id", "application_id", "outbox_id", "inbound_id", "address", "reason", "diagnostic",
-           "summary")
+           "summary", "sender_auth")
 _LIMITS = {"address": 320, "reason": 40}
 
 

@@ -27,7 +27,7 @@ from mailflow.models import (
     SupportItem,
 )
 from mailflow.support.items import KINDS
-from mailflow.support.reasons_zh import item_sentence, kind_title, mail_title
+from mailflow.support.reasons_zh import item_sentence, kind_title, mail_title, sender_auth_label
 from mailflow.timeutil import TAIPEI, taipei
 
 STATES = ("open", "resolved", "all")
@@ -231,6 +231,16 @@ class ItemView:
         return mail_title(self.mail.template) if self.mail else ""
 
     @property
+    def sender_auth_label(self) -> str:
+        """'寄件者未經驗證' and the like on items opened by a person's mail; '' on the others."""
+        return sender_auth_label(self.item.sender_auth) if self.item.sender_auth else ""
+
+    @property
+    def sender_unproven(self) -> bool:
+        """A mail whose sender is not proven: anything it asks (change the Email) needs a phone call."""
+        return self.item.sender_auth is not None and self.item.sender_auth != "pass"
+
+    @property
     def mail_time(self) -> str:
         if self.mail is None:
             return ""
@@ -250,7 +260,7 @@ class ItemView:
             "mail_time": self.mail_time, "reason": item.reason, "reason_text": self.reason_text,
             "diagnostic": item.diagnostic, "summary": item.summary, "inbound_id": item.inbound_id,
             "assigned_to": item.assigned_to or "", "resolved_at": local_text(item.resolved_at),
-            "resolved_by": item.resolved_by or "",
+            "resolved_by": item.resolved_by or "", "sender_auth": self.sender_auth_label,
         }
 
 

@@ -69,6 +69,23 @@ KIND_SENTENCES: dict[str, str] = {
     AUTOREPLY: "申請人信箱自動回覆了系統通知信;單獨一封不需處理,連續多封可能表示信箱無人收信",
 }
 
+# Whether a reply's From address is proven (mailflow.inbound.sender_auth verdicts), as customer service
+# reads it on the item and its list row.
+SENDER_AUTH_LABELS: dict[str, str] = {
+    "pass": "寄件者已驗證",
+    "none": "寄件者未經驗證",
+    "fail": "寄件者驗證失敗(可能冒名)",
+}
+SENDER_AUTH_HELP: dict[str, str] = {
+    "pass": "收信伺服器或本系統確認這封信確實由寄件者的網域寄出。",
+    "none": "無法證明這封信來自申請人:任何人都能把寄件者填成申請人的 Email。",
+    "fail": "這封信的簽章或寄件網域政策驗證失敗,很可能是他人冒用申請人的 Email 寄出。",
+}
+
+
+def sender_auth_label(verdict: str | None) -> str:
+    return SENDER_AUTH_LABELS.get(verdict or "none", SENDER_AUTH_LABELS["none"])
+
 
 def reason_sentence(reason: str | None) -> str:
     """The zh-TW sentence for a Sisimai reason; an unknown or empty reason still gets a sentence."""

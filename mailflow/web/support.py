@@ -35,7 +35,7 @@ from mailflow.models import (
 )
 from mailflow.models.base import MAX_ROW_ID
 from mailflow.support import actions, chart, queries
-from mailflow.support.reasons_zh import KIND_TITLES, mail_title
+from mailflow.support.reasons_zh import KIND_TITLES, SENDER_AUTH_HELP, mail_title
 from mailflow.timeutil import now, taipei
 from mailflow.web.deps import DbSession, RowId, get_ctx, get_settings
 from mailflow.web.pages import render
@@ -60,7 +60,8 @@ DONE_MESSAGES = {
     "lifted": "已解除停止寄送。",
 }
 CSV_COLUMNS = ("編號", "類別", "建立時間", "帳號", "姓名", "公司名稱", "統一編號", "手機", "Email", "郵件",
-               "寄送時間", "原因", "原因說明", "診斷訊息", "摘要", "負責人", "處理時間", "處理人員")
+               "寄送時間", "原因", "原因說明", "診斷訊息", "摘要", "負責人", "處理時間", "處理人員",
+               "寄件者驗證")
 
 
 def _back(value: str, default: str = "/support") -> str:
@@ -135,7 +136,8 @@ def _write_batch(session: Session, writer: object, buffer: io.StringIO, batch: l
         d = view.as_dict()
         row = (d["id"], d["kind_title"], d["created_at"], d["account"], d["name"], d["company_name"],
                d["ubn"], d["mobile"], d["address"], d["mail"], d["mail_time"], d["reason"], d["reason_text"],
-               d["diagnostic"], d["summary"], d["assigned_to"], d["resolved_at"], d["resolved_by"])
+               d["diagnostic"], d["summary"], d["assigned_to"], d["resolved_at"], d["resolved_by"],
+               d["sender_auth"])
         writer.writerow([_csv_cell(v) for v in row])  # type: ignore[attr-defined]
     text = buffer.getvalue()
     buffer.seek(0)
@@ -207,6 +209,8 @@ def item_page(request: Request, item_id: RowId, staff: Staff, session: DbSession
     panel = _account_panel(session, view.account) if view.account else {}
     return render(request, "support_item.html", staff=staff, view=view, item=item, notes=notes,
                   inbound=inbound, failed_elsewhere=_failed_elsewhere(session, item, view),
+                  correction_guarded=view.sender_auth_label if view.sender_unproven else "",
+                  sender_auth_help=SENDER_AUTH_HELP.get(item.sender_auth or "", ""),
                   trail=_audit_trail(session, item, view.account),
                   done=DONE_MESSAGES.get(done, ""),
                   back=f"/support/items/{item.id}", **panel)

@@ -261,7 +261,9 @@ def test_second_reply_goes_on_the_open_item_as_a_note(ctx: AppContext) -> None:
         [item] = items(session)
         query = select(SupportNote.text).where(SupportNote.item_id == item.id)
         notes = session.execute(query).scalars().all()
-        assert item.summary == "第一封" and notes == ["第二封"]
+        # Neither reply is signed: the note says its sender is not proven, like the item does.
+        assert item.summary == "第一封" and notes == ["[寄件者未經驗證] 第二封"]
+        assert item.sender_auth == "none"
 
 
 def test_reply_without_references_is_linked_by_the_sender_address(ctx: AppContext) -> None:

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-29 04:13:19.270388
+Create Date: 2026-11-29 04:44:13.535225
 """
 
 from collections.abc import Sequence
@@ -315,6 +315,8 @@ def upgrade() -> None:
         sa.Column("from_address", sa.String(length=320), nullable=False),
         sa.Column("subject", sa.String(length=500), nullable=False),
         sa.Column("summary", sa.Text(), nullable=True),
+        sa.Column("sender_auth", sa.String(length=8), nullable=True),
+        sa.Column("sender_auth_detail", sa.String(length=300), nullable=False),
         sa.Column("processed_at", mailflow.models.base.UTCDateTime(), nullable=True),
         sa.ForeignKeyConstraint(
             ["account_id"], ["accounts.id"], name=op.f("fk_inbound_messages_account_id_accounts")
@@ -386,6 +388,7 @@ def upgrade() -> None:
         sa.Column("reason", sa.String(length=40), nullable=False),
         sa.Column("diagnostic", sa.Text(), nullable=False),
         sa.Column("summary", sa.Text(), nullable=False),
+        sa.Column("sender_auth", sa.String(length=8), nullable=True),
         sa.Column("assigned_to", sa.String(length=60), nullable=True),
         sa.Column("resolved_at", mailflow.models.base.UTCDateTime(), nullable=True),
         sa.Column("resolved_by", sa.String(length=60), nullable=True),
