@@ -88,6 +88,13 @@ def _start_mail_servers(ctx: AppContext, servers: list[Any], extra: list[str]) -
         servers.append(start_inbound_server(ctx))
         inbound = ctx.settings.inbound
         extra.append(f"  inbound SMTP        {inbound.smtp_host}:{inbound.smtp_port}")
+    if ctx.settings.inbound.imap_host:
+        from mailflow.inbound.imap import MailboxWatcher
+
+        # New mail is handled as the server announces it (IDLE), on the worker holding the IMAP lease.
+        servers.append(MailboxWatcher(ctx).start())
+        inbound = ctx.settings.inbound
+        extra.append(f"  IMAP mailbox        {inbound.imap_host}:{inbound.imap_port}/{inbound.imap_folder}")
 
 
 def _arm_shutdown_watchdog() -> None:

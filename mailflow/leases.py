@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 
@@ -98,9 +98,11 @@ def holder_of(db: Database, name: str) -> str | None:
 class HeldLease:
     """A lease kept alive by a renewal thread; ``lost`` is set if a renewal found it taken."""
 
-    def __init__(self, db: Database, name: str, holder: str, ttl_seconds: float) -> None:
+    def __init__(self, db: Database, name: str, holder: str, ttl_seconds: float,
+                 on_lost: Callable[[], None] | None = None) -> None:
         self.db, self.name, self.holder, self.ttl = db, name, holder, ttl_seconds
         self.lost = threading.Event()
+        self._on_lost = on_lost
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._renew, name=f"lease:{name}", daemon=True)
 
@@ -111,6 +113,8 @@ class HeldLease:
                 if not acquire(self.db, self.name, self.holder, self.ttl):
                     log.warning("lease %s was taken over while %s ran its job", self.name, self.holder)
                     self.lost.set()
+                    if self._on_lost is not None:
+                        self._on_lost()
                     return
             except Exception as exc:  # the database may be restarting; the next renewal tries again
                 log.warning("could not renew lease %s: %s", self.name, type(exc).__name__)
@@ -124,14 +128,17 @@ class HeldLease:
 
 
 @contextmanager
-def hold(db: Database, name: str, holder: str, ttl_seconds: float) -> Iterator[HeldLease | None]:
+def hold(db: Database, name: str, holder: str, ttl_seconds: float,
+         on_lost: Callable[[], None] | None = None) -> Iterator[HeldLease | None]:
     """Acquire ``name`` and renew it for as long as the block runs; yields None when someone else
-    holds it. The lease is kept (not released) afterwards, so the job stays with this worker until it
-    stops renewing — releasing would let every other worker run an hourly job again at its next tick."""
+    holds it. ``on_lost`` is called (from the renewal thread) if another worker took it over meanwhile,
+    so a job that runs for hours can stop. The lease is kept (not released) afterwards, so the job stays
+    with this worker until it stops renewing — releasing would let every other worker run an hourly job
+    again at its next tick."""
     if not acquire(db, name, holder, ttl_seconds):
         yield None
         return
-    held = HeldLease(db, name, holder, ttl_seconds)
+    held = HeldLease(db, name, holder, ttl_seconds, on_lost)
     held.start()
     try:
         yield held

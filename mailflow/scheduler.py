@@ -59,7 +59,7 @@ def singleton(name: str, job: Job, ctx: AppContext, ttl: float) -> Callable[[], 
 
 def build_scheduler(ctx: AppContext) -> BackgroundScheduler:
     from mailflow.accounts import reminders
-    from mailflow.inbound import imap, route
+    from mailflow.inbound import route
     from mailflow.mail import dispatch
     from mailflow.ops import housekeeping
     from mailflow.support import digest, unverified
@@ -73,10 +73,8 @@ def build_scheduler(ctx: AppContext) -> BackgroundScheduler:
     scheduler.add_job(guarded("dispatch", dispatch.run_dispatch, ctx), "interval", seconds=s.dispatch_seconds,
                       id="dispatch")
     # A singleton's lease outlives a few of its intervals, so it stays with one worker between runs;
-    # a dead worker's job moves to another after at most that long.
-    if ctx.settings.inbound.imap_host:
-        scheduler.add_job(singleton("imap", imap.poll, ctx, s.imap_poll_seconds * 3), "interval",
-                          seconds=s.imap_poll_seconds, id="imap")
+    # a dead worker's job moves to another after at most that long. The IMAP mailbox is not a job here:
+    # daemon.py runs mailflow.inbound.imap.MailboxWatcher (IDLE, or polling where there is none).
     scheduler.add_job(singleton("reminders", reminders.run, ctx, s.reminder_check_seconds * 3), "interval",
                       seconds=s.reminder_check_seconds, id="reminders")
     # A mail stored but not processed (the process died in between) is picked up here.

@@ -7,14 +7,19 @@ Per message: fetch → store raw (committed) → process → move to `mailflow/p
 `mailflow/quarantine` (MOVE, else COPY + \\Deleted + EXPUNGE) → advance the cursor. Nothing leaves the
 folder before its bytes are committed, and one bad message is quarantined, never a reason to stop.
 
-`poll(ctx)` is one pass (the scheduler's job); `run_idle_loop(ctx, stop)` is the long-running form for a
-thread: IMAP IDLE where the server offers it, polling otherwise, reconnecting with backoff.
+`poll(ctx)` is one pass; `run_idle_loop(ctx, stop)` is the long-running form for a thread: IMAP IDLE
+(RFC 2177) where the server offers it — the server tells us of new mail at once, and the IDLE is ended
+and re-issued every IDLE_RENEW_SECONDS, before the 29 minutes after which a server may log an idle
+client off — polling every schedule.imap_poll_seconds where it does not, reconnecting with backoff
+when the connection drops. `MailboxWatcher` runs that loop in `mailflow run` on the worker holding the
+`job:imap` lease.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import select as io_select
 import threading
 import time
 from dataclasses import dataclass, field
@@ -22,6 +27,7 @@ from dataclasses import dataclass, field
 from imapclient import DELETED, IMAPClient
 from sqlalchemy import select
 
+from mailflow import leases
 from mailflow.config import Settings
 from mailflow.context import AppContext
 from mailflow.db import Database
@@ -188,10 +194,22 @@ def move_message(client: IMAPClient, uid: int, folder: str, *, use_move: bool | 
 # --- the long-running form -----------------------------------------------------------------
 
 
-def run_idle_loop(ctx: AppContext, stop: threading.Event, *,
-                  idle_seconds: float = IDLE_RENEW_SECONDS) -> None:
+@dataclass
+class LoopStatus:
+    """What the long-running reader is doing, for logs and tests: ``mode`` is "idle" (the server pushes
+    new mail), "poll" (no IDLE: a pass every schedule.imap_poll_seconds) or "" before the first
+    connection; ``sessions`` counts the connections made (a reconnect adds one)."""
+
+    mode: str = ""
+    sessions: int = 0
+    idles: int = 0  # IDLE commands issued (one per wait; re-issued after idle_seconds)
+
+
+def run_idle_loop(ctx: AppContext, stop: threading.Event, *, idle_seconds: float = IDLE_RENEW_SECONDS,
+                  status: LoopStatus | None = None) -> None:
     """Handle mail as it arrives until ``stop`` is set: a pass, then IDLE (or a poll interval) and again.
     Connection failures are retried with a doubling wait up to MAX_BACKOFF_SECONDS."""
+    status = status if status is not None else LoopStatus()
     backoff = 1.0
     while not stop.is_set():
         try:
@@ -202,8 +220,9 @@ def run_idle_loop(ctx: AppContext, stop: threading.Event, *,
             backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
             continue
         backoff = 1.0
+        status.sessions += 1
         try:
-            _serve(ctx, client, stop, idle_seconds)
+            _serve(ctx, client, stop, idle_seconds, status)
         except Exception as exc:
             log.warning("IMAP session ended (%s: %s); reconnecting", type(exc).__name__, exc)
             stop.wait(backoff)
@@ -212,26 +231,88 @@ def run_idle_loop(ctx: AppContext, stop: threading.Event, *,
             _logout(client)
 
 
-def _serve(ctx: AppContext, client: IMAPClient, stop: threading.Event, idle_seconds: float) -> None:
-    can_idle = client.has_capability("IDLE")
+def _serve(ctx: AppContext, client: IMAPClient, stop: threading.Event, idle_seconds: float,
+           status: LoopStatus) -> None:
+    status.mode = "idle" if client.has_capability("IDLE") else "poll"
+    if status.sessions == 1 or status.mode == "poll":
+        log.info("IMAP %s: %s", mailbox_key(ctx.settings),
+                 "waiting with IDLE" if status.mode == "idle" else
+                 f"the server offers no IDLE; polling every {ctx.settings.schedule.imap_poll_seconds:g} s")
     while not stop.is_set():
         poll_once(ctx, client)
-        if can_idle:
+        if status.mode == "idle":
+            status.idles += 1
             wait_for_mail(client, stop, idle_seconds)
         else:
             stop.wait(ctx.settings.schedule.imap_poll_seconds)
 
 
+STOP_CHECK_SECONDS = 1.0
+
+
 def wait_for_mail(client: IMAPClient, stop: threading.Event, seconds: float) -> bool:
-    """IDLE until the server reports a change, ``stop`` is set or ``seconds`` pass; True on a change."""
+    """IDLE until the server reports new mail, ``stop`` is set or ``seconds`` pass; True on new mail.
+    Raises ConnectionError when the server closes the connection meanwhile (a restart, a kick): the
+    socket then reads as ready with nothing in it, which idle_check alone reports as "no news"."""
     client.idle()
     deadline = time.monotonic() + seconds
     changed = False
-    try:
-        while not stop.is_set() and not changed and time.monotonic() < deadline:
-            # Short checks so a stop request is noticed quickly.
-            responses = client.idle_check(timeout=min(2.0, max(deadline - time.monotonic(), 0.1)))
-            changed = any(len(r) > 1 and r[1] in (b"EXISTS", b"RECENT") for r in responses)
-    finally:
-        client.idle_done()
+    while not stop.is_set() and not changed:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        # Short waits so a stop request is noticed quickly.
+        ready, _, _ = io_select.select([client.socket()], [], [], min(STOP_CHECK_SECONDS, left))
+        if not ready:
+            continue
+        responses = client.idle_check(timeout=0)
+        if not responses:
+            # No DONE on a dead connection: the caller logs out and reconnects.
+            raise ConnectionError("the IMAP server closed the connection during IDLE")
+        changed = any(len(r) > 1 and r[1] in (b"EXISTS", b"RECENT") for r in responses)
+    client.idle_done()
     return changed
+
+
+class MailboxWatcher:
+    """The IMAP reader of `mailflow run` (a worker that reads mail): a thread that takes the `job:imap`
+    lease — so of many workers exactly one reads the mailbox, and another takes over when it dies — and
+    runs run_idle_loop while it holds it. start()/stop() like the daemon's mail servers."""
+
+    LEASE = "job:imap"
+
+    def __init__(self, ctx: AppContext, *, idle_seconds: float = IDLE_RENEW_SECONDS) -> None:
+        self.ctx, self.idle_seconds = ctx, idle_seconds
+        self.status = LoopStatus()
+        self._stop = threading.Event()
+        self._session_stop = threading.Event()  # set by stop() and when the lease is lost
+        self._thread = threading.Thread(target=self._run, name="imap-watcher", daemon=True)
+
+    def start(self) -> MailboxWatcher:
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 15.0) -> None:
+        self._stop.set()
+        self._session_stop.set()
+        self._thread.join(timeout)
+        with contextlib.suppress(Exception):  # the database may be away; the lease then expires
+            leases.release(self.ctx.db, self.LEASE, self.ctx.worker_id)
+
+    def _run(self) -> None:
+        ttl = self.ctx.settings.schedule.lease_seconds
+        while not self._stop.is_set():
+            self._session_stop.clear()
+            if self._stop.is_set():
+                break
+            try:
+                with leases.hold(self.ctx.db, self.LEASE, self.ctx.worker_id, ttl,
+                                 on_lost=self._session_stop.set) as held:
+                    if held is not None:
+                        run_idle_loop(self.ctx, self._session_stop, idle_seconds=self.idle_seconds,
+                                      status=self.status)
+                        continue
+            except Exception as exc:  # the database is away while taking the lease
+                log.warning("IMAP reader: could not take its lease (%s); retrying", type(exc).__name__)
+            # Another worker reads the mailbox (or the database is away): look again later.
+            self._stop.wait(min(ttl / 3, 30.0))

@@ -83,6 +83,10 @@ class DovecotServer:
     process: subprocess.Popen[bytes]
 
     def stop(self) -> None:
+        self._end_process()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def _end_process(self) -> None:
         if self.process.poll() is None:
             self.process.terminate()
             try:
@@ -90,7 +94,17 @@ class DovecotServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        shutil.rmtree(self.root, ignore_errors=True)
+
+    def restart(self) -> None:
+        """Stop Dovecot (every client connection is dropped) and start it again on the same port with the
+        same mail, as a server restart does."""
+        self._end_process()
+        self.process = _launch(self.root)
+        deadline = time.monotonic() + 15
+        while not greets(self.port, b"* OK"):
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                raise RuntimeError("dovecot did not come back after a restart")
+            time.sleep(0.05)
 
 
 def mail_owner() -> tuple[int, int]:
@@ -101,7 +115,13 @@ def mail_owner() -> tuple[int, int]:
     return nobody.pw_uid, nobody.pw_gid
 
 
-def start_dovecot() -> DovecotServer:
+def _launch(root: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([DOVECOT, "-F", "-c", str(root / "dovecot.conf")], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+
+
+def start_dovecot(extra_config: str = "") -> DovecotServer:
+    """``extra_config`` is appended to the configuration, e.g. an ``imap_capability`` without IDLE."""
     # Dovecot's own users (dovenull, dovecot) must reach base_dir: the folder is world-readable.
     root = Path(tempfile.mkdtemp(prefix="mf-dovecot-"))
     root.chmod(0o755)
@@ -114,9 +134,8 @@ def start_dovecot() -> DovecotServer:
     for _attempt in range(5):
         port = free_port()
         config = root / "dovecot.conf"
-        config.write_text(CONFIG.format(root=root, uid=uid, gid=gid, port=port))
-        process = subprocess.Popen([DOVECOT, "-F", "-c", str(config)], stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.PIPE)
+        config.write_text(CONFIG.format(root=root, uid=uid, gid=gid, port=port) + extra_config)
+        process = _launch(root)
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline and process.poll() is None:
             if greets(port, b"* OK"):

@@ -4,6 +4,7 @@ nothing; a UIDVALIDITY change re-scans without recording anything twice."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Iterator
@@ -186,3 +187,121 @@ def test_idle_loop_survives_an_unreachable_server(ctx: AppContext) -> None:
 
 def test_poll_without_imap_configured_does_nothing(ctx: AppContext) -> None:
     assert imap.poll(ctx) is None
+
+
+# --- IDLE (RFC 2177) in the daemon's reader --------------------------------------------------------
+
+
+def open_items(ctx: AppContext) -> list[str]:
+    with ctx.db.session() as session:
+        return [i.kind for i in items(session)]
+
+
+@pytest.fixture
+def watcher_ctx(imap_ctx: AppContext) -> AppContext:
+    # An hour between polls: whatever is handled within the test's bound was announced by IDLE.
+    imap_ctx.settings.schedule.imap_poll_seconds = 3600
+    return imap_ctx
+
+
+@contextlib.contextmanager
+def running(ctx: AppContext, **kwargs: float) -> Iterator[imap.MailboxWatcher]:
+    watcher = imap.MailboxWatcher(ctx, **kwargs).start()
+    try:
+        yield watcher
+    finally:
+        watcher.stop()
+
+
+def test_idle_turns_a_new_bounce_into_a_support_item_without_a_poll(watcher_ctx: AppContext,
+                                                                     mailbox: IMAPClient) -> None:
+    ctx = watcher_ctx
+    who = make_applicant(ctx)
+    mail = sent_mail(ctx, who)
+    with running(ctx) as watcher:
+        wait_until(lambda: watcher.status.idles >= 1, 30, "the reader to enter IDLE")
+        mailbox.append("INBOX", dsn(ctx.settings, mail))
+        wait_until(lambda: open_items(ctx) == [SupportKind.HARD_BOUNCE], 30, "the bounce's support item")
+        assert (watcher.status.mode, watcher.status.sessions) == ("idle", 1)
+    assert count(mailbox, "INBOX") == 0 and count(mailbox, "mailflow/processed") == 1
+
+
+def test_idle_is_reissued_on_the_same_connection_and_still_hears_new_mail(watcher_ctx: AppContext,
+                                                                          mailbox: IMAPClient) -> None:
+    """The re-issue before the server's 29-minute cut-off, shrunk to half a second."""
+    ctx = watcher_ctx
+    who = make_applicant(ctx)
+    with running(ctx, idle_seconds=0.5) as watcher:
+        wait_until(lambda: watcher.status.idles >= 4, 30, "IDLE to be ended and issued again three times")
+        mailbox.append("INBOX", reply(who.email, "重新 IDLE 之後"))
+        wait_until(lambda: open_items(ctx) == [SupportKind.REPLY], 30, "the reply's support item")
+        assert watcher.status.sessions == 1  # the same connection throughout
+
+
+def test_the_reader_reconnects_after_the_server_restarts(watcher_ctx: AppContext,
+                                                         dovecot: DovecotServer) -> None:  # noqa: F811
+    ctx = watcher_ctx
+    who = make_applicant(ctx)
+    mail = sent_mail(ctx, who)
+    with running(ctx) as watcher:
+        wait_until(lambda: watcher.status.idles >= 1, 30, "the reader to enter IDLE")
+        dovecot.restart()  # drops the reader's connection in the middle of its IDLE
+        wait_until(lambda: watcher.status.sessions >= 2, 60, "the reader to reconnect")
+        client = IMAPClient(dovecot.host, dovecot.port, ssl=False, timeout=30)
+        client.login(dovecot.user, dovecot.password)
+        try:
+            client.append("INBOX", dsn(ctx.settings, mail))
+            wait_until(lambda: open_items(ctx) == [SupportKind.HARD_BOUNCE], 30, "the bounce's item")
+        finally:
+            client.logout()
+
+
+def test_without_idle_on_offer_the_reader_polls(ctx: AppContext) -> None:
+    from tests.inbound.dovecot import dovecot_or_skip, start_dovecot
+
+    dovecot_or_skip()
+    # The capabilities Dovecot announces after login, with IDLE left out.
+    server = start_dovecot("imap_capability = IMAP4rev1 LITERAL+ SASL-IR LOGIN-REFERRALS ID ENABLE "
+                           "UIDPLUS MOVE NAMESPACE\n")
+    try:
+        use_imap(ctx.settings, server)
+        ctx.settings.schedule.imap_poll_seconds = 0.3
+        who = make_applicant(ctx)
+        with running(ctx) as watcher:
+            wait_until(lambda: watcher.status.mode != "", 30, "the reader to connect")
+            client = IMAPClient(server.host, server.port, ssl=False, timeout=30)
+            client.login(server.user, server.password)
+            try:
+                assert not client.has_capability("IDLE")
+                client.append("INBOX", reply(who.email, "沒有 IDLE 也收得到"))
+            finally:
+                client.logout()
+            wait_until(lambda: open_items(ctx) == [SupportKind.REPLY], 30, "the polled reply's item")
+            assert (watcher.status.mode, watcher.status.idles) == ("poll", 0)
+    finally:
+        server.stop()
+
+
+def test_of_two_workers_one_reads_the_mailbox_and_the_other_takes_over(watcher_ctx: AppContext,
+                                                                        mailbox: IMAPClient) -> None:
+    ctx = watcher_ctx
+    ctx.settings.schedule.lease_seconds = 3  # the idle worker looks again every second
+    other = AppContext(ctx.settings, ctx.db, worker_id="other-worker")
+    who = make_applicant(ctx)
+    first, second = imap.MailboxWatcher(ctx).start(), imap.MailboxWatcher(other).start()
+    try:
+        wait_until(lambda: first.status.idles + second.status.idles >= 1, 30, "one reader to IDLE")
+        holder, waiting = (first, second) if first.status.sessions else (second, first)
+        assert waiting.status.sessions == 0
+        for n in range(5):
+            mailbox.append("INBOX", reply(who.email, f"第 {n} 封"))
+        wait_until(lambda: count(mailbox, "mailflow/processed") == 5, 30, "five replies handled")
+        holder.stop()
+        wait_until(lambda: waiting.status.idles >= 1, 30, "the other worker to take the mailbox over")
+        mailbox.append("INBOX", reply(who.email, "接手之後"))
+        wait_until(lambda: count(mailbox, "mailflow/processed") == 6, 30, "the reply after the take-over")
+    finally:
+        first.stop()
+        second.stop()
+    with ctx.db.session() as session:
+        assert len(inbound_rows(session)) == 6  # each mail recorded once
