@@ -147,7 +147,7 @@ def test_copy_delete_expunge_when_move_is_not_used(imap_ctx: AppContext, mailbox
     folders = imap.ensure_folders(mailbox)
     mailbox.select_folder("INBOX")
     [uid] = mailbox.search("ALL")
-    imap.move_message(mailbox, uid, folders.quarantine, use_move=False)
+    imap.move_messages(mailbox, [uid], folders.quarantine, use_move=False)
     assert count(mailbox, "INBOX") == 0 and count(mailbox, "mailflow/quarantine") == 1
 
 

@@ -1,0 +1,297 @@
+"""Inbound throughput: mails read from IMAP, a re-poll with nothing new, and the inbound SMTP server's
+intake beside a bare aiosmtpd sink.
+
+    python bench/inbound.py [--n 1000] [--smtp-n 500] [--rounds 3] [--db sqlite|postgresql|both]
+                            [--pg-admin URL]
+
+For each database (a fresh temporary SQLite file; a fresh PostgreSQL database created and dropped through
+--pg-admin):
+1. A mixed set of N mails — the bounce corpus (/work/shared/corpus/bounces when present) and
+   tests/inbound/samples, plus bounces of our own mails (signed return-path tag), complaints, auto-replies
+   and replies from applicants made for the run — each made unique by one added header, APPENDed to a
+   throw-away Dovecot (setup, not measured).
+2. `imap.poll`: every mail fetched, stored, classified, routed and moved to mailflow/processed (or
+   quarantine) — mails/s against the target 300.
+3. Re-poll with nothing new: the whole `imap.poll` (connect, login, select, search) and the pass the
+   IDLE reader makes on its open connection (`poll_once`), median of 5 — against the target 100 ms.
+4. SMTP: the same kind of mails (new copies) sent over one smtplib connection to mailflow's inbound SMTP
+   server (stores each mail before its 250) and to a bare aiosmtpd sink that accepts and forgets; each in
+   its own process, alternating rounds so that load from elsewhere weighs on both — ratio against 0.5.
+The load average is printed before and after; the machine's core count with the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import smtplib
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from imapclient import IMAPClient  # noqa: E402
+from sqlalchemy import func, select  # noqa: E402
+
+from bench.scale import ADMIN, fresh_database  # noqa: E402
+from mailflow.config import Settings, load_settings  # noqa: E402
+from mailflow.context import AppContext  # noqa: E402
+from mailflow.db import Database, init_schema  # noqa: E402
+from mailflow.inbound import imap  # noqa: E402
+from mailflow.models import InboundMessage, SupportItem  # noqa: E402
+from tests.inbound.dovecot import DovecotServer, start_dovecot  # noqa: E402
+from tests.inbound.test_intake_helpers import (  # noqa: E402
+    autoreply,
+    complaint,
+    dsn,
+    make_applicant,
+    reply,
+    sent_mail,
+)
+
+CORPUS = Path("/work/shared/corpus/bounces")
+SAMPLES = ROOT / "tests" / "inbound" / "samples"
+IMAP_TARGET, REPOLL_TARGET_MS, SMTP_TARGET = 300.0, 100.0, 0.5
+
+
+def corpus_mails() -> list[bytes]:
+    files = sorted(p for folder in (CORPUS, SAMPLES) if folder.is_dir() for p in folder.glob("*.eml"))
+    return [p.read_bytes() for p in files]
+
+
+def our_mails(ctx: AppContext, applicants: int) -> list[bytes]:
+    """Bounces, complaints, auto-replies and replies about mails we sent to applicants of this run."""
+    made: list[bytes] = []
+    for i in range(applicants):
+        who = make_applicant(ctx, account=f"bench{i:04d}", email=f"user{i}@example.com")
+        mail = sent_mail(ctx, who)
+        made += [dsn(ctx.settings, mail), complaint(ctx.settings, mail) if i % 4 == 0 else autoreply(mail),
+                 reply(who.email, f"請問第 {i} 號申請什麼時候審核?", in_reply_to=mail.message_id),
+                 reply(who.email, "我的公司電話換了。")]
+    return made
+
+
+def mixed(ctx: AppContext, n: int, tag: str) -> list[bytes]:
+    """N unique mails: about a third ours, the rest the corpus, cycled."""
+    ours = our_mails(ctx, max(1, n // 12))
+    pool = corpus_mails() + ours
+    return [f"X-Bench-Copy: {tag}-{i}\r\n".encode() + pool[i % len(pool)] for i in range(n)]
+
+
+def kinds(db: Database) -> dict[str, int]:
+    with db.session() as session:
+        rows = session.execute(select(InboundMessage.kind, InboundMessage.status, func.count())
+                               .group_by(InboundMessage.kind, InboundMessage.status)).all()
+    found: Counter[str] = Counter()
+    for kind, status, count in rows:
+        found[f"{kind or '-'}/{status}"] += count
+    return dict(found)
+
+
+def settings_for(url: str, dovecot: DovecotServer | None = None) -> Settings:
+    env = {"MAILFLOW_DATABASE__URL": url, "MAILFLOW_SMTP__MODE": "capture",
+           "MAILFLOW_INBOUND__DNS_RESOLVER": os.environ.get("BENCH_DNS", "")}
+    settings = load_settings(None, {k: v for k, v in env.items() if v})
+    if dovecot is not None:
+        cfg = settings.inbound
+        cfg.imap_host, cfg.imap_port, cfg.imap_ssl = dovecot.host, dovecot.port, False
+        cfg.imap_user, cfg.imap_password = dovecot.user, dovecot.password
+    return settings
+
+
+@contextmanager
+def database(kind: str, admin: str) -> Iterator[str]:
+    if kind == "postgresql":
+        with fresh_database(admin) as url:
+            yield url
+        return
+    with tempfile.TemporaryDirectory() as folder:
+        url = f"sqlite:///{folder}/bench.db"
+        db = Database(url)
+        init_schema(db)
+        db.dispose()
+        yield url
+
+
+def measure_imap(url: str, n: int) -> dict[str, Any]:
+    dovecot = start_dovecot()
+    try:
+        ctx = AppContext.from_settings(settings_for(url, dovecot))
+        mails = mixed(ctx, n, "imap")
+        client = IMAPClient(dovecot.host, dovecot.port, ssl=False, timeout=60)
+        client.login(dovecot.user, dovecot.password)
+        for raw in mails:
+            client.append("INBOX", raw)
+        started = time.perf_counter()
+        result = imap.poll(ctx)
+        took = time.perf_counter() - started
+        assert result is not None and result.seen == n, result
+        processed = int(client.folder_status("mailflow/processed", [b"MESSAGES"])[b"MESSAGES"])
+        quarantined = int(client.folder_status("mailflow/quarantine", [b"MESSAGES"])[b"MESSAGES"])
+        client.logout()
+        with ctx.db.session() as session:
+            stored = session.scalar(select(func.count(InboundMessage.id))) or 0
+            items = session.scalar(select(func.count(SupportItem.id))) or 0
+        assert stored == n and processed + quarantined == n, (stored, processed, quarantined)
+        full, open_pass = [], []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            again = imap.poll(ctx)
+            full.append((time.perf_counter() - t0) * 1000)
+            assert again is not None and again.seen == 0
+        reader = imap.connect(ctx.settings)
+        try:
+            for _ in range(5):
+                t0 = time.perf_counter()
+                imap.poll_once(ctx, reader)
+                open_pass.append((time.perf_counter() - t0) * 1000)
+        finally:
+            reader.logout()
+        figures = {"seconds": took, "mails_per_s": n / took, "items": items, "processed": processed,
+                   "quarantined": quarantined, "kinds": kinds(ctx.db),
+                   "repoll_ms": statistics.median(full), "open_pass_ms": statistics.median(open_pass)}
+        ctx.db.dispose()
+        return figures
+    finally:
+        dovecot.stop()
+
+
+# --- SMTP -------------------------------------------------------------------------------------
+
+
+def serve(which: str, url: str) -> None:
+    """Child mode: the inbound server on ``url``'s database, or a bare sink; prints its port, runs until
+    stdin closes."""
+    if which == "bare":
+        from mailflow.mail.capture import start_controller
+
+        class Sink:
+            async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+                return "250 2.0.0 Ok"
+
+        controller = start_controller(Sink(), 0, data_size_limit=0)
+        print(controller.port, flush=True)
+        sys.stdin.read()
+        controller.stop()
+        return
+    import logging
+
+    from mailflow.inbound.smtp_server import start_inbound_server
+
+    logging.basicConfig(level=logging.ERROR)
+
+    settings = settings_for(url)
+    settings.inbound.smtp_host, settings.inbound.smtp_port = "127.0.0.1", 0
+    ctx = AppContext.from_settings(settings)
+    server = start_inbound_server(ctx)
+    print(server.port, flush=True)
+    sys.stdin.read()
+    server.drain()
+    server.stop()
+
+
+def start_server(which: str, url: str) -> tuple[subprocess.Popen[str], int]:
+    proc = subprocess.Popen([sys.executable, __file__, "--serve", which, url], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    return proc, int(proc.stdout.readline())
+
+
+def fits_smtp(raw: bytes) -> bool:
+    """SMTP lines are at most 1000 octets (RFC 5321 4.5.3.1.6); a few corpus files, saved from mailboxes,
+    have longer ones, which any SMTP server (aiosmtpd too) refuses."""
+    return all(len(line) <= 998 for line in raw.splitlines())
+
+
+def send_all(port: int, mails: list[bytes]) -> float:
+    """Seconds to hand every mail over on one connection (each DATA answered)."""
+    started = time.perf_counter()
+    with smtplib.SMTP("127.0.0.1", port, timeout=120) as smtp:
+        for raw in mails:
+            # To the reply address's domain, as replies come; bounces carry their tag in the headers.
+            smtp.sendmail("MAILER-DAEMON@mx.example.net", ["hep@twport.com.tw"], raw)
+    return time.perf_counter() - started
+
+
+def measure_smtp(url: str, n: int, rounds: int) -> dict[str, float]:
+    ctx = AppContext.from_settings(settings_for(url))
+    # On the wire every line ends in CRLF (smtplib sends bytes as they are).
+    mails = [re.sub(rb"\r?\n", b"\r\n", raw) for raw in mixed(ctx, n * rounds * 2, "smtp")
+             if fits_smtp(raw)][:n * rounds]
+    ctx.db.dispose()
+    inbound, inbound_port = start_server("inbound", url)
+    bare, bare_port = start_server("bare", url)
+    took = {"inbound": 0.0, "bare": 0.0}
+    backlog = []  # seconds from the last 250 until every mail of the round was processed
+    db = Database(url)
+    try:
+        for r in range(rounds):
+            batch = mails[r * n:(r + 1) * n]
+            took["bare"] += send_all(bare_port, batch)
+            took["inbound"] += send_all(inbound_port, batch)
+            sent_at = time.perf_counter()
+            while unprocessed(db):
+                time.sleep(0.05)
+            backlog.append(time.perf_counter() - sent_at)
+    finally:
+        db.dispose()
+        for proc in (inbound, bare):
+            assert proc.stdin is not None
+            proc.stdin.close()
+            proc.wait(timeout=300)
+    total = n * rounds
+    return {"inbound_per_s": total / took["inbound"], "bare_per_s": total / took["bare"],
+            "ratio": took["bare"] / took["inbound"], "backlog_s": max(backlog)}
+
+
+def unprocessed(db: Database) -> int:
+    with db.session() as session:
+        return int(session.scalar(select(func.count(InboundMessage.id))
+                                  .where(InboundMessage.status == "stored")) or 0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=1000)
+    parser.add_argument("--smtp-n", type=int, default=500)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument("--pg-admin", default=ADMIN)
+    parser.add_argument("--serve", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve(*args.serve)
+        return
+    print(f"cores {os.cpu_count()}, load average before {os.getloadavg()[0]:.2f}")
+    for kind in (["sqlite", "postgresql"] if args.db == "both" else [args.db]):
+        with database(kind, args.pg_admin) as url:
+            got = measure_imap(url, args.n)
+            rate = got["mails_per_s"]
+            print(f"[{kind}] IMAP: {args.n} mails in {got['seconds']:.2f} s = {rate:.0f} mails/s "
+                  f"({rate / IMAP_TARGET:.2f} x the {IMAP_TARGET:.0f} target); {got['processed']} processed, "
+                  f"{got['quarantined']} quarantined, {got['items']} support items")
+            print(f"[{kind}]   kinds: {got['kinds']}")
+            print(f"[{kind}] re-poll, nothing new: whole poll {got['repoll_ms']:.1f} ms "
+                  f"({got['repoll_ms'] / REPOLL_TARGET_MS:.2f} x the {REPOLL_TARGET_MS:.0f} ms limit); "
+                  f"open connection {got['open_pass_ms']:.1f} ms")
+        with database(kind, args.pg_admin) as url:
+            smtp = measure_smtp(url, args.smtp_n, args.rounds)
+            print(f"[{kind}] SMTP: inbound server {smtp['inbound_per_s']:.0f} mails/s, bare aiosmtpd sink "
+                  f"{smtp['bare_per_s']:.0f} mails/s: ratio {smtp['ratio']:.2f} (target >= {SMTP_TARGET}); "
+                  f"every mail of a round processed {smtp['backlog_s']:.1f} s after its last 250")
+    print(f"load average after {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
