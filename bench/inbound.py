@@ -173,16 +173,9 @@ def serve(which: str, url: str) -> None:
     """Child mode: the inbound server on ``url``'s database, or a bare sink; prints its port, runs until
     stdin closes."""
     if which == "bare":
-        from mailflow.mail.capture import start_controller
+        from bench.dispatch import serve_sink
 
-        class Sink:
-            async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-                return "250 2.0.0 Ok"
-
-        controller = start_controller(Sink(), 0, data_size_limit=0)
-        print(controller.port, flush=True)
-        sys.stdin.read()
-        controller.stop()
+        serve_sink()
         return
     import logging
 
