@@ -8,11 +8,13 @@ import contextlib
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from imapclient import IMAPClient
 from sqlalchemy import select
 
+from mailflow import leases
 from mailflow.config import Settings
 from mailflow.context import AppContext
 from mailflow.inbound import imap
@@ -305,3 +307,33 @@ def test_of_two_workers_one_reads_the_mailbox_and_the_other_takes_over(watcher_c
         second.stop()
     with ctx.db.session() as session:
         assert len(inbound_rows(session)) == 6  # each mail recorded once
+
+
+@pytest.mark.once  # a daemon process: the SQLite pass is enough to check the wiring
+def test_mailflow_run_reads_the_mailbox_as_mail_arrives(watcher_ctx: AppContext, mailbox: IMAPClient,
+                                                        dovecot: DovecotServer, db_url: str,  # noqa: F811
+                                                        tmp_path: Path) -> None:
+    """The daemon wiring: a worker process takes the IMAP lease and turns a bounce into its item, with
+    the poll interval an hour away (so IDLE it is), and stops cleanly."""
+    from tests.scale.workers import SECRET_KEY, Worker, worker_env
+
+    ctx = watcher_ctx
+    ctx.settings.security.secret_key = SECRET_KEY  # the worker's key signs and checks the bounce tag
+    who = make_applicant(ctx)
+    mail = sent_mail(ctx, who)
+    env = worker_env(db_url, 0, tmp_path, smtp__mode="capture", inbound__imap_host=dovecot.host,
+                     inbound__imap_port=dovecot.port, inbound__imap_ssl="false",
+                     inbound__imap_user=dovecot.user, inbound__imap_password=dovecot.password,
+                     schedule__imap_poll_seconds=3600)
+    worker = Worker(env, tmp_path)
+    try:
+        wait_until(lambda: leases.holder_of(ctx.db, imap.MailboxWatcher.LEASE) is not None, 60,
+                   "the worker to take the mailbox", context=worker.output)
+        mailbox.append("INBOX", dsn(ctx.settings, mail))
+        wait_until(lambda: open_items(ctx) == [SupportKind.HARD_BOUNCE], 60, "the bounce's item",
+                   context=worker.output)
+        assert worker.terminate() == 0
+        assert leases.holder_of(ctx.db, imap.MailboxWatcher.LEASE) is None  # given up on the way out
+    finally:
+        worker.close()
+    assert "IMAP mailbox" in worker.output()
