@@ -106,10 +106,10 @@ def _process(ctx: AppContext, inbound_id: int) -> str:
         if row.status != InboundStatus.STORED:
             return row.status
         raw = row.raw or b""
-        analysis = analyze(raw)
-        # Judged before the transaction below: verifying DKIM may wait on DNS, and no row lock or
-        # SQLite write lock should wait with it.
-        sender = _judge_sender(ctx, session, raw, analysis)
+    analysis = analyze(raw)
+    # Judged outside any transaction: verifying DKIM may wait on DNS, and no pooled connection, row lock
+    # or SQLite write lock should wait with it.
+    sender = _judge_sender(ctx, raw, analysis)
     with ctx.db.session() as session:
         # Claiming the row first makes a second worker on the same mail wait, then find nothing to do.
         claimed = session.execute(
@@ -131,15 +131,16 @@ def _process(ctx: AppContext, inbound_id: int) -> str:
         return row.status
 
 
-def _judge_sender(ctx: AppContext, session: Session, raw: bytes, analysis: Analysis) -> SenderAuth | None:
+def _judge_sender(ctx: AppContext, raw: bytes, analysis: Analysis) -> SenderAuth | None:
     """Whether the From address is proven, for the mails that reach customer service as a person's words
     (a reply, or an unrecognised mail from an applicant's address); None for the rest."""
-    if analysis.quarantine_reason:
+    if analysis.quarantine_reason or analysis.kind not in ("reply", "other"):
         return None
-    if analysis.kind == "reply" or (
-            analysis.kind == "other" and account_by_address(session, analysis.from_address) is not None):
-        return sender_auth.judge(raw, ctx.settings, from_address=analysis.from_address)
-    return None
+    if analysis.kind == "other":
+        with ctx.db.session() as session:
+            if account_by_address(session, analysis.from_address) is None:
+                return None
+    return sender_auth.judge(raw, ctx.settings, from_address=analysis.from_address)
 
 
 def _describe(row: InboundMessage, analysis: Analysis, sender: SenderAuth | None = None) -> None:

@@ -272,3 +272,16 @@ def test_a_dns_resolver_that_is_no_address_is_refused_naming_the_key(value: str)
     with pytest.raises(ConfigError, match=r"^inbound\.dns_resolver: "):
         load_settings(None, {"MAILFLOW_INBOUND__DNS_RESOLVER": value})
     assert load_settings(None, {"MAILFLOW_INBOUND__DNS_RESOLVER": "127.0.0.1:5353"}).inbound.dns_resolver
+
+
+def test_a_new_mail_from_an_applicant_is_judged_like_a_reply(ctx: AppContext, published: DkimKey) -> None:
+    """No Re: and no In-Reply-To: the mail is 'other', and reaches customer service as the applicant's."""
+    who = make_applicant(ctx)
+    fresh = reply_to("", CHANGE_ME).replace(b"In-Reply-To: \r\n", b"").replace(b"Re: ", b"")
+    signed_row = receive(ctx, signed(fresh, published))
+    unsigned_row = receive(ctx, fresh.replace(b"Message-ID: <", b"Message-ID: <x"))
+    assert (signed_row.kind, signed_row.sender_auth) == ("other", "pass")
+    assert (unsigned_row.kind, unsigned_row.sender_auth) == ("other", "none")
+    with ctx.db.session() as session:
+        [item] = items(session)
+        assert (item.account_id, item.sender_auth) == (who.account_id, "none")  # the weaker of the two
