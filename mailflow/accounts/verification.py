@@ -72,7 +72,9 @@ def send_verification_mail(
     if template not in VERIFY_TEMPLATES:
         raise ValueError(f"not a verification mail template: {template!r}")
     token, row = issue_token(session, settings, account, TokenPurpose.VERIFY_EMAIL, account.email)
-    context = {"name": account.name, "account": account.account, **_link(settings, token, row)}
+    # kind: a shared account (共用帳號) was never reviewed, so its mails have their own subject and wording.
+    context = {"name": account.name, "account": account.account, "kind": account.kind,
+               **_link(settings, token, row)}
     return enqueue(session, template, account.email, message_id_domain=settings.mail.message_id_domain,
                    to_name=account.name, context=context, account_id=account.id, token_id=row.id)
 

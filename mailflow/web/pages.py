@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
@@ -26,9 +27,19 @@ def environment() -> Environment:
         lstrip_blocks=True,
     )
     env.filters["roc_date"] = roc_date
-    env.filters["roc_datetime"] = roc_datetime
+    env.filters["roc_datetime"] = _roc_datetime
     env.filters["taipei"] = lambda d: taipei(d).strftime("%Y-%m-%d %H:%M") if d else ""
     return env
+
+
+def _roc_datetime(moment: datetime | str | None) -> str:
+    """roc_datetime of a datetime or of the ISO text the JSON-shaped views carry; empty for none."""
+    if isinstance(moment, str):
+        try:
+            return roc_datetime(datetime.fromisoformat(moment))
+        except ValueError:
+            return moment
+    return roc_datetime(moment) if moment else ""
 
 
 def render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:

@@ -38,6 +38,9 @@ AppSettings = Annotated[Settings, Depends(get_settings)]
 ACCOUNT_FIELDS = ("account", "name", "mobile", "email", "password", "password_confirm")
 NOT_LOGGED_IN = "請先登入"
 NEEDS_JSON = "請以 JSON 格式送出"
+# What a binding request answers, the API and the /account form alike: the form says no more than the API.
+BINDING_REQUESTED = "已寄出綁定確認信至該一般帳號的Email,待對方以其密碼確認後即完成綁定"
+NO_GENERAL_ACCOUNT = "請輸入要綁定的一般帳號"
 # The result page after the registration form: its signed address names the account for a day.
 REGISTERED_SALT = "shared-registered"
 REGISTERED_MAX_AGE_SECONDS = 24 * 3600
@@ -204,13 +207,13 @@ def _request_binding(
         return JSONResponse({"errors": {"general_account": NEEDS_JSON}}, status_code=422)
     target = _general_reference(data.get("general_account"))
     if target is None:
-        return JSONResponse({"errors": {"general_account": "請輸入要綁定的一般帳號"}}, status_code=422)
+        return JSONResponse({"errors": {"general_account": NO_GENERAL_ACCOUNT}}, status_code=422)
     try:
         binding = shared.request_binding(session, settings, account, target)
     except BindingError as exc:
         return _error(exc.status, exc.message)
     body = shared.describe_binding(session, binding)
-    body["message"] = "已寄出綁定確認信至該一般帳號的Email,待對方以其密碼確認後即完成綁定"
+    body["message"] = BINDING_REQUESTED
     return JSONResponse(body, status_code=202)
 
 
@@ -285,8 +288,42 @@ def account_page(request: Request, session: DbSession) -> Response:
     account = _logged_in(request, session)
     if account is None:
         return _login_page(request)
-    notice = {"switched": "已切換公司", "unbound": "已解除綁定"}.get(request.query_params.get("done", ""))
+    notice = PAGE_NOTICES.get(request.query_params.get("done", ""))
     return _account_page(request, session, account, notice=notice)
+
+
+PAGE_NOTICES = {"switched": "已切換公司。", "unbound": "已解除綁定。", "cancelled": "已取消綁定請求。",
+                "requested": BINDING_REQUESTED + "。"}
+
+
+def _page_binding_request(request: Request, session: Session, settings: Settings,
+                          form: dict[str, str]) -> Response:
+    """The /account form that asks a general account to be bound: the same domain call and the same
+    answers as POST /api/shared-accounts/bindings, then back to the page (303) on success."""
+    account = _logged_in(request, session)
+    if account is None:
+        return _login_page(request)
+    typed = form.get("general_account", "").strip()[:40]
+
+    def again(status: int, error: str) -> Response:  # the page once more, the typed 帳號 kept
+        return _account_page(request, session, account, error=error, general_typed=typed, status_code=status)
+
+    if not csrf_ok(request, form.get(CSRF_FIELD)):
+        return again(403, "表單已過期,請重新操作。")
+    if not typed:
+        return again(422, NO_GENERAL_ACCOUNT + "。")
+    try:
+        shared.request_binding(session, settings, account, typed)
+    except BindingError as exc:
+        session.rollback()
+        return again(exc.status, exc.message)
+    return RedirectResponse("/account?done=requested", 303)
+
+
+@router.post("/account/bindings")
+async def account_request_binding(request: Request, session: DbSession, settings: AppSettings) -> Response:
+    form = await _form_fields(request)
+    return await run_in_threadpool(_page_binding_request, request, session, settings, form)
 
 
 def _page_action(request: Request, session: Session, settings: Settings, form: dict[str, str],
@@ -301,11 +338,13 @@ def _page_action(request: Request, session: Session, settings: Settings, form: d
     try:
         if binding_id is None:
             shared.switch_company(session, account, ubn)
+            done = "switched"
         else:
-            shared.end_binding(session, settings, binding_id, account)
+            ended = shared.end_binding(session, settings, binding_id, account)
+            done = "unbound" if ended.confirmed_at else "cancelled"
     except BindingError as exc:
         return _account_page(request, session, account, error=exc.message, status_code=exc.status)
-    return RedirectResponse(f"/account?done={'switched' if binding_id is None else 'unbound'}", 303)
+    return RedirectResponse(f"/account?done={done}", 303)
 
 
 @router.post("/account/switch")

@@ -34,11 +34,26 @@ WIDER_THAN_VIEWPORT = """() => [...document.querySelectorAll('body *')]
   .slice(0, 5).map(e => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') + '.' + e.className)"""
 
 
+# On a phone no list may hide columns behind a sideways scroll (tables with actions are stacked cards)...
+SCROLLING_TABLES = """() => [...document.querySelectorAll('.table-wrap')]
+  .filter(w => w.scrollWidth > w.clientWidth + 1)
+  .map(w => (w.querySelector('table') || w).className || 'table')"""
+# ... and an account id or a name is never cut in two.
+BROKEN_WORDS = """() => [...document.querySelectorAll('.id, .name')]
+  .filter(e => e.getClientRects().length > 1
+               || e.getBoundingClientRect().right > document.documentElement.clientWidth)
+  .map(e => e.textContent.trim())"""
+NARROW = 600  # the width below which mailflow.css stacks tables into cards
+
+
 def problems_on(page: Any, width: int) -> list[str]:
     found: list[str] = []
     scroll = page.evaluate("document.scrollingElement.scrollWidth")
     if scroll > width:
         found.append(f"scrolls sideways ({scroll} px > {width} px): {page.evaluate(WIDER_THAN_VIEWPORT)}")
+    if width <= NARROW:
+        found += [f"table scrolls sideways: {name}" for name in page.evaluate(SCROLLING_TABLES)]
+    found += [f"word broken across lines: {word}" for word in page.evaluate(BROKEN_WORDS)]
     found += [f"no label: {html}" for html in page.evaluate(UNLABELLED)]
     found += [f"error not announced: {html}" for html in page.evaluate(SILENT_ERRORS)]
     if not page.locator("h1").count():

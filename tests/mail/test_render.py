@@ -239,3 +239,18 @@ def test_an_edited_template_shows_in_the_next_mails(settings: Settings, tmp_path
     body.write_text("改過的內容 {{ name }}\n", encoding="utf-8")
     os.utime(body, (body.stat().st_atime, body.stat().st_mtime + 5))  # a newer time, whatever the clock
     assert parts(render(settings, "registration-received")[1])[0] == "改過的內容 王小明\r\n"
+
+
+@pytest.mark.parametrize("template", ["account-approved", "verify-reminder"])
+def test_a_shared_accounts_verification_mails_say_nothing_was_reviewed(settings: Settings,
+                                                                      template: str) -> None:
+    """A 共用帳號 is never reviewed: its verification mails have their own subject and wording."""
+    general = render(settings, template, context={**sample_context(template, settings), "kind": "general"})[1]
+    shared = render(settings, template, context={**sample_context(template, settings), "kind": "shared"})[1]
+    assert "審核通過" in parts(general)[0]
+    for part in parts(shared):
+        assert "審核通過" not in part and "共用帳號" in part and "example1234" in part
+        assert "sample-token" in part  # the link is there all the same
+    if template == "account-approved":
+        assert general["Subject"] == SUBJECTS[template]
+        assert shared["Subject"] == "通行證系統共用帳號註冊通知信件(請完成Email驗證)"
