@@ -143,8 +143,10 @@ def poll(ctx: AppContext) -> PollResult | None:
         _logout(client)
 
 
-def poll_once(ctx: AppContext, client: IMAPClient) -> PollResult:
-    folders = ensure_folders(client)
+def poll_once(ctx: AppContext, client: IMAPClient, folders: Folders | None = None) -> PollResult:
+    """One pass on an open connection; ``folders`` as ensure_folders found them on this connection (the
+    IDLE reader looks once per connection, not three round trips per new mail)."""
+    folders = folders or ensure_folders(client)
     info = client.select_folder(ctx.settings.inbound.imap_folder)
     uidvalidity = int(info[b"UIDVALIDITY"])
     mailbox = mailbox_key(ctx.settings)
@@ -277,8 +279,9 @@ def _serve(ctx: AppContext, client: IMAPClient, stop: threading.Event, idle_seco
         log.info("IMAP %s: %s", mailbox_key(ctx.settings),
                  "waiting with IDLE" if status.mode == "idle" else
                  f"the server offers no IDLE; polling every {ctx.settings.schedule.imap_poll_seconds:g} s")
+    folders = ensure_folders(client)
     while not stop.is_set():
-        poll_once(ctx, client)
+        poll_once(ctx, client, folders)
         if status.mode == "idle":
             status.idles += 1
             wait_for_mail(client, stop, idle_seconds)
