@@ -13,7 +13,9 @@ from mailflow.inbound.bounce.textblocks import between, hits_from_blocks, split_
 
 NAME = "exchange2003"
 FAMILIES: tuple[str, ...] = ("lhost-exchange2003",)
-_LINE = lazy(r"^\s*<?([^\s<>@]+@[^\s<>]+?)>?\s+on\s+\S.*$")
+# "addr on <date>", or an X.400 O/R address whose SMTP part is the address:
+# "c=US;a= ;p=ORG;o=SITE;dda:SMTP=addr; on <date>"
+_LINE = lazy(r"^\s*(?:\S.*?\bSMTP[=:])?<?([^\s<>@;]+@[^\s<>;]+?)>?;?\s+on\s+\S.*$")
 _CODES = (
     ("000c05a6", "userunknown"),
     ("recipient name is not recognized", "userunknown"),

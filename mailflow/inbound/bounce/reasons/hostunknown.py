@@ -10,8 +10,9 @@ from mailflow.inbound.bounce.reasons.facts import Facts
 
 
 def rule(f: Facts) -> bool | None:
-    # a DNS failure that will be retried is a network problem, not a missing domain
-    return False if f.temporary else None
+    # a DNS failure that will be retried is a network problem, not a missing domain: a temporary
+    # code, or the resolver's TRY_AGAIN in Postfix's words ("Host not found, try again")
+    return False if f.temporary or "not found, try again" in f.low else None
 
 
 REASON = Reason(

@@ -17,6 +17,7 @@ REASON = Reason(
         ("message too big for system", "RFC 3463 X.3.4 'Message too big for system'"),
     ),
     phrases=(
+        "maximum incoming message size",
         "exceeded maximum inbound message size",
         "line limit exceeded",
         "max message size exceeded",

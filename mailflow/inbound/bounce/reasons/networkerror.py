@@ -8,6 +8,10 @@ REASON = Reason(
     name="networkerror",
     codes=("4.4.2", "4.4.4", "4.4.6", "4.4.8", "5.4.0"),
     documented=(
+        (
+            "host not found, try again",
+            "Postfix dns_lookup: 'Host not found, try again' (the resolver's TRY_AGAIN)",
+        ),
         ("too many hops", "sendmail: '554 5.4.6 Too many hops %d (%d max)'"),
         ("routing loop", "RFC 3463 X.4.6 'Routing loop detected'"),
         ("mail forwarding loop", "Postfix: 'mail forwarding loop for ...'"),
@@ -27,7 +31,6 @@ REASON = Reason(
         "hop count exceeded - possible mail loop",
         "host is unreachable",
         "host name lookup failure",
-        "host not found, try again",
         "mail forwarding loop for ",
         "malformed mail header",
         "maximum forwarding loop count exceeded",

@@ -27,6 +27,10 @@ REASON = Reason(
     name="userunknown",
     codes=("5.1.0", "5.1.1", "5.1.3"),
     documented=(
+        (
+            "not listed in domino directory",
+            "HCL/IBM Domino router: 'User ... not listed in Domino Directory'",
+        ),
         ("user unknown", "sendmail '550 5.1.1 <addr>... User unknown'; Postfix 'User unknown in ... table'"),
         ("unknown user", "Postfix local(8)/virtual(8): 'unknown user: \"name\"'"),
         ("no such user", "RFC 5321 Appendix D scenario: '550 No such user here'"),
