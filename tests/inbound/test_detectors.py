@@ -215,3 +215,17 @@ def test_opensmtpds_rcpt_refusal_names_the_command() -> None:
     (got,) = analyze(raw).recipients
     assert (got.reason, got.hard) == ("userunknown", True)
     assert command_in("550 Invalid recipient: <a@example.net>") == ""  # the phrase, not a command word
+
+
+def test_a_person_forwarding_a_bounce_sends_no_bounce() -> None:
+    notice = (
+        "Forwarded, can you look at this?\n\n"
+        "This is the mail system at host mx.example.org.\n\n"
+        "<nobody@example.net>: host mx.example.net said: 550 5.1.1 <nobody@example.net>: User unknown\n"
+    )
+    forward = f"From: Alice <alice@example.com>\nTo: hep@twport.com.tw\nSubject: Fwd: {{}}\n\n{notice}"
+    assert analyze(forward.format("Undelivered Mail Returned to Sender").encode()).kind != "bounce"
+    # the same words from the mail system itself are a bounce
+    own = forward.replace("Alice <alice@example.com>", "MAILER-DAEMON@mx.example.org").replace("Fwd: ", "")
+    result = analyze(own.format("Undelivered Mail Returned to Sender").encode())
+    assert result.kind == "bounce" and [r.address for r in result.recipients] == ["nobody@example.net"]

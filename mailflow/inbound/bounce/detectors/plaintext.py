@@ -108,11 +108,16 @@ _FAILURE_WORDS = (
 _CODE_RE = lazy(r"(?<![\d.])(?:[45]\d\d[ -]|[45]\.\d{1,3}\.\d{1,3}\b)")
 
 
+# A person forwarding a bounce ("Fwd: Undeliverable: ...") sends no bounce of their own. ("Re:" is no
+# such sign: Exchange writes "RE: <subject> : non remis" for its own notices.)
+_PERSONAL_RE = lazy(r"^\s*(?:fwd?|fw|wg|tr|转发|轉寄)\s*[:：]", re.I)
+
+
 def looks_like_bounce(ctx: Context) -> bool:
     """A mail that says it is a delivery report by its sender or subject (or X-Failed-Recipients)."""
-    if ctx.header("X-Failed-Recipients"):
+    if ctx.header("X-Failed-Recipients") or _SENDER_RE.search(ctx.from_):
         return True
-    return bool(_SENDER_RE.search(ctx.from_) or _SUBJECT_RE.search(ctx.subject))
+    return bool(_SUBJECT_RE.search(ctx.subject)) and not _PERSONAL_RE.match(ctx.subject)
 
 
 def _says_failure(text: str) -> bool:
