@@ -460,10 +460,12 @@ def _is_delay_warning(ctx: Context) -> bool:
 
 _DELAY_RE = lazy(
     r"has not yet been delivered|will (?:continue|keep) (?:trying|to try)|will be retried|still trying|"
+    r"attempts will continue|this is a warning|"
     r"delivery (?:is|has been) delayed|warning message only|will retry|not (?:yet )?been delivered yet",
     re.I,
 )
 
 
 def _delayed(region: str, subject: str) -> bool:
-    return bool(_DELAY_RE.search(region) or re.search(r"\bdelay(?:ed)?\b|warning", subject, re.I))
+    # "Warning" alone in a subject is no sign: MDaemon writes "Warning: addr - User unknown!"
+    return bool(_DELAY_RE.search(region) or re.search(r"\bdelay(?:ed)?\b", subject, re.I))
