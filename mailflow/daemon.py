@@ -1,10 +1,11 @@
 """`mailflow run`: the HTTP server, the scheduler, the capture SMTP server and the inbound SMTP server in
 one process, or a part of them (``--role web`` or ``--role worker``) so several processes can share one
-PostgreSQL. SIGTERM/SIGINT stop it cleanly: HTTP stops accepting, the scheduler waits for the running
-dispatch tick (which finishes or releases its in-flight mails), the singleton leases this worker holds are
-given up so another worker takes over at once, then the mail servers stop. A stop that hangs (an SMTP
-peer that never answers) is cut off after SHUTDOWN_GRACE_SECONDS: whatever was in flight then is
-released by its lease expiring, so nothing is lost either way.
+PostgreSQL. SIGTERM/SIGINT stop it cleanly: HTTP stops accepting, the dispatch loop waits for its
+running tick (which finishes or releases its in-flight mails) and the scheduler for its running jobs,
+the singleton leases this worker holds are given up so another worker takes over at once, then the mail
+servers stop. A stop that hangs (an SMTP peer that never answers) is cut off after
+SHUTDOWN_GRACE_SECONDS: whatever was in flight then is released by its lease expiring, so nothing is
+lost either way.
 """
 
 from __future__ import annotations
@@ -120,11 +121,12 @@ def _stop_dispatch() -> None:
         request_stop()
 
 
-def _stop(ctx: AppContext, scheduler: Any, servers: list[Any]) -> None:
+def _stop(ctx: AppContext, scheduler: Any, dispatcher: Any, servers: list[Any]) -> None:
     _arm_shutdown_watchdog()
     if scheduler is not None:
         _stop_dispatch()
-        log.info("stopping the scheduler (waiting for running jobs)")
+        log.info("stopping dispatch and the scheduler (waiting for running jobs)")
+        dispatcher.stop()
         scheduler.shutdown(wait=True)
         try:
             released = leases.release_all(ctx.db, ctx.worker_id)
@@ -142,15 +144,17 @@ def run_daemon(ctx: AppContext, role: str = "all") -> int:
     from mailflow.web.app import create_app
 
     servers: list[Any] = []
-    scheduler = None
+    scheduler = dispatcher = None
     extra: list[str] = []
     try:
         if role in ("all", "worker"):
             _start_mail_servers(ctx, servers, extra)
-            from mailflow.scheduler import build_scheduler
+            from mailflow.scheduler import DispatchLoop, build_scheduler
 
             scheduler = build_scheduler(ctx)
+            dispatcher = DispatchLoop(ctx)
             scheduler.start()
+            dispatcher.start()
         _banner(ctx, role, extra)
         if role in ("all", "web"):
             app = create_app(ctx)
@@ -163,7 +167,7 @@ def run_daemon(ctx: AppContext, role: str = "all") -> int:
         else:
             wait_for_signal()
     finally:
-        _stop(ctx, scheduler, servers)
+        _stop(ctx, scheduler, dispatcher, servers)
     return 0
 
 

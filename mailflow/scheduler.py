@@ -1,14 +1,17 @@
 """The jobs of `mailflow run` and their triggers, nothing else.
 
-APScheduler stays per process. Dispatch runs on every worker (its claims are safe to share); the other
-jobs are singletons: each run first takes its lease (mailflow.leases) and renews it while it runs, so
-exactly one worker does it at a time and another takes over when that worker dies. The daily digest is
-additionally sent once per day by claiming the day's run key (mailflow.support.digest).
+Dispatch runs on every worker (its claims are safe to share) in a loop of its own (DispatchLoop): a tick
+as soon as mail is committed (mailflow.mail.wake), else every schedule.dispatch_seconds. The other jobs
+run on APScheduler, per process, and are singletons: each run first takes its lease (mailflow.leases)
+and renews it while it runs, so exactly one worker does it at a time and another takes over when that
+worker dies. The daily digest is additionally sent once per day by claiming the day's run key
+(mailflow.support.digest).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -60,18 +63,15 @@ def singleton(name: str, job: Job, ctx: AppContext, ttl: float) -> Callable[[], 
 def build_scheduler(ctx: AppContext) -> BackgroundScheduler:
     from mailflow.accounts import reminders
     from mailflow.inbound import route
-    from mailflow.mail import dispatch
     from mailflow.ops import housekeeping
     from mailflow.support import digest, unverified
 
-    # A dispatch tick longer than its interval makes APScheduler skip the next one, every 2 s, at
-    # WARNING; that is the design (max_instances=1), not news. Job failures are logged by `guarded`.
+    # A run longer than its interval makes APScheduler skip the next one, at WARNING; that is the design
+    # (max_instances=1), not news. Job failures are logged by `guarded`.
     logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
     logging.getLogger("apscheduler.executors").setLevel(logging.WARNING)
     s = ctx.settings.schedule
     scheduler = BackgroundScheduler(timezone=s.timezone, job_defaults={"coalesce": True, "max_instances": 1})
-    scheduler.add_job(guarded("dispatch", dispatch.run_dispatch, ctx), "interval", seconds=s.dispatch_seconds,
-                      id="dispatch")
     # A singleton's lease outlives a few of its intervals, so it stays with one worker between runs;
     # a dead worker's job moves to another after at most that long. The IMAP mailbox is not a job here:
     # daemon.py runs mailflow.inbound.imap.MailboxWatcher (IDLE, or polling where there is none).
@@ -93,3 +93,39 @@ def build_scheduler(ctx: AppContext) -> BackgroundScheduler:
     scheduler.add_job(guarded("digest-catch-up", digest.catch_up, ctx), "interval",
                       seconds=s.support_sweep_seconds, id="digest-catch-up")
     return scheduler
+
+
+class DispatchLoop:
+    """Dispatch's trigger: a tick as soon as WAKE is set (mail committed in this process or, on
+    PostgreSQL, in any), else every schedule.dispatch_seconds — the safety net. One thread, so ticks of
+    this process never overlap; mail committed during a tick sets WAKE again and the next tick follows at
+    once (a tick only claims what was due when it began)."""
+
+    def __init__(self, ctx: AppContext) -> None:
+        from mailflow.mail import dispatch, wake
+
+        self.ctx = ctx
+        self.wake = wake.WAKE
+        self.tick = guarded("dispatch", dispatch.run_dispatch, ctx)
+        self.halt = threading.Event()
+        self.listener = wake.Listener(ctx.settings.database.url) if ctx.db.is_postgres else None
+        self.thread = threading.Thread(target=self._run, name="dispatch", daemon=True)
+
+    def start(self) -> None:
+        if self.listener is not None:
+            self.listener.start()
+        self.thread.start()
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Wait for the running tick (dispatch.request_stop makes it hand back what it has not sent)."""
+        self.halt.set()
+        self.wake.set()
+        if self.listener is not None:
+            self.listener.stop(timeout)
+        self.thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self.halt.is_set():
+            self.wake.clear()  # before the tick: what commits from now on wakes the next one
+            self.tick()
+            self.wake.wait(self.ctx.settings.schedule.dispatch_seconds)

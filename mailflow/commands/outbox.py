@@ -15,6 +15,7 @@ from mailflow.accounts.verification import VERIFY_TEMPLATES, RenewRefused, renew
 from mailflow.commands import app_context
 from mailflow.config import Settings
 from mailflow.mail.outbox import transition
+from mailflow.mail.wake import mail_queued
 from mailflow.models import OutboxMessage, OutboxStatus
 from mailflow.timeutil import now, taipei
 
@@ -92,6 +93,7 @@ def retry(session: Session, settings: Settings, outbox_id: int) -> tuple[OutboxM
         except RenewRefused as exc:
             raise RetryRefused(f"outbox mail {outbox_id} cannot get a fresh link: {exc}") from None
     transition(session, row, OutboxStatus.QUEUED, detail="retry requested by an operator")
+    mail_queued(session)
     row.next_attempt_at = now()
     row.claimed_by = None
     row.lease_expires_at = None

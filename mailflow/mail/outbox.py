@@ -1,5 +1,6 @@
 """The transactional outbox: queueing a mail is a row written in the caller's transaction, so a state
-change and its mail commit together or not at all. Dispatch (mailflow.mail.dispatch) sends them."""
+change and its mail commit together or not at all. Dispatch (mailflow.mail.dispatch) sends them, woken by
+the commit (mailflow.mail.wake)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from mailflow.mail import TEMPLATE_NAMES
 from mailflow.mail.render import SECRET_CONTEXT_KEYS
+from mailflow.mail.wake import mail_queued
 from mailflow.models import OutboxEvent, OutboxMessage, OutboxStatus, Suppression
 
 
@@ -61,6 +63,8 @@ def enqueue(
     session.flush()
     session.add(OutboxEvent(outbox_id=message.id, from_status="", to_status=status,
                             detail="address suppressed" if status == OutboxStatus.SUPPRESSED else None))
+    if status == OutboxStatus.QUEUED:
+        mail_queued(session)  # dispatch wakes when this transaction commits
     return message
 
 
