@@ -229,3 +229,31 @@ def test_a_person_forwarding_a_bounce_sends_no_bounce() -> None:
     own = forward.replace("Alice <alice@example.com>", "MAILER-DAEMON@mx.example.org").replace("Fwd: ", "")
     result = analyze(own.format("Undelivered Mail Returned to Sender").encode())
     assert result.kind == "bounce" and [r.address for r in result.recipients] == ["nobody@example.net"]
+
+
+@pytest.mark.parametrize(
+    ("status", "diagnostic", "reason"),
+    [
+        # replies as the MTAs and providers document them (reasons/*.py, `documented`)
+        ("5.1.1", "550 5.1.1 <a@example.net>: Recipient address rejected: User unknown in local recipient "
+         "table (in reply to RCPT TO command)", "userunknown"),
+        ("5.0.0", "550 Sorry, no mailbox here by that name. (#5.1.1) (in reply to RCPT TO command)",
+         "userunknown"),
+        ("5.3.4", "552 5.3.4 Message size exceeds fixed limit", "mesgtoobig"),
+        ("5.7.1", "554 5.7.1 <a@example.net>: Relay access denied", "norelaying"),
+        ("4.4.5", "452 4.4.5 Insufficient disk space; try again later", "systemfull"),
+        ("5.0.0", "an MX or SRV record indicated no SMTP service", "notaccept"),
+        ("5.0.0", "Could not deliver for the last 432000 seconds. Giving up.", "expired"),
+        ("5.7.26", "550-5.7.26 Unauthenticated email from example.org is not accepted due to domain's DMARC "
+         "policy", "authfailure"),
+        ("5.7.9", "554 5.7.9 Message not accepted for policy reasons", "policyviolation"),
+        ("5.7.1", "554 5.7.1 Service unavailable; Client host [192.0.2.1] blocked using zen.spamhaus.org",
+         "blocked"),
+        ("4.2.2", "452-4.2.2 The email account that you tried to reach is over quota", "mailboxfull"),
+        ("5.0.0", "Host or domain name not found. Name service error for name=example.net type=MX: Host "
+         "not found, try again", "networkerror"),
+    ],
+)
+def test_documented_replies(status: str, diagnostic: str, reason: str) -> None:
+    (got,) = analyze(_dsn("a@example.net", status, diagnostic)).recipients
+    assert got.reason == reason

@@ -12,6 +12,10 @@ REASON = Reason(
     codes=("4.7.24", "4.7.26", "5.7.20", "5.7.21", "5.7.22", "5.7.23", "5.7.24", "5.7.26", "5.7.29"),
     documented=(
         (
+            "sender is unauthenticated",
+            "Gmail SMTP errors, 550 5.7.26 ('... blocked because the sender is unauthenticated')",
+        ),
+        (
             "does not have authentication information",
             "Gmail SMTP errors, 550 5.7.26 ('... or fails to pass authentication checks')",
         ),

@@ -20,6 +20,10 @@ REASON = Reason(
     codes=("5.1.2",),
     documented=(
         (
+            "find the recipient domain",
+            "Gmail SMTP errors, 553 5.1.2 ('We weren't able to find the recipient domain')",
+        ),
+        (
             "host or domain name not found",
             "Postfix dns_lookup: 'Host or domain name not found. Name service error for ...'",
         ),

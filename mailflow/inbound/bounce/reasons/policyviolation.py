@@ -10,6 +10,10 @@ REASON = Reason(
     name="policyviolation",
     documented=(
         (
+            "has a policy that prohibited the mail",
+            "Gmail SMTP errors, 550 5.7.1 ('... has a policy that prohibited the mail that you sent')",
+        ),
+        (
             "message not accepted for policy reasons",
             "Yahoo SMTP error codes: '554 5.7.9 Message not accepted for policy reasons'",
         ),

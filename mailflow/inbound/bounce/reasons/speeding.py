@@ -7,6 +7,7 @@ from mailflow.inbound.bounce.reasons.entry import Reason
 REASON = Reason(
     name="speeding",
     documented=(
+        ("receiving mail too quickly", "Gmail SMTP errors, 450 4.2.1 ('... is receiving mail too quickly')"),
         (
             "receiving mail at a rate that prevents additional messages from being delivered",
             "Gmail SMTP errors, 450 4.2.1 / 550 5.2.1",

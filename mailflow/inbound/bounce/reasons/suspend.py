@@ -14,6 +14,7 @@ REASON = Reason(
     name="suspend",
     codes=("5.7.13",),
     documented=(
+        ("this mailbox is disabled", "Yahoo SMTP error codes, 554.30 ('This mailbox is disabled')"),
         ("account is locked", "vpopmail vdelivermail: 'account is locked email bounced'"),
         (
             "email account that you tried to reach is disabled",
@@ -49,7 +50,6 @@ REASON = Reason(
         "recipient rejected: temporarily inactive",
         "recipient suspend the service",
         "this account has been disabled",
-        "this mailbox is disabled",
         "user or domain is disabled",
         "user suspended",
         "vdelivermail: account is locked",

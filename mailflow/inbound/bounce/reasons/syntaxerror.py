@@ -8,6 +8,7 @@ REASON = Reason(
     name="syntaxerror",
     codes=("5.5.2", "5.5.6"),
     documented=(
+        ("bad sequence of commands", "RFC 5321 reply 503 'Bad sequence of commands'"),
         ("malformed address", "Exim: 'malformed address: ... may not follow ...'"),
         ("illegal address syntax", "Postfix smtpd: 'Illegal address syntax'"),
         (
