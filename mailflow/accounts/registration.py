@@ -22,6 +22,7 @@ from mailflow.accounts import documents
 from mailflow.accounts.documents import DocumentError, StoredDocument, Upload
 from mailflow.accounts.rules import message, validate_account_fields, validate_company_fields
 from mailflow.config import Settings
+from mailflow.mail import addresses
 from mailflow.mail.outbox import enqueue
 from mailflow.models import Account, AccountKind, AccountStatus, Application, ApplicationStatus
 from mailflow.passwords import hash_password
@@ -111,7 +112,8 @@ def _write_rows(
     submitted_at = now()
     account = Account(
         kind=AccountKind.GENERAL, account=clean["account"], account_key=clean["account"].lower(),
-        name=clean["name"], mobile=clean["mobile"], email=clean["email"], email_key=clean["email"].lower(),
+        name=clean["name"], mobile=clean["mobile"], email=clean["email"],
+        email_key=addresses.key(clean["email"]),
         password_hash=hash_password(clean["password"]), status=AccountStatus.PENDING, created_at=submitted_at,
     )
     document = documents.add_document_row(session, stored)

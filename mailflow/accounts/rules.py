@@ -14,9 +14,8 @@ import unicodedata
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from email_validator import EmailNotValidError, validate_email
-
 from mailflow.accounts.phones import AREA_CODES, normalize_office_phone
+from mailflow.mail import addresses
 
 Clean = dict[str, str]
 Errors = dict[str, str]
@@ -64,6 +63,8 @@ MESSAGES = {
     "name_company": "姓名須為自然人,不可填寫公司名稱",
     "mobile": "手機電話須為09開頭的10位數字,例如0912345678",
     "email": "Email格式不正確,例如example@gmail.com",
+    "email_local_ascii": "Email的@前面只能使用英文字母、數字及 . _ - + 等符號:"
+                         "本系統寄出的郵件無法送達含中文等非英文字元的信箱名稱,請改用其他Email",
     "password": "密碼至少8個字元,須包含大寫英文字母、小寫英文字母及數字",
     "password_account": "密碼不可包含帳號",
     "password_confirm": "兩次輸入的密碼不一致",
@@ -178,12 +179,12 @@ def _check_mobile(value: str) -> tuple[str, str | None]:
 
 
 def _check_email(value: str) -> tuple[str, str | None]:
+    """The address in its one stored form (mailflow.mail.addresses: IDNA ASCII domain, full-width typed
+    characters read as ASCII); a non-ASCII name before the @ is refused with its own reason."""
     try:
-        # Syntax only: no DNS. SMTPUTF8 local parts are refused because relays commonly reject them.
-        validate_email(value, check_deliverability=False, allow_smtputf8=False)
-    except EmailNotValidError:
-        return value, message("email")
-    return value, None
+        return addresses.normalize(value), None
+    except addresses.AddressRefused as refused:
+        return value, message(refused.reason)
 
 
 def _check_password(value: str) -> tuple[str, str | None]:

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from mailflow import audit
 from mailflow.config import Settings
+from mailflow.mail import addresses
 from mailflow.models import (
     Account,
     AccountKind,
@@ -187,7 +188,7 @@ def create_shared_account(session: Session, clean: dict[str, Any], password_hash
     account = Account(
         kind=AccountKind.SHARED, account=clean["account"], account_key=clean["account"].strip().lower(),
         name=clean["name"], mobile=clean["mobile"], email=clean["email"],
-        email_key=clean["email"].strip().lower(), password_hash=password_hash,
+        email_key=addresses.key(clean["email"]), password_hash=password_hash,
         status=AccountStatus.APPROVED, approved_at=now(),
     )
     session.add(account)

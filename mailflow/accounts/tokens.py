@@ -26,6 +26,7 @@ from sqlalchemy import Connection, bindparam, func, select, update
 from sqlalchemy.orm import Session, aliased
 
 from mailflow.config import Settings
+from mailflow.mail import addresses
 from mailflow.models import Account, Binding, TokenPurpose, VerificationToken
 from mailflow.refusals import Refused
 from mailflow.timeutil import now
@@ -119,7 +120,7 @@ def void_tokens_for_address(session: Session, account_id: int, address: str) -> 
         update(VerificationToken)
         .where(VerificationToken.account_id == account_id, VerificationToken.used_at.is_(None),
                VerificationToken.voided_at.is_(None),
-               func.lower(VerificationToken.address) == address.strip().lower())
+               func.lower(VerificationToken.address) == addresses.key(address))
         .values(voided_at=now())
     )
     return int(getattr(result, "rowcount", 0) or 0)

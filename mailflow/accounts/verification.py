@@ -23,6 +23,7 @@ from mailflow import audit
 from mailflow.accounts import throttle
 from mailflow.accounts.tokens import TokenError, consume, issue_token, load_token, read_signed
 from mailflow.config import Settings
+from mailflow.mail import addresses
 from mailflow.mail.outbox import enqueue, is_suppressed
 from mailflow.models import (
     Account,
@@ -140,7 +141,7 @@ def _wrong_password(session: Session, account: Account, row: VerificationToken) 
 
 
 def _address_changed(account: Account, row: VerificationToken) -> bool:
-    return account.email_key != row.address.strip().lower()
+    return account.email_key != addresses.key(row.address)
 
 
 def _refuse_address_changed(session: Session, account: Account, row: VerificationToken) -> VerifyError:

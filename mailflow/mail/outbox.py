@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mailflow.mail import TEMPLATE_NAMES
+from mailflow.mail import TEMPLATE_NAMES, addresses
 from mailflow.mail.render import SECRET_CONTEXT_KEYS
 from mailflow.mail.wake import mail_queued
 from mailflow.models import OutboxEvent, OutboxMessage, OutboxStatus, Suppression
@@ -21,7 +21,7 @@ def new_message_id(domain: str) -> str:
 
 
 def is_suppressed(session: Session, address: str) -> bool:
-    key = address.strip().lower()
+    key = addresses.key(address)
     found = session.execute(
         select(Suppression.id).where(Suppression.address_key == key, Suppression.lifted_at.is_(None)).limit(1)
     ).first()
@@ -48,7 +48,7 @@ def enqueue(
     message = OutboxMessage(
         template=template,
         to_address=to_address,
-        to_key=to_address.strip().lower(),
+        to_key=addresses.key(to_address),
         to_name=to_name,
         context=context or {},
         account_id=account_id,

@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from mailflow import audit
+from mailflow.mail import addresses
 from mailflow.models import AddressHealth, OutboxEvent, OutboxMessage, OutboxStatus, Suppression
 from mailflow.timeutil import now
 
@@ -29,7 +30,9 @@ _WAITING = (OutboxStatus.QUEUED, OutboxStatus.RETRY)
 
 
 def address_key(address: str) -> str:
-    return address.strip().lower()
+    """The one comparison key of an address (mailflow.mail.addresses.key): ｘ.tw and x.tw, 例え.jp and
+    its xn-- form are one address on the list."""
+    return addresses.key(address)
 
 
 def active_suppression(session: Session, address: str) -> Suppression | None:

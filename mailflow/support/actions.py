@@ -18,7 +18,7 @@ from mailflow.accounts.rules import check_field
 from mailflow.accounts.tokens import void_tokens_for_address
 from mailflow.accounts.verification import send_verification_mail
 from mailflow.config import Settings
-from mailflow.mail import suppression
+from mailflow.mail import addresses, suppression
 from mailflow.mail.outbox import enqueue
 from mailflow.models import (
     Account,
@@ -158,7 +158,7 @@ def correct_email(session: Session, settings: Settings, account_id: int, new_add
     address, error = check_field("email", new_address)
     if error:
         raise ActionError(error)
-    if address.lower() == account.email_key:
+    if addresses.key(address) == account.email_key:
         raise ActionError("新的 Email 與目前的 Email 相同。")
     if item_id is not None and get_item(session, item_id).account_id != account.id:
         raise ActionError("此客服項目不屬於這個帳號。")
@@ -166,7 +166,7 @@ def correct_email(session: Session, settings: Settings, account_id: int, new_add
     voided = void_tokens_for_address(session, account.id, old)
     lifted = suppression.lift(session, old, actor(staff_name)) if lift_old else 0
     account.email = address
-    account.email_key = address.lower()
+    account.email_key = addresses.key(address)
     account.email_undeliverable = False
     session.flush()
     mail = pending_mail(session, settings, account)

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
+from mailflow.mail import addresses
 from mailflow.models import (
     Account,
     Application,
@@ -95,7 +96,7 @@ def day_start_utc(day: date) -> datetime:
 
 def _search_condition(q: str) -> ColumnElement[bool]:
     """Account id, 統編 or mail address: exact or prefix on the indexed account columns."""
-    needle = q.lower()
+    needle = addresses.key(q)  # an address typed as ｘ.tw or 例え.jp finds its stored ASCII form
     by_account = select(Account.id).where(or_(
         Account.account_key.startswith(needle, autoescape=True),
         Account.email_key.startswith(needle, autoescape=True),

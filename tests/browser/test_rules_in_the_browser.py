@@ -34,6 +34,13 @@ typed_addresses = st.one_of(st.sampled_from(ADDRESSES),
                             st.sampled_from(ADDRESSES).map(lambda a: a.replace("台", "臺")))
 
 
+# Addresses as typed (issue 13 finding 12): full-width, international domains, names that need SMTPUTF8,
+# encoded words.
+TYPED_EMAILS = ["a@ｘ.tw", "Lin@例え.jp", "ｗａｎｇ＠ｅｘａｍｐｌｅ．ｃｏｍ", "王小明@example.com",
+                "=?utf-8?b?5L2g?=@x.tw", "user+tag@example.com", "a@例え", "abc", "a..b@x.tw",
+                "wang@gmail.com", "é@x.tw", "a@台灣.tw"]
+
+
 def server_says(field: str, value: str) -> str:
     return check_field(field, value)[1] or ""
 
@@ -52,3 +59,9 @@ def test_the_browser_and_the_server_agree(form: Any, phones: list[str], addresse
         in_browser = form.evaluate(THROUGH_THE_FORM, [field, values])
         on_server = [server_says(field, value) for value in values]
         assert [(v, b) for v, b, s in zip(values, in_browser, on_server, strict=True) if b != s] == [], field
+
+
+def test_the_browser_and_the_server_agree_on_typed_emails(form: Any) -> None:
+    in_browser = form.evaluate(THROUGH_THE_FORM, ["email", TYPED_EMAILS])
+    on_server = [server_says("email", value) for value in TYPED_EMAILS]
+    assert [(v, b, s) for v, b, s in zip(TYPED_EMAILS, in_browser, on_server, strict=True) if b != s] == []

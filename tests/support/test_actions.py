@@ -46,7 +46,7 @@ def test_correcting_the_address_of_an_approved_unverified_applicant(ctx: AppCont
     with ctx.db.session() as session:
         fresh = session.get(Account, acc.id)
         assert fresh is not None
-        assert fresh.email == "Wang.New@Example.com" and fresh.email_key == "wang.new@example.com"
+        assert fresh.email == "Wang.New@example.com" and fresh.email_key == "wang.new@example.com"
         assert fresh.email_undeliverable is False
         voided = session.get(VerificationToken, old_token.id)
         assert voided is not None and voided.voided_at is not None

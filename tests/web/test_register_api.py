@@ -74,7 +74,7 @@ def test_a_registration_is_stored_with_its_document_and_queued_mail(client: Any,
         assert (account.kind, account.status) == ("general", AccountStatus.PENDING)
         assert account.account_key == "example1234"
         assert account.mobile == "0912345678"
-        assert account.email == "Example@Gmail.com" and account.email_key == "example@gmail.com"
+        assert account.email == "Example@gmail.com" and account.email_key == "example@gmail.com"
         assert account.password_hash.startswith("$argon2id$") and "Harbour2024" not in account.password_hash
         assert verify_password(account.password_hash, "Harbour2024")
         assert application.status == "submitted"
@@ -85,7 +85,7 @@ def test_a_registration_is_stored_with_its_document_and_queued_mail(client: Any,
         assert document.sha256 == hashlib.sha256(PDF).hexdigest()
         mail = session.scalars(select(OutboxMessage)).one()
         assert (mail.template, mail.to_address, mail.application_id) == ("registration-received",
-                                                                         "Example@Gmail.com", application.id)
+                                                                         "Example@gmail.com", application.id)
         assert set(mail.context) >= {"name", "account", "company_name", "ubn", "submitted_at"}
         assert mail.context["ubn"] == "04595257" and mail.context["account"] == "example1234"
         audit = session.scalars(select(AuditEvent)).one()

@@ -83,9 +83,13 @@
       return /^09[0-9]{8}$/.test(phoneChars(v).replace(/[ \-]/g, "")) ? "" : msg("mobile");
     },
     email: function (v) {
-      // A close approximation of the server's email-validator check (which has the last word).
-      return /^[A-Za-z0-9.!#$%&'*+\/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$/.test(v)
-        && v.indexOf("..") < 0 && v[0] !== "." && v.split("@")[0].slice(-1) !== "." ? "" : msg("email");
+      // A close approximation of the server's check (mailflow/mail/addresses.py, which has the last word):
+      // full-width characters read as ASCII, an ASCII name before the @, any letters in the domain.
+      v = v.replace(/[\uFF01-\uFF5E]/g, function (c) { return String.fromCharCode(c.charCodeAt(0) - 0xFEE0); });
+      if (!/^[\x00-\x7F]*$/.test(v.slice(0, v.lastIndexOf("@") + 1))) { return msg("email_local_ascii"); }
+      return /^[A-Za-z0-9.!#$%&'*+\/=?^_`{|}~-]+@[\p{L}\p{N}](?:[\p{L}\p{N}-]*[\p{L}\p{N}])?(?:\.[\p{L}\p{N}](?:[\p{L}\p{N}-]*[\p{L}\p{N}])?)+$/u.test(v)
+        && v.indexOf("..") < 0 && v[0] !== "." && v.split("@")[0].slice(-1) !== "."
+        && !/=\?.*\?=/.test(v.split("@")[0]) ? "" : msg("email");
     },
     password: function (v) {
       var strong = chars(v).length >= 8 && /[A-Z]/.test(v) && /[a-z]/.test(v) && /[0-9]/.test(v);
