@@ -18,6 +18,8 @@ COMMAND_MODULES = (
     "mailflow.commands.support",
     "mailflow.commands.preview",
     "mailflow.commands.demo",
+    "mailflow.commands.apikey",
+    "mailflow.commands.webhook",
 )
 
 

@@ -139,6 +139,7 @@ class ScheduleSettings:
     housekeeping_seconds: float = _bounded(3600.0, above=0, most=SECONDS_PER_DAY)
     support_sweep_seconds: float = _bounded(3600.0, above=0, most=SECONDS_PER_DAY)
     digest_cron: str = "0 8 * * *"
+    webhook_seconds: float = _bounded(2.0, above=0, most=SECONDS_PER_DAY)  # event delivery to subscribers
     timezone: str = "Asia/Taipei"
 
 
@@ -147,6 +148,22 @@ class RetentionSettings:
     # 0 or less would make the first housekeeping run delete every stored mail.
     mail_days: int = _bounded(400, least=1, most=36_500)
     raw_inbound_days: int = _bounded(30, least=1, most=36_500)
+
+
+@dataclass
+class ApiSettings:
+    # What a new key may do per minute unless `mailflow apikey add --rate N` says otherwise.
+    rate_per_minute: int = _bounded(600, least=1, most=1_000_000)
+
+
+@dataclass
+class WebhookSettings:
+    timeout_seconds: float = _bounded(10.0, above=0, most=300)
+    # A failing subscriber is tried again after retry_first_seconds, doubling up to retry_max_seconds,
+    # and disabled once it has failed for give_up_hours (the events wait for it; none is dropped).
+    retry_first_seconds: float = _bounded(10.0, above=0, most=SECONDS_PER_DAY)
+    retry_max_seconds: float = _bounded(3600.0, above=0, most=SECONDS_PER_DAY)
+    give_up_hours: float = _bounded(72.0, above=0, most=HOURS_PER_YEAR)
 
 
 @dataclass
@@ -160,6 +177,8 @@ class Settings:
     storage: StorageSettings = field(default_factory=StorageSettings)
     schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
     retention: RetentionSettings = field(default_factory=RetentionSettings)
+    api: ApiSettings = field(default_factory=ApiSettings)
+    webhooks: WebhookSettings = field(default_factory=WebhookSettings)
     source: str = ""  # the file these settings came from, for messages
 
     @property

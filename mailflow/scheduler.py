@@ -63,6 +63,7 @@ def singleton(name: str, job: Job, ctx: AppContext, ttl: float) -> Callable[[], 
 def build_scheduler(ctx: AppContext) -> BackgroundScheduler:
     from mailflow.accounts import reminders
     from mailflow.inbound import route
+    from mailflow.notify import webhooks
     from mailflow.ops import housekeeping
     from mailflow.support import digest, unverified
 
@@ -86,6 +87,9 @@ def build_scheduler(ctx: AppContext) -> BackgroundScheduler:
                       "interval", seconds=s.support_sweep_seconds, id="support-sweep")
     scheduler.add_job(singleton("housekeeping", housekeeping.run, ctx, s.housekeeping_seconds * 1.5),
                       "interval", seconds=s.housekeeping_seconds, id="housekeeping")
+    # Events go out in order, so one worker delivers them (and numbers them first: notify.events).
+    scheduler.add_job(singleton("webhooks", webhooks.deliver_due, ctx, max(s.webhook_seconds * 3, 30.0)),
+                      "interval", seconds=s.webhook_seconds, id="webhooks")
     # The digest is sent once per day whoever runs it: digest.run_scheduled claims the day's run key.
     scheduler.add_job(guarded("digest", digest.run_scheduled, ctx),
                       CronTrigger.from_crontab(s.digest_cron, timezone=s.timezone), id="digest")

@@ -48,6 +48,10 @@ BAD_NUMBERS = [
     ("schedule.support_sweep_seconds", "-1"),
     ("retention.mail_days", "-1"), ("retention.mail_days", "0"),
     ("retention.raw_inbound_days", "0"), ("retention.raw_inbound_days", "-30"),
+    ("schedule.webhook_seconds", "0"),
+    ("api.rate_per_minute", "0"), ("api.rate_per_minute", "2000000"),
+    ("webhooks.timeout_seconds", "0"), ("webhooks.retry_first_seconds", "-1"),
+    ("webhooks.retry_max_seconds", "0"), ("webhooks.give_up_hours", "0"),
 ]
 
 

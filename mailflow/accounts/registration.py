@@ -25,6 +25,7 @@ from mailflow.config import Settings
 from mailflow.mail import addresses
 from mailflow.mail.outbox import enqueue
 from mailflow.models import Account, AccountKind, AccountStatus, Application, ApplicationStatus
+from mailflow.notify.events import application_data, emit_event
 from mailflow.passwords import hash_password
 from mailflow.timeutil import now
 
@@ -135,6 +136,7 @@ def _write_rows(
     )
     audit.record(session, f"applicant:{account.account}", "application.submitted", "application",
                  application.id, account=account.account, ubn=application.ubn, document_sha256=stored.sha256)
+    emit_event(session, "application.submitted", account.id, application_data(application, account))
     return application
 
 

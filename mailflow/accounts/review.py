@@ -19,6 +19,7 @@ from mailflow.accounts.verification import send_verification_mail
 from mailflow.config import Settings
 from mailflow.mail.outbox import enqueue
 from mailflow.models import Account, AccountStatus, Application, ApplicationStatus, AuditEvent
+from mailflow.notify.events import application_data, emit_event
 from mailflow.refusals import Refused
 from mailflow.timeutil import now, roc_date
 
@@ -175,6 +176,7 @@ def approve(session: Session, settings: Settings, application_id: int, actor: st
                      "note": clean_note or "無", "system_url": settings.mail.pass_system_url})
     audit.record(session, actor, "application.approved", "application", application.id,
                  account=account.account, ubn=application.ubn, note=clean_note)
+    emit_event(session, "application.approved", account.id, application_data(application, account))
     return application
 
 
@@ -217,4 +219,6 @@ def reject(session: Session, settings: Settings, application_id: int, actor: str
     on_document = _queue_rejection_mails(session, settings, application, reasons)
     audit.record(session, actor, "application.rejected", "application", application.id,
                  account=account.account, ubn=application.ubn, reasons=reasons, document_reasons=on_document)
+    emit_event(session, "application.rejected", account.id,
+               {**application_data(application, account), "reasons": reasons})
     return application

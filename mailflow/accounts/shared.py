@@ -41,6 +41,7 @@ from mailflow.models import (
     VerificationToken,
 )
 from mailflow.models.base import MAX_ROW_ID
+from mailflow.notify.events import binding_data, emit_event
 from mailflow.refusals import Refused
 from mailflow.timeutil import now
 
@@ -310,6 +311,7 @@ def confirm_binding(session: Session, token_row: VerificationToken) -> None:
     binding.confirmed_at = now()
     audit.record(session, f"account:{general.id}", "binding.confirmed", "binding", binding.id,
                  shared_account_id=binding.shared_account_id)
+    emit_event(session, "binding.confirmed", general.id, binding_data(session, binding))
 
 
 # --- unbinding ----------------------------------------------------------------------------------------
@@ -343,6 +345,9 @@ def end_binding(session: Session, settings: Settings, binding_id: int, by: Accou
     by_side = "shared" if by.id == binding.shared_account_id else "general"
     audit.record(session, f"account:{by.id}", "binding.ended", "binding", binding.id, by=by_side,
                  was_active=was_active)
+    if was_active:
+        emit_event(session, "binding.ended", binding.general_account_id,
+                   {**binding_data(session, binding), "ended_by": by_side})
     if was_active and shared is not None and general is not None:
         other = general if by_side == "shared" else shared
         company = company_of(session, general)

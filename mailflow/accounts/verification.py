@@ -35,6 +35,7 @@ from mailflow.models import (
     TokenPurpose,
     VerificationToken,
 )
+from mailflow.notify.events import emit_event
 from mailflow.passwords import verify_password
 from mailflow.refusals import Refused
 from mailflow.timeutil import now
@@ -201,6 +202,8 @@ def complete_verification(session: Session, settings: Settings, token: str, pass
     if row.purpose == TokenPurpose.VERIFY_EMAIL:
         account.email_verified_at = moment
         account.email_verified_address = row.address
+        emit_event(session, "account.verified", account.id,
+                   {"account": account.account, "kind": account.kind})
     elif row.purpose == TokenPurpose.BINDING:
         from mailflow.accounts.shared import BindingError, confirm_binding
 

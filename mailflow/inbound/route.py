@@ -45,6 +45,7 @@ from mailflow.models import (
     SupportKind,
     SupportNote,
 )
+from mailflow.notify.notifications import bounce_seen
 from mailflow.support.items import account_by_address, note_autoreply, open_item
 from mailflow.support.reasons_zh import sender_auth_label
 from mailflow.timeutil import now
@@ -297,6 +298,7 @@ def _on_bounce(session: Session, row: InboundMessage, analysis: Analysis,
         if mail is None:
             audit.record(session, ACTOR, "bounce_uncorrelated", "inbound", row.id, address=r.address)
             continue
+        bounce_seen(session, mail, r.action, r.hard, r.reason, r.status, proven=match.proven)  # API mails
         if r.action == "delayed":
             continue  # a delay notice is a warning: the mail may still arrive
         if not match.proven:

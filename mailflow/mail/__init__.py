@@ -10,4 +10,7 @@ TEMPLATE_NAMES = (
     "binding-request",
     "support-digest",
     "binding-ended",  # notice to the other side when a shared-account binding is ended (issue 7)
+    # Sent for the pass system through POST /api/v1/notifications (templates/<name>/meta.toml).
+    "pass-issued",
+    "pass-expiring",
 )

@@ -38,6 +38,7 @@ from mailflow.mail.returnpath import make_return_path
 from mailflow.mail.suppression import record_deliveries
 from mailflow.models import OutboxEvent, OutboxMessage, OutboxStatus, Suppression
 from mailflow.models.mail import DUE_SQL
+from mailflow.notify.notifications import record_outcomes
 from mailflow.timeutil import now
 
 log = logging.getLogger(__name__)
@@ -218,7 +219,7 @@ def record(ctx: AppContext, results: Sequence[tuple[Claimed, Outcome]], report: 
                                        table.c.created_at)
                                 .where(table.c.id.in_([c.id for c, _ in results])))
         rows = {r.id: RowNow(r.id, r.status, r.claimed_by, r.attempts, r.created_at) for r in found}
-        changes, events, delivered = [], [], []
+        changes, events, delivered, settled = [], [], [], []
         for claimed, outcome in results:
             row = rows.get(claimed.id)
             if row is None:  # deleted meanwhile (retention): nothing left to record on
@@ -231,12 +232,14 @@ def record(ctx: AppContext, results: Sequence[tuple[Claimed, Outcome]], report: 
             events.append(event)
             if event["to_status"] == OutboxStatus.SENT:
                 delivered.append(claimed.envelope.to_address)
+            settled.append((claimed.envelope.template, row.id, event["to_status"]))
             report.count(event["to_status"])
         for statement, params in _update_statements(changes):
             session.execute(statement, params)
         if events:
             session.execute(insert(OUTBOX_EVENTS), events)
         record_deliveries(session, delivered)
+        record_outcomes(session, settled)  # notification.sent / .failed, in this same transaction
 
 
 def suppressed_among(ctx: AppContext, keys: set[str]) -> set[str]:

@@ -14,6 +14,7 @@ from mailflow.mail import TEMPLATE_NAMES, addresses
 from mailflow.mail.render import SECRET_CONTEXT_KEYS
 from mailflow.mail.wake import mail_queued
 from mailflow.models import OutboxEvent, OutboxMessage, OutboxStatus, Suppression
+from mailflow.notify.templates import is_api_template
 
 
 def new_message_id(domain: str) -> str:
@@ -42,7 +43,7 @@ def enqueue(
 ) -> OutboxMessage:
     """Add one mail to the outbox inside ``session`` (not committed here). A suppressed address gets
     the row too, in state ``suppressed``, so customer service sees what was not sent and why."""
-    if template not in TEMPLATE_NAMES:
+    if template not in TEMPLATE_NAMES and not is_api_template(template):
         raise ValueError(f"unknown mail template {template!r}")
     status = OutboxStatus.SUPPRESSED if is_suppressed(session, to_address) else OutboxStatus.QUEUED
     message = OutboxMessage(

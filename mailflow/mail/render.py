@@ -441,6 +441,8 @@ def sample_context(template: str, settings: Settings) -> dict[str, Any]:
                             "shared_name": "陳大文", "shared_account": "shared5678",
                             "confirm_url": f"{base}/verify/sample-binding-token", "expires_at": expires},
         "support-digest": _digest_sample(taipei(submitted).date(), base),
+        "pass-issued": {**_pass_sample(settings), "valid_until": "116年11月30日"},
+        "pass-expiring": {**_pass_sample(settings), "valid_until": "115年12月31日", "days_left": "30"},
     }
     if template in samples:
         return samples[template]
@@ -449,6 +451,13 @@ def sample_context(template: str, settings: Settings) -> dict[str, Any]:
     for values in samples.values():
         merged.update(values)
     return merged
+
+
+def _pass_sample(settings: Settings) -> dict[str, Any]:
+    """What the pass system gives the pass-* templates (their meta.toml), and the system_url we add."""
+    return {"name": "王小明", "company_name": "臺灣港務股份有限公司基隆分公司",
+            "pass_number": "KL-1150001234", "pass_type": "臨時通行證(人員)", "holder_name": "陳大文",
+            "system_url": settings.mail.pass_system_url}
 
 
 def _digest_sample(day: date, base: str) -> dict[str, Any]:

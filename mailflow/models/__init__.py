@@ -22,6 +22,15 @@ from mailflow.models.mail import (
     OutboxStatus,
     Suppression,
 )
+from mailflow.models.notify import (
+    ApiKey,
+    ApiKeyUse,
+    ApiScope,
+    Event,
+    EventSequence,
+    Notification,
+    WebhookSubscriber,
+)
 from mailflow.models.ops import (
     AuditEvent,
     JobLease,
@@ -35,8 +44,9 @@ from mailflow.models.ops import (
 )
 
 __all__ = [
-    "Account", "AccountKind", "AccountStatus", "AddressHealth", "Application", "ApplicationStatus",
-    "AuditEvent", "Base", "Binding", "BindingStatus", "BounceRecipient", "CapturedMail", "Document",
+    "Account", "AccountKind", "AccountStatus", "AddressHealth", "ApiKey", "ApiKeyUse", "ApiScope",
+    "Application", "ApplicationStatus", "AuditEvent", "Event", "EventSequence", "Notification",
+    "WebhookSubscriber", "Base", "Binding", "BindingStatus", "BounceRecipient", "CapturedMail", "Document",
     "ImapCursor", "InboundMessage", "InboundStatus", "JobLease", "LoginAttempt", "OutboxEvent",
     "OutboxMessage", "OutboxStatus", "RateCounter", "StaffRole", "StaffUser", "Suppression", "SupportItem",
     "SupportKind", "SupportNote", "TokenPurpose", "VerificationToken", "utcnow",

@@ -8,6 +8,8 @@
   their bytes: somebody still has to look at them.
 - Failed-login rows older than a day (no throttling window looks back further), and request counters
   (mailflow.ratelimit) whose window closed a day ago.
+- The Notifications API's records: a notification goes with its outbox row (a cascading foreign key);
+  API key uses and events older than ``retention.mail_days`` are deleted.
 
 Everything goes in small batches, each its own short transaction, walking the primary key upwards, so a
 run over a million rows never holds a long lock and never reads a row twice. The scheduler runs it as a
@@ -29,8 +31,10 @@ from mailflow import ratelimit
 from mailflow.context import AppContext
 from mailflow.db import Database
 from mailflow.models import (
+    ApiKeyUse,
     BounceRecipient,
     CapturedMail,
+    Event,
     InboundMessage,
     InboundStatus,
     LoginAttempt,
@@ -54,6 +58,7 @@ class RetentionReport:
     raw_inbound_emptied: int = 0
     login_attempts_deleted: int = 0
     rate_counters_deleted: int = 0
+    api_records_deleted: int = 0
 
 
 def sweep(
@@ -128,6 +133,17 @@ def delete_old_rate_counters(db: Database) -> int:
         return ratelimit.prune(session)
 
 
+def delete_old_api_records(db: Database, days: int, batch: int = BATCH) -> int:
+    """API key uses and events older than ``days`` (a subscriber that has not taken an event by then
+    never will: it was disabled long ago)."""
+    cutoff = now() - timedelta(days=days)
+    uses = sweep(db, ApiKeyUse.id, [ApiKeyUse.at < cutoff],
+                 lambda s, ids: s.execute(delete(ApiKeyUse).where(ApiKeyUse.id.in_(ids))), batch)
+    events = sweep(db, Event.id, [Event.created_at < cutoff],
+                   lambda s, ids: s.execute(delete(Event).where(Event.id.in_(ids))), batch)
+    return uses + events
+
+
 def run(ctx: AppContext, batch: int = BATCH) -> RetentionReport:
     """One retention pass over every table it looks after."""
     retention = ctx.settings.retention
@@ -137,9 +153,11 @@ def run(ctx: AppContext, batch: int = BATCH) -> RetentionReport:
         raw_inbound_emptied=empty_old_raw_inbound(ctx.db, retention.raw_inbound_days, batch),
         login_attempts_deleted=delete_old_login_attempts(ctx.db, batch=batch),
         rate_counters_deleted=delete_old_rate_counters(ctx.db),
+        api_records_deleted=delete_old_api_records(ctx.db, retention.mail_days, batch),
     )
     if any(vars(report).values()):
         log.info("retention: %d mails deleted, %d captured mails deleted, %d raw inbound emptied, "
-                 "%d login attempts deleted", report.outbox_deleted, report.captured_deleted,
-                 report.raw_inbound_emptied, report.login_attempts_deleted)
+                 "%d login attempts deleted, %d API records deleted", report.outbox_deleted,
+                 report.captured_deleted, report.raw_inbound_emptied, report.login_attempts_deleted,
+                 report.api_records_deleted)
     return report

@@ -30,6 +30,7 @@ from mailflow.models import (
     SupportItem,
     SupportNote,
 )
+from mailflow.notify.events import emit_event
 from mailflow.refusals import Refused
 from mailflow.timeutil import now
 
@@ -170,6 +171,7 @@ def correct_email(session: Session, settings: Settings, account_id: int, new_add
     account.email_undeliverable = False
     session.flush()
     mail = pending_mail(session, settings, account)
+    emit_event(session, "account.email_changed", account.id, {"account": account.account, "by": "support"})
     audit.record(session, actor(staff_name), "account_email_corrected", "account", account.id,
                  old_address=old, new_address=address, lifted_old_suppression=lifted, voided_tokens=voided,
                  resent_outbox_id=mail.id if mail else None, item_id=item_id)

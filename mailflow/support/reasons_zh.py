@@ -113,6 +113,8 @@ MAIL_TITLES: dict[str, str] = {
     "verify-reminder": "Email 驗證提醒",
     "binding-request": "共用帳號綁定確認信",
     "support-digest": "客服每日摘要",
+    "pass-issued": "通行證核發通知",
+    "pass-expiring": "通行證即將到期",
 }
 
 

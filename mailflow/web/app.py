@@ -22,6 +22,7 @@ from mailflow.web import (
     health,
     home,
     metrics,
+    notify_api,
     review,
     shared,
     staff_auth,
@@ -54,6 +55,7 @@ def create_app(ctx: AppContext) -> FastAPI:
     # Routes are matched in order, one by one: the verification link, the most opened page, goes first.
     for module in (verify, health, metrics, applicant, shared, review, support, home):
         app.include_router(module.router)
+    notify_api.install(app)  # /api/v1: the Notifications API for the rest of the pass system
     staff_auth.install(app)  # /staff/login, /staff/logout and the login-required / forbidden answers
     if ctx.settings.smtp.mode == "capture":
         app.include_router(devmailbox.router)

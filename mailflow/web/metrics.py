@@ -1,6 +1,7 @@
 """GET /metrics: Prometheus text computed from the database at scrape time (a custom collector), so every
 worker reports the same truth and nothing is lost on restart: outbox mails by template and state, the age of
-the oldest due mail, inbound mail by kind and state, bounced recipients by reason, active suppressions."""
+the oldest due mail, inbound mail by kind and state, bounced recipients by reason, active suppressions, and
+the Notifications API's requests per key and events per type (mailflow.notify.metrics)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from mailflow.db import Database
 from mailflow.models import BounceRecipient, InboundMessage, OutboxMessage, OutboxStatus, Suppression
+from mailflow.notify.metrics import notify_metrics
 from mailflow.timeutil import now
 
 router = APIRouter()
@@ -62,6 +64,7 @@ class MailflowCollector:
             active = session.scalar(select(func.count()).select_from(Suppression)
                                     .where(Suppression.lifted_at.is_(None))) or 0
             yield GaugeMetricFamily("mailflow_suppressions_active", "Addresses we do not mail", value=active)
+            yield from notify_metrics(session)
 
 
 def exposition(db: Database) -> bytes:

@@ -27,6 +27,8 @@ SUBJECTS = {
     "verify-reminder": "通行證系統Email驗證提醒",
     "binding-request": "通行證系統共用帳號綁定確認通知",
     "support-digest": "通行證系統客服每日摘要",
+    "pass-issued": "通行證核發通知",
+    "pass-expiring": "通行證即將到期",
 }
 # Mails whose reader is staff, not an applicant.
 STAFF_TEMPLATES = {"support-digest"}

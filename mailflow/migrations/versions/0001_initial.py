@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-29 04:44:13.535225
+Create Date: 2026-11-29 05:30:58.319778
 """
 
 from collections.abc import Sequence
@@ -56,6 +56,25 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("address_key", name=op.f("pk_address_health")),
     )
     op.create_table(
+        "api_keys",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("name", sa.String(length=60), nullable=False),
+        sa.Column("key_hash", sa.LargeBinary(length=32), nullable=False),
+        sa.Column("prefix", sa.String(length=12), nullable=False),
+        sa.Column("scopes", sa.JSON(), nullable=False),
+        sa.Column("rate_per_minute", sa.Integer(), nullable=False),
+        sa.Column("rate_tat", sa.Double(), nullable=False),
+        sa.Column("created_at", mailflow.models.base.UTCDateTime(), nullable=False),
+        sa.Column("last_used_at", mailflow.models.base.UTCDateTime(), nullable=True),
+        sa.Column("revoked_at", mailflow.models.base.UTCDateTime(), nullable=True),
+        sa.Column("allowed", sa.BigInteger(), nullable=False),
+        sa.Column("rate_limited", sa.BigInteger(), nullable=False),
+        sa.Column("refused", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_api_keys")),
+        sa.UniqueConstraint("key_hash", name=op.f("uq_api_keys_key_hash")),
+        sa.UniqueConstraint("name", name=op.f("uq_api_keys_name")),
+    )
+    op.create_table(
         "audit_events",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("at", mailflow.models.base.UTCDateTime(), nullable=False),
@@ -95,6 +114,12 @@ def upgrade() -> None:
         sa.Column("created_at", mailflow.models.base.UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_documents")),
         sa.UniqueConstraint("stored_name", name=op.f("uq_documents_stored_name")),
+    )
+    op.create_table(
+        "event_sequence",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("last_seq", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_event_sequence")),
     )
     op.create_table(
         "imap_cursors",
@@ -162,6 +187,43 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_suppressions_address_key"), ["address_key"], unique=False)
 
     op.create_table(
+        "webhook_subscribers",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("url", sa.String(length=2000), nullable=False),
+        sa.Column("secret", sa.String(length=100), nullable=False),
+        sa.Column("event_types", sa.JSON(), nullable=False),
+        sa.Column("created_at", mailflow.models.base.UTCDateTime(), nullable=False),
+        sa.Column("cursor", sa.BigInteger(), nullable=False),
+        sa.Column("delivered", sa.BigInteger(), nullable=False),
+        sa.Column("next_attempt_at", mailflow.models.base.UTCDateTime(), nullable=True),
+        sa.Column("failing_since", mailflow.models.base.UTCDateTime(), nullable=True),
+        sa.Column("failures", sa.Integer(), nullable=False),
+        sa.Column("last_success_at", mailflow.models.base.UTCDateTime(), nullable=True),
+        sa.Column("last_failure_at", mailflow.models.base.UTCDateTime(), nullable=True),
+        sa.Column("last_failure", sa.Text(), nullable=True),
+        sa.Column("disabled_at", mailflow.models.base.UTCDateTime(), nullable=True),
+        sa.Column("disabled_reason", sa.String(length=300), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_webhook_subscribers")),
+    )
+    op.create_table(
+        "api_key_uses",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("key_id", sa.Integer(), nullable=False),
+        sa.Column("at", mailflow.models.base.UTCDateTime(), nullable=False),
+        sa.Column("method", sa.String(length=8), nullable=False),
+        sa.Column("path", sa.String(length=200), nullable=False),
+        sa.Column("outcome", sa.String(length=16), nullable=False),
+        sa.Column("client", sa.String(length=64), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["key_id"], ["api_keys.id"], name=op.f("fk_api_key_uses_key_id_api_keys"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_api_key_uses")),
+    )
+    with op.batch_alter_table("api_key_uses", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_api_key_uses_at"), ["at"], unique=False)
+        batch_op.create_index("ix_api_key_uses_key_at", ["key_id", "at"], unique=False)
+
+    op.create_table(
         "applications",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("account_id", sa.Integer(), nullable=False),
@@ -223,6 +285,25 @@ def upgrade() -> None:
             sqlite_where=sa.text("status IN ('pending', 'active')"),
             postgresql_where=sa.text("status IN ('pending', 'active')"),
         )
+
+    op.create_table(
+        "events",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("seq", sa.BigInteger(), nullable=True),
+        sa.Column("public_id", sa.String(length=40), nullable=False),
+        sa.Column("type", sa.String(length=40), nullable=False),
+        sa.Column("account_id", sa.Integer(), nullable=True),
+        sa.Column("data", sa.JSON(), nullable=False),
+        sa.Column("created_at", mailflow.models.base.UTCDateTime(), nullable=False),
+        sa.ForeignKeyConstraint(["account_id"], ["accounts.id"], name=op.f("fk_events_account_id_accounts")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_events")),
+        sa.UniqueConstraint("public_id", name=op.f("uq_events_public_id")),
+        sa.UniqueConstraint("seq", name=op.f("uq_events_seq")),
+    )
+    with op.batch_alter_table("events", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_events_account_id"), ["account_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_events_created_at"), ["created_at"], unique=False)
+        batch_op.create_index(batch_op.f("ix_events_type"), ["type"], unique=False)
 
     op.create_table(
         "verification_tokens",
@@ -331,6 +412,42 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_inbound_messages_account_id"), ["account_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_inbound_messages_received_at"), ["received_at"], unique=False)
         batch_op.create_index(batch_op.f("ix_inbound_messages_status"), ["status"], unique=False)
+
+    op.create_table(
+        "notifications",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("outbox_id", sa.Integer(), nullable=False),
+        sa.Column("api_key_id", sa.Integer(), nullable=True),
+        sa.Column("account_id", sa.Integer(), nullable=True),
+        sa.Column("template", sa.String(length=40), nullable=False),
+        sa.Column("reference", sa.String(length=200), nullable=True),
+        sa.Column("idempotency_key", sa.String(length=200), nullable=True),
+        sa.Column("request_hash", sa.String(length=64), nullable=False),
+        sa.Column("created_at", mailflow.models.base.UTCDateTime(), nullable=False),
+        sa.Column("delayed_at", mailflow.models.base.UTCDateTime(), nullable=True),
+        sa.Column("bounced_at", mailflow.models.base.UTCDateTime(), nullable=True),
+        sa.Column("bounce_hard", sa.Boolean(), nullable=True),
+        sa.Column("bounce_reason", sa.String(length=40), nullable=True),
+        sa.Column("bounce_status", sa.String(length=12), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["account_id"], ["accounts.id"], name=op.f("fk_notifications_account_id_accounts")
+        ),
+        sa.ForeignKeyConstraint(
+            ["api_key_id"],
+            ["api_keys.id"],
+            name=op.f("fk_notifications_api_key_id_api_keys"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["outbox_id"], ["outbox.id"], name=op.f("fk_notifications_outbox_id_outbox"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_notifications")),
+        sa.UniqueConstraint("api_key_id", "idempotency_key", name="uq_notifications_idempotency"),
+        sa.UniqueConstraint("outbox_id", name=op.f("uq_notifications_outbox_id")),
+    )
+    with op.batch_alter_table("notifications", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_notifications_account_id"), ["account_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_notifications_reference"), ["reference"], unique=False)
 
     op.create_table(
         "outbox_events",
@@ -451,6 +568,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_outbox_events_outbox_id"))
 
     op.drop_table("outbox_events")
+    with op.batch_alter_table("notifications", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_notifications_reference"))
+        batch_op.drop_index(batch_op.f("ix_notifications_account_id"))
+
+    op.drop_table("notifications")
     with op.batch_alter_table("inbound_messages", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_inbound_messages_status"))
         batch_op.drop_index(batch_op.f("ix_inbound_messages_received_at"))
@@ -473,6 +595,12 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_verification_tokens_account_id"))
 
     op.drop_table("verification_tokens")
+    with op.batch_alter_table("events", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_events_type"))
+        batch_op.drop_index(batch_op.f("ix_events_created_at"))
+        batch_op.drop_index(batch_op.f("ix_events_account_id"))
+
+    op.drop_table("events")
     with op.batch_alter_table("bindings", schema=None) as batch_op:
         batch_op.drop_index(
             "uq_bindings_live_pair",
@@ -488,6 +616,12 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_applications_account_id"))
 
     op.drop_table("applications")
+    with op.batch_alter_table("api_key_uses", schema=None) as batch_op:
+        batch_op.drop_index("ix_api_key_uses_key_at")
+        batch_op.drop_index(batch_op.f("ix_api_key_uses_at"))
+
+    op.drop_table("api_key_uses")
+    op.drop_table("webhook_subscribers")
     with op.batch_alter_table("suppressions", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_suppressions_address_key"))
 
@@ -503,6 +637,7 @@ def downgrade() -> None:
     op.drop_table("login_attempts")
     op.drop_table("job_leases")
     op.drop_table("imap_cursors")
+    op.drop_table("event_sequence")
     op.drop_table("documents")
     with op.batch_alter_table("captured_mail", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_captured_mail_received_at"))
@@ -513,6 +648,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_audit_events_at"))
 
     op.drop_table("audit_events")
+    op.drop_table("api_keys")
     op.drop_table("address_health")
     with op.batch_alter_table("accounts", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_accounts_status"))

@@ -1,0 +1,105 @@
+"""`mailflow apikey add NAME [--scope notify] [--scope events] [--rate N]`, `apikey list [--json]`,
+`apikey revoke NAME`: the keys other parts of the pass system call the Notifications API with. The key
+is printed once, by `add`; only its keyed hash is stored (mailflow.notify.apikeys)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from typing import Any
+
+from sqlalchemy import select
+
+from mailflow.commands import app_context
+from mailflow.models import ApiKey, ApiScope
+from mailflow.notify import apikeys
+from mailflow.timeutil import taipei
+
+NAME = re.compile(r"^[A-Za-z0-9._-]{1,60}$")
+
+
+def cmd_add(args: argparse.Namespace) -> int:
+    if not NAME.match(args.name):
+        print("mailflow: NAME must be 1-60 letters, digits, '.', '_' or '-'", file=sys.stderr)
+        return 2
+    if args.rate is not None and not 1 <= args.rate <= 1_000_000:
+        print("mailflow: --rate must be between 1 and 1000000 requests a minute", file=sys.stderr)
+        return 2
+    scopes = args.scope or [ApiScope.NOTIFY]
+    ctx = app_context(args)
+    try:
+        with ctx.db.session() as session:
+            if apikeys.find_key(session, args.name) is not None:
+                print(f"mailflow: an API key named {args.name!r} already exists", file=sys.stderr)
+                return 1
+            row, key = apikeys.add_key(session, ctx.settings, args.name, scopes, args.rate)
+            summary = f"{row.name}: scopes {', '.join(row.scopes)}, {row.rate_per_minute} requests a minute"
+    finally:
+        ctx.db.dispose()
+    print(key)
+    print(f"API key {summary}. It is shown only now: keep it in the calling system's secret store.",
+          file=sys.stderr)
+    return 0
+
+
+def _iso(value: Any) -> str | None:
+    return taipei(value).isoformat(timespec="seconds") if value is not None else None
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    ctx = app_context(args)
+    try:
+        with ctx.db.session() as session:
+            rows: list[dict[str, Any]] = [{"name": k.name, "prefix": k.prefix, "scopes": k.scopes,
+                     "rate_per_minute": k.rate_per_minute, "created_at": _iso(k.created_at),
+                     "last_used_at": _iso(k.last_used_at),
+                     "revoked_at": _iso(k.revoked_at), "requests": k.allowed, "rate_limited": k.rate_limited,
+                     "refused": k.refused}
+                    for k in session.scalars(select(ApiKey).order_by(ApiKey.name))]
+    finally:
+        ctx.db.dispose()
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False))
+        return 0
+    if not rows:
+        print("no API keys")
+    for row in rows:
+        used = f"last used {row['last_used_at'] or 'never'}"
+        state = f"revoked {row['revoked_at']}" if row["revoked_at"] else used
+        print(f"{row['name']:<24} {row['prefix']}…  {','.join(row['scopes']):<14} "
+              f"{row['rate_per_minute']:>7}/min  {row['requests']} requests, "
+              f"{row['rate_limited']} over the rate  {state}")
+    return 0
+
+
+def cmd_revoke(args: argparse.Namespace) -> int:
+    ctx = app_context(args)
+    try:
+        with ctx.db.session() as session:
+            row = apikeys.revoke_key(session, args.name)
+    finally:
+        ctx.db.dispose()
+    if row is None:
+        print(f"mailflow: no API key named {args.name!r}", file=sys.stderr)
+        return 1
+    print(f"API key {args.name} revoked: requests with it now get 401")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    group = sub.add_parser("apikey", help="keys for the Notifications API (/api/v1)")
+    actions = group.add_subparsers(dest="apikey_command", metavar="ACTION", required=True)
+    p = actions.add_parser("add", help="issue a key (printed once)")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--scope", action="append", choices=list(ApiScope.ALL),
+                   help="notify (send, read status) and/or events (the event feed); default notify")
+    p.add_argument("--rate", type=int, metavar="N", help="requests a minute (default: api.rate_per_minute)")
+    p.set_defaults(func=cmd_add)
+    p = actions.add_parser("list", help="the keys, their scopes, rates and use")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_list)
+    p = actions.add_parser("revoke", help="revoke a key: it gets 401 from now on")
+    p.add_argument("name", metavar="NAME")
+    p.set_defaults(func=cmd_revoke)

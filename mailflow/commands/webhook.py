@@ -1,0 +1,127 @@
+"""`mailflow webhook add URL --event TYPE…`, `webhook list [--json]`, `webhook disable|enable|remove ID`:
+the subscribers events are POSTed to, signed the Standard Webhooks way (mailflow.notify.webhooks). `add`
+prints the subscriber's signing secret (whsec_…) once; `list` shows each one's last success and failure
+and why a disabled one was disabled."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from sqlalchemy import select
+
+from mailflow.commands import app_context
+from mailflow.models import WebhookSubscriber
+from mailflow.notify import webhooks
+from mailflow.notify.events import EVENT_TYPES, last_seq
+from mailflow.timeutil import taipei
+
+
+def cmd_add(args: argparse.Namespace) -> int:
+    types = [t for group in args.event for given in group for t in given.split(",") if t]
+    try:
+        webhooks.check_url(args.url)
+        webhooks.check_types(types)
+    except webhooks.SubscriberError as exc:
+        print(f"mailflow: {exc}", file=sys.stderr)
+        return 2
+    ctx = app_context(args)
+    try:
+        with ctx.db.session() as session:
+            row, secret = webhooks.add_subscriber(session, args.url, types)
+            number = row.id
+    finally:
+        ctx.db.dispose()
+    print(secret)
+    print(f"webhook {number} added for {', '.join(types)}; the secret above signs its deliveries and is "
+          f"shown only now", file=sys.stderr)
+    return 0
+
+
+def _iso(value: Any) -> str | None:
+    return taipei(value).isoformat(timespec="seconds") if value is not None else None
+
+
+def describe(row: WebhookSubscriber, top: int) -> dict[str, Any]:
+    return {"id": row.id, "url": row.url, "events": row.event_types, "enabled": row.disabled_at is None,
+            "delivered": row.delivered, "behind": max(0, top - row.cursor),
+            "last_success_at": _iso(row.last_success_at), "last_failure_at": _iso(row.last_failure_at),
+            "last_failure": row.last_failure, "failures_in_a_row": row.failures,
+            "next_attempt_at": _iso(row.next_attempt_at), "disabled_at": _iso(row.disabled_at),
+            "disabled_reason": row.disabled_reason}
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    ctx = app_context(args)
+    try:
+        with ctx.db.session() as session:
+            top = last_seq(session)
+            found = session.scalars(select(WebhookSubscriber).order_by(WebhookSubscriber.id))
+            rows = [describe(r, top) for r in found]
+    finally:
+        ctx.db.dispose()
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False))
+        return 0
+    if not rows:
+        print("no webhook subscribers")
+    for row in rows:
+        state = "enabled" if row["enabled"] else f"DISABLED {row['disabled_at']}: {row['disabled_reason']}"
+        print(f"{row['id']:>4}  {row['url']}  [{state}]")
+        print(f"      events: {', '.join(row['events'])}; delivered {row['delivered']}, "
+              f"{row['behind']} waiting")
+        why = f" ({row['last_failure']})" if row["last_failure"] else ""
+        print(f"      last success: {row['last_success_at'] or 'never'}; last failure: "
+              f"{row['last_failure_at'] or 'never'}{why}")
+    return 0
+
+
+def _toggle(args: argparse.Namespace, enabled: bool) -> int:
+    ctx = app_context(args)
+    try:
+        with ctx.db.session() as session:
+            row = webhooks.set_enabled(session, args.id, enabled)
+    finally:
+        ctx.db.dispose()
+    if row is None:
+        print(f"mailflow: no webhook {args.id}", file=sys.stderr)
+        return 1
+    print(f"webhook {args.id} {'enabled: delivery resumes where it stopped' if enabled else 'disabled'}")
+    return 0
+
+
+def cmd_remove(args: argparse.Namespace) -> int:
+    ctx = app_context(args)
+    try:
+        with ctx.db.session() as session:
+            removed = webhooks.remove_subscriber(session, args.id)
+    finally:
+        ctx.db.dispose()
+    if not removed:
+        print(f"mailflow: no webhook {args.id}", file=sys.stderr)
+        return 1
+    print(f"webhook {args.id} removed")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    group = sub.add_parser("webhook", help="subscribers that receive events (Standard Webhooks)")
+    actions = group.add_subparsers(dest="webhook_command", metavar="ACTION", required=True)
+    p = actions.add_parser("add", help="subscribe URL to event types; prints its signing secret once")
+    p.add_argument("url", metavar="URL")
+    p.add_argument("--event", action="append", required=True, metavar="TYPE", nargs="+",
+                   help="one or more of: " + ", ".join(EVENT_TYPES))
+    p.set_defaults(func=cmd_add)
+    p = actions.add_parser("list", help="subscribers with their last success and failure")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_list)
+    for name, enabled in (("disable", False), ("enable", True)):
+        what = f"{name} a subscriber" + (" (delivery resumes where it stopped)" if enabled else "")
+        p = actions.add_parser(name, help=what)
+        p.add_argument("id", metavar="ID", type=int)
+        p.set_defaults(func=lambda args, on=enabled: _toggle(args, on))
+    p = actions.add_parser("remove", help="remove a subscriber")
+    p.add_argument("id", metavar="ID", type=int)
+    p.set_defaults(func=cmd_remove)
