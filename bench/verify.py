@@ -94,8 +94,10 @@ def seed(db_url: str, settings_env: dict[str, str], count: int) -> list[str]:
     return ["/" + link for link in links]
 
 
-def wrk(url: str, seconds: int, connections: int) -> dict[str, float]:
-    out = subprocess.run(["wrk", "-t4", f"-c{connections}", f"-d{seconds}s", "--latency", url],
+def wrk(url: str, seconds: int, connections: int, script: str | None = None) -> dict[str, float]:
+    """wrk's figures for ``url`` (a GET, or what the Lua ``script`` makes of each request)."""
+    extra = ["-s", script] if script else []
+    out = subprocess.run(["wrk", "-t4", f"-c{connections}", f"-d{seconds}s", "--latency", *extra, url],
                          capture_output=True, text=True, check=True).stdout
 
     def millis(label: str) -> float:

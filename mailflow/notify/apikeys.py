@@ -36,6 +36,7 @@ from mailflow import audit
 from mailflow.config import Settings
 from mailflow.db import Database
 from mailflow.models import ApiKey, ApiKeyUse, ApiScope
+from mailflow.notify.writes import write_session
 from mailflow.timeutil import now
 
 log = logging.getLogger(__name__)
@@ -159,7 +160,7 @@ def authorize(db: Database, settings: Settings, presented: str | None, scope: st
         raise ApiRefusal(401, MISSING)
     digest = key_hash(settings, presented)
     refusal: ApiRefusal | None = None
-    with db.session() as session:
+    with write_session(db) as session:
         row = session.execute(select(ApiKey.id, ApiKey.name, ApiKey.scopes, ApiKey.revoked_at)
                               .where(ApiKey.key_hash == digest)).first()
         if row is None:

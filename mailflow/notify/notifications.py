@@ -31,11 +31,12 @@ from sqlalchemy.orm import Session
 from mailflow.accounts.rules import check_field
 from mailflow.config import Settings
 from mailflow.db import Database
-from mailflow.mail.outbox import enqueue, is_suppressed
+from mailflow.mail.outbox import enqueue
 from mailflow.models import Account, Notification, OutboxMessage, OutboxStatus
 from mailflow.notify.apikeys import Caller
 from mailflow.notify.events import emit_event, emit_events
 from mailflow.notify.templates import ApiTemplate, api_templates, is_api_template, personalisation_errors
+from mailflow.notify.writes import write_session
 from mailflow.timeutil import now, taipei
 
 IDEMPOTENCY_HOURS = 24
@@ -130,7 +131,7 @@ def send(db: Database, settings: Settings, caller: Caller, request: Notification
          idempotency_key: str | None) -> Accepted:
     """Queue the notification (or answer the earlier result of the same idempotency key)."""
     try:
-        with db.session() as session:
+        with write_session(db) as session:
             earlier = _earlier(session, caller, idempotency_key, request)
             if earlier is not None:
                 return earlier
@@ -185,14 +186,15 @@ def _recipient(session: Session, request: NotificationRequest) -> tuple[str, Acc
 def _queue(session: Session, settings: Settings, caller: Caller, request: NotificationRequest,
            key: str | None) -> Notification:
     address, account = _recipient(session, request)
-    if is_suppressed(session, address):
-        field = "account" if account is not None else "email_address"
-        raise NotificationRefused(409, {"error": "此 Email 地址在停止寄送名單中(曾退信或被檢舉),郵件不會寄出;"
-                                                 "請洽客服確認", "field": field})
     context = {**request.personalisation, "system_url": settings.mail.pass_system_url}
     mail = enqueue(session, request.template.name, address, message_id_domain=settings.mail.message_id_domain,
                    to_name=account.name if account is not None else "", context=context,
                    account_id=account.id if account is not None else None)
+    if mail.status == OutboxStatus.SUPPRESSED:
+        # enqueue looked the address up already; the caller learns it now, and the row is rolled back.
+        field = "account" if account is not None else "email_address"
+        raise NotificationRefused(409, {"error": "此 Email 地址在停止寄送名單中(曾退信或被檢舉),郵件不會寄出;"
+                                                 "請洽客服確認", "field": field})
     notification = Notification(outbox_id=mail.id, api_key_id=caller.key_id,
                                 account_id=account.id if account is not None else None,
                                 template=request.template.name, reference=request.reference,
