@@ -1,5 +1,6 @@
 """Fixtures of the Notifications API tests: a live mailflow (real uvicorn on a free port of 127.0.0.1),
-keys issued the way `mailflow apikey add` issues them, and 帳號 with a verified address."""
+keys issued the way `mailflow apikey add` issues them, 帳號 with a verified address, and the mail tests'
+SMTP sink (``sink``, ``relay_ctx``)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from mailflow.context import AppContext
 from mailflow.models import Account, AccountStatus
 from mailflow.notify import apikeys
 from mailflow.timeutil import now
+from tests.mail.conftest import relay_ctx, sink  # noqa: F401 (the SMTP sink fixtures, shared)
 
 
 @dataclass
@@ -77,24 +79,8 @@ def pass_issued(**fields: Any) -> dict[str, Any]:
     return {"template": "pass-issued", "personalisation": dict(PASS_ISSUED), **fields}
 
 
-@pytest.fixture
-def sink() -> Iterator[Any]:
-    """A real SMTP server (aiosmtpd) whose answers a test scripts per recipient."""
-    from mailflow.mail.capture import start_controller
-    from tests.mail.helpers import ScriptedSink
-
-    handler = ScriptedSink()
-    controller = start_controller(handler, 0)
-    handler.port = controller.port
-    yield handler
-    controller.stop()
-
 
 @pytest.fixture
-def relay(ctx: AppContext, sink: Any) -> AppContext:
-    """The test's context relaying to ``sink``, as production relays to its MTA."""
-    ctx.settings.smtp.mode = "relay"
-    ctx.settings.smtp.host = "127.0.0.1"
-    ctx.settings.smtp.port = sink.port
-    ctx.settings.smtp.timeout_seconds = 10
-    return ctx
+def relay(relay_ctx: AppContext) -> AppContext:  # noqa: F811 (relay_ctx is the imported fixture)
+    """The test's context relaying to ``sink`` (the mail tests' relay_ctx, by a shorter name)."""
+    return relay_ctx
