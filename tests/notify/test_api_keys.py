@@ -130,6 +130,10 @@ def test_the_rate_holds_under_many_requests_at_once(ctx: AppContext, live: Live)
     assert len(waits) == AT_ONCE - 5 and all(1 <= wait <= 12 for wait in waits)  # 5 a minute: one per 12 s
     with live.client(other) as api:  # another key has its own rate
         assert api.get("/api/v1/notifications").status_code == 200
+        metrics = api.get("/metrics").text
+    assert 'mailflow_api_requests_total{key="busy",outcome="allowed"} 5.0' in metrics
+    assert f'mailflow_api_requests_total{{key="busy",outcome="rate_limited"}} {AT_ONCE - 5}.0' in metrics
+    assert 'mailflow_api_requests_total{key="quiet",outcome="allowed"} 1.0' in metrics
     with ctx.db.session() as session:
         row = session.scalars(select(ApiKey).where(ApiKey.name == "busy")).one()
         outcomes = sorted(session.scalars(select(ApiKeyUse.outcome).where(ApiKeyUse.key_id == row.id)))
