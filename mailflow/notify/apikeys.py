@@ -36,7 +36,7 @@ from mailflow import audit
 from mailflow.config import Settings
 from mailflow.db import Database
 from mailflow.models import ApiKey, ApiKeyUse, ApiScope
-from mailflow.notify.writes import write_session
+from mailflow.notify.writes import writer_turn
 from mailflow.timeutil import now
 
 log = logging.getLogger(__name__)
@@ -160,16 +160,18 @@ def authorize(db: Database, settings: Settings, presented: str | None, scope: st
         raise ApiRefusal(401, MISSING)
     digest = key_hash(settings, presented)
     refusal: ApiRefusal | None = None
-    with write_session(db) as session:
+    with db.session() as session:
         row = session.execute(select(ApiKey.id, ApiKey.name, ApiKey.scopes, ApiKey.revoked_at)
                               .where(ApiKey.key_hash == digest)).first()
         if row is None:
             refusal = ApiRefusal(401, UNKNOWN)
         else:
-            outcome, refusal = _decide(session, row.id, row.revoked_at is not None, scope in row.scopes,
-                                       scope)
-            session.add(ApiKeyUse(key_id=row.id, method=method[:8], path=path[:200], outcome=outcome,
-                                  client=client[:64]))
+            with writer_turn(db):
+                outcome, refusal = _decide(session, row.id, row.revoked_at is not None, scope in row.scopes,
+                                           scope)
+                session.add(ApiKeyUse(key_id=row.id, method=method[:8], path=path[:200], outcome=outcome,
+                                      client=client[:64]))
+                session.commit()
     if refusal is not None:
         if row is None:
             # Never the key itself: a mistyped key is still somebody's secret.

@@ -36,7 +36,7 @@ from mailflow.models import Account, Notification, OutboxMessage, OutboxStatus
 from mailflow.notify.apikeys import Caller
 from mailflow.notify.events import emit_event, emit_events
 from mailflow.notify.templates import ApiTemplate, api_templates, is_api_template, personalisation_errors
-from mailflow.notify.writes import write_session
+from mailflow.notify.writes import writer_turn
 from mailflow.timeutil import now, taipei
 
 IDEMPOTENCY_HOURS = 24
@@ -131,16 +131,22 @@ def send(db: Database, settings: Settings, caller: Caller, request: Notification
          idempotency_key: str | None) -> Accepted:
     """Queue the notification (or answer the earlier result of the same idempotency key)."""
     try:
-        with write_session(db) as session:
-            earlier = _earlier(session, caller, idempotency_key, request)
+        with db.session() as session:
+            earlier, stale = _earlier(session, caller, idempotency_key, request)
             if earlier is not None:
                 return earlier
-            notification = _queue(session, settings, caller, request, idempotency_key)
+            address, account = _recipient(session, request)
+            with writer_turn(db):  # reads above, writes below: see mailflow.notify.writes
+                if stale is not None:
+                    session.execute(update(Notification).where(Notification.id == stale)
+                                    .values(idempotency_key=None))
+                notification = _queue(session, settings, caller, request, idempotency_key, address, account)
+                session.commit()
             return Accepted(_accepted_body(notification), False)
     except IntegrityError:
         # The same key committed by a concurrent request between our look-up and our insert.
         with db.session() as session:
-            earlier = _earlier(session, caller, idempotency_key, request)
+            earlier, _stale = _earlier(session, caller, idempotency_key, request)
         if earlier is None:
             raise
         return earlier
@@ -151,20 +157,20 @@ def _accepted_body(notification: Notification) -> dict[str, Any]:
 
 
 def _earlier(session: Session, caller: Caller, key: str | None,
-             request: NotificationRequest) -> Accepted | None:
+             request: NotificationRequest) -> tuple[Accepted | None, int | None]:
+    """The answer already given for ``key`` (or 409 for another body), else None; and the id of a
+    notification holding the key for longer than IDEMPOTENCY_HOURS, whose key is to be cleared."""
     if key is None:
-        return None
+        return None, None
     row = session.scalars(select(Notification).where(Notification.api_key_id == caller.key_id,
                                                      Notification.idempotency_key == key)).first()
     if row is None:
-        return None
+        return None, None
     if row.created_at < now() - timedelta(hours=IDEMPOTENCY_HOURS):
-        session.execute(update(Notification).where(Notification.id == row.id).values(idempotency_key=None))
-        session.flush()
-        return None
+        return None, row.id
     if row.request_hash != request.fingerprint:
         raise NotificationRefused(409, {"error": "此 Idempotency-Key 已用於內容不同的請求"})
-    return Accepted(_accepted_body(row), True)
+    return Accepted(_accepted_body(row), True), None
 
 
 def _recipient(session: Session, request: NotificationRequest) -> tuple[str, Account | None]:
@@ -184,8 +190,7 @@ def _recipient(session: Session, request: NotificationRequest) -> tuple[str, Acc
 
 
 def _queue(session: Session, settings: Settings, caller: Caller, request: NotificationRequest,
-           key: str | None) -> Notification:
-    address, account = _recipient(session, request)
+           key: str | None, address: str, account: Account | None) -> Notification:
     context = {**request.personalisation, "system_url": settings.mail.pass_system_url}
     mail = enqueue(session, request.template.name, address, message_id_domain=settings.mail.message_id_domain,
                    to_name=account.name if account is not None else "", context=context,

@@ -1,5 +1,4 @@
-"""One short write transaction of the Notifications API, with writers of this process taking turns on
-SQLite.
+"""The Notifications API's writers take turns on SQLite.
 
 SQLite lets one writer in at a time; the others wait in its busy handler, which polls with sleeps that
 grow to 100 ms. With 32 API requests at once, most of the time went to waiters sleeping while the lock
@@ -14,8 +13,6 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from weakref import WeakKeyDictionary
-
-from sqlalchemy.orm import Session
 
 from mailflow.db import Database
 
@@ -32,11 +29,11 @@ def _turn(db: Database) -> threading.Lock:
 
 
 @contextmanager
-def write_session(db: Database) -> Iterator[Session]:
-    """``db.session()``, taken in turn with this process's other API writers when ``db`` is SQLite."""
+def writer_turn(db: Database) -> Iterator[None]:
+    """Hold this process's turn to write to ``db`` when it is SQLite (nothing on PostgreSQL). Take it
+    after the reads, just before the first write, and commit before leaving."""
     if db.is_postgres:
-        with db.session() as session:
-            yield session
+        yield
         return
-    with _turn(db), db.session() as session:
-        yield session
+    with _turn(db):
+        yield
