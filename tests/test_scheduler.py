@@ -15,7 +15,7 @@ def test_every_job_of_the_daemon_is_scheduled(ctx: AppContext) -> None:
     ids = {job.id for job in build_scheduler(ctx).get_jobs()}
     # dispatch has a loop of its own (scheduler.DispatchLoop, tests/mail/test_wake.py)
     assert ids == {"inbound-pending", "support-sweep", "reminders", "housekeeping", "digest",
-                   "digest-catch-up"}
+                   "digest-catch-up", "webhooks"}
     # The IMAP mailbox is read by the daemon's MailboxWatcher (IDLE), not by a scheduler tick.
     ctx.settings.inbound.imap_host = "127.0.0.1"
     assert "imap" not in {job.id for job in build_scheduler(ctx).get_jobs()}
