@@ -139,8 +139,11 @@ _MARKER_RE = lazy(
     r")",
     re.I,
 )
-_HEADER_RE = lazy(r"^(?:Return-Path|Received|Message-I[Dd]|DKIM-Signature|X-[\w-]+|From|Date|Subject|To"
-                        r"|MIME-Version|Content-Type|Delivered-To):\s", re.I)
+_HEADER_RE = lazy(
+    r"^(?:Return-Path|Received|Message-I[Dd]|DKIM-Signature|X-[\w-]+|From|Date|Subject|To|MIME-Version"
+    r"|Content-Type|Delivered-To):\s",
+    re.I,
+)
 _STARTS_HEADERS = lazy(r"^(?:Return-Path|Received|DKIM-Signature|Delivered-To):\s", re.I)
 
 
@@ -438,15 +441,6 @@ def _paragraph_of(region: str, addr: str) -> str:
         if addr in text.lower():
             return collapse(text)[:1000]
     return ""
-
-
-def _about(region: str, addr: str) -> str:
-    low = region.lower()
-    idx = low.find(addr)
-    if idx < 0:
-        return ""
-    end = low.find("\n\n", idx)
-    return collapse(region[idx + len(addr) : end if end > 0 else len(region)])[:1000]
 
 
 # sendmail's early warning ("Warning: could not send message for past 4 hours", savemail.c / the
