@@ -73,7 +73,7 @@ def _timed(cmd: list[str], env: dict[str, str], runs: int) -> tuple[float, float
     for _ in range(runs):
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
-        subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, check=True)
+        subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, check=True, cwd=ROOT)
         walls.append(time.perf_counter() - start)
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpus.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
@@ -86,7 +86,7 @@ def startup(sample: Path, runs: int) -> None:
     with tempfile.TemporaryDirectory() as cache:
         env["PYTHONPYCACHEPREFIX"] = cache  # bytecode written once, read after: as when installed
         ours = [sys.executable, "-m", "mailflow", "bounce", "parse", str(sample)]
-        subprocess.run(ours, env=env, stdout=subprocess.DEVNULL, check=True)
+        subprocess.run(ours, env=env, stdout=subprocess.DEVNULL, check=True, cwd=ROOT)
         rows = [
             ("python -m mailflow bounce parse FILE", ours),
             ("python -c pass", [sys.executable, "-c", "pass"]),
