@@ -158,9 +158,12 @@ def render_parts(settings: Settings, template: str, context: dict[str, Any]) -> 
         compiled = [env.get_template(f"{template}/{part}") for part in TEMPLATE_PARTS]
     except TemplateNotFound as exc:
         raise RenderError(f"unknown mail template {template!r}") from exc
-    values = {**template_globals(settings), **context}
+    # One dict for the three parts, handed to each as its context's own (shared) variables: Template.render
+    # copies the values and Jinja's globals twice per part, a fifth of the rendering time.
+    values = {**env.globals, **template_globals(settings), **context}
     try:
-        subject, text, html = (part.render(values) for part in compiled)
+        subject, text, html = (env.concat(part.root_render_func(part.new_context(values, shared=True)))
+                               for part in compiled)
     except Exception as exc:  # jinja's UndefinedError, a filter failing on odd data, ...
         raise RenderError(f"template {template!r} cannot be rendered: {exc}") from exc
     return RenderedParts(subject=single_line(subject), text=text, html=html)
@@ -377,9 +380,16 @@ _TRAILER = b"MIME-Version: 1.0\r\nAuto-Submitted: auto-generated\r\nX-Auto-Respo
 def _base64_body(text: str) -> bytes:
     """What set_content(cte='base64') stores: the text's lines ended by CRLF, base64 in 76-column lines."""
     try:
-        data = b"\r\n".join(text.encode("utf-8").splitlines()) + b"\r\n"
+        data = text.encode("utf-8")
     except UnicodeEncodeError as exc:  # a lone surrogate from odd stored data: this mail can never go
         raise RenderError(f"text that cannot be written as UTF-8: {exc}") from exc
+    # The stdlib joins the lines of bytes.splitlines() (which ends a line at \r\n, \r or \n) with CRLF
+    # and ends the last one; replacing the line ends in place does the same without a list of lines.
+    if b"\r" in data:
+        data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    data = data.replace(b"\n", b"\r\n")
+    if not data.endswith(b"\r\n"):
+        data += b"\r\n"
     # base64.encodebytes's 57-byte chunks, cut from one encoding of the whole (a third faster).
     encoded = binascii.b2a_base64(data, newline=False)
     return b"".join([encoded[i:i + 76] + b"\r\n" for i in range(0, len(encoded), 76)])
