@@ -22,9 +22,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Select, and_, or_, select, update
+from sqlalchemy import ColumnElement, Select, Table, and_, bindparam, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -140,9 +140,9 @@ def send(db: Database, settings: Settings, caller: Caller, request: Notification
                 if stale is not None:
                     session.execute(update(Notification).where(Notification.id == stale)
                                     .values(idempotency_key=None))
-                notification = _queue(session, settings, caller, request, idempotency_key, address, account)
+                created = _queue(session, settings, caller, request, idempotency_key, address, account)
                 session.commit()
-            return Accepted(_accepted_body(notification), False)
+            return Accepted(_accepted_body(created, request.reference), False)
     except IntegrityError:
         # The same key committed by a concurrent request between our look-up and our insert.
         with db.session() as session:
@@ -152,8 +152,21 @@ def send(db: Database, settings: Settings, caller: Caller, request: Notification
         return earlier
 
 
-def _accepted_body(notification: Notification) -> dict[str, Any]:
-    return {"id": notification.id, "status": QUEUED, "reference": notification.reference}
+def _accepted_body(notification_id: int, reference: str | None) -> dict[str, Any]:
+    return {"id": notification_id, "status": QUEUED, "reference": reference}
+
+
+# Every POST runs these: built once (see mailflow.notify.apikeys on why).
+_NOTIFICATIONS = cast(Table, Notification.__table__)
+_ACCOUNTS = cast(Table, Account.__table__)
+_BY_KEY = (select(_NOTIFICATIONS.c.id, _NOTIFICATIONS.c.reference, _NOTIFICATIONS.c.request_hash,
+                  _NOTIFICATIONS.c.created_at)
+           .where(_NOTIFICATIONS.c.api_key_id == bindparam("key_id"),
+                  _NOTIFICATIONS.c.idempotency_key == bindparam("key")))
+_ACCOUNT = (select(_ACCOUNTS.c.id, _ACCOUNTS.c.name, _ACCOUNTS.c.email_verified_at,
+                   _ACCOUNTS.c.email_verified_address)
+            .where(_ACCOUNTS.c.account_key == bindparam("account")))
+_INSERT = insert(_NOTIFICATIONS).returning(_NOTIFICATIONS.c.id)
 
 
 def _earlier(session: Session, caller: Caller, key: str | None,
@@ -162,27 +175,33 @@ def _earlier(session: Session, caller: Caller, key: str | None,
     notification holding the key for longer than IDEMPOTENCY_HOURS, whose key is to be cleared."""
     if key is None:
         return None, None
-    row = session.scalars(select(Notification).where(Notification.api_key_id == caller.key_id,
-                                                     Notification.idempotency_key == key)).first()
+    row = session.execute(_BY_KEY, {"key_id": caller.key_id, "key": key}).first()
     if row is None:
         return None, None
     if row.created_at < now() - timedelta(hours=IDEMPOTENCY_HOURS):
         return None, row.id
     if row.request_hash != request.fingerprint:
         raise NotificationRefused(409, {"error": "此 Idempotency-Key 已用於內容不同的請求"})
-    return Accepted(_accepted_body(row), True), None
+    return Accepted(_accepted_body(row.id, row.reference), True), None
 
 
-def _recipient(session: Session, request: NotificationRequest) -> tuple[str, Account | None]:
+@dataclass(frozen=True)
+class Recipient:
+    """The 帳號 a notification goes to (by its verified address)."""
+
+    id: int
+    name: str
+
+
+def _recipient(session: Session, request: NotificationRequest) -> tuple[str, Recipient | None]:
     if request.account is not None:
-        account = session.scalars(select(Account)
-                                  .where(Account.account_key == request.account.lower())).first()
+        account = session.execute(_ACCOUNT, {"account": request.account.lower()}).first()
         if account is None:
             raise _refuse(422, {"account": "查無此帳號"})
         verified = account.email_verified_address
         if account.email_verified_at is None or not verified:
             raise _refuse(422, {"account": "此帳號沒有已驗證的 Email,無法寄送"})
-        return verified, account
+        return verified, Recipient(account.id, account.name)
     address, error = check_field("email", request.email_address)
     if error:
         raise _refuse(422, {"email_address": error})
@@ -190,7 +209,7 @@ def _recipient(session: Session, request: NotificationRequest) -> tuple[str, Acc
 
 
 def _queue(session: Session, settings: Settings, caller: Caller, request: NotificationRequest,
-           key: str | None, address: str, account: Account | None) -> Notification:
+           key: str | None, address: str, account: Recipient | None) -> int:
     context = {**request.personalisation, "system_url": settings.mail.pass_system_url}
     mail = enqueue(session, request.template.name, address, message_id_domain=settings.mail.message_id_domain,
                    to_name=account.name if account is not None else "", context=context,
@@ -200,14 +219,12 @@ def _queue(session: Session, settings: Settings, caller: Caller, request: Notifi
         field = "account" if account is not None else "email_address"
         raise NotificationRefused(409, {"error": "此 Email 地址在停止寄送名單中(曾退信或被檢舉),郵件不會寄出;"
                                                  "請洽客服確認", "field": field})
-    notification = Notification(outbox_id=mail.id, api_key_id=caller.key_id,
-                                account_id=account.id if account is not None else None,
-                                template=request.template.name, reference=request.reference,
-                                idempotency_key=key, request_hash=request.fingerprint,
-                                created_at=mail.created_at)
-    session.add(notification)
-    session.flush()  # the idempotency index decides here, before anything is committed
-    return notification
+    session.flush()  # the outbox rows first (their foreign key)
+    # The idempotency index decides here, before anything is committed.
+    return int(session.execute(_INSERT, {
+        "outbox_id": mail.id, "api_key_id": caller.key_id, "account_id": account.id if account else None,
+        "template": request.template.name, "reference": request.reference, "idempotency_key": key,
+        "request_hash": request.fingerprint, "created_at": mail.created_at}).scalar_one())
 
 
 # --- status ----------------------------------------------------------------------------------------
