@@ -75,9 +75,13 @@ def store_mail(db: Database, raw: bytes, source: str, source_ref: str = "", enve
         return StoredMail(found.id, False, found.status)
 
 
+def printable(text: str) -> str:
+    """Text as every backend stores it: PostgreSQL refuses NUL characters, which any mail may carry."""
+    return text.replace("\x00", "")
+
+
 def _text(value: str, limit: int) -> str:
-    # PostgreSQL refuses NUL in text; envelope values come from the network.
-    return value.replace("\x00", "")[:limit]
+    return printable(value)[:limit]  # envelope values come from the network
 
 
 def store_raw(db: Database, raw: bytes, source: str, source_ref: str = "", envelope_from: str = "",

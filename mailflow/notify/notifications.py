@@ -336,7 +336,7 @@ def record_outcomes(session: Session, settled: Sequence[tuple[str, int, str]]) -
 def bounce_seen(session: Session, mail: OutboxMessage, action: str, hard: bool, reason: str, status: str,
                 *, proven: bool) -> None:
     """The bounce router tied a failed recipient to ``mail``. When the bounce proved it (signed tag or
-    our Message-ID: mailflow.inbound.route) and the mail is a notification, its status shows it and, the
+    our Message-ID: mailflow.inbound.correlate) and the mail is a notification, its status shows it and, the
     first time, ``notification.bounced`` is emitted. A delay notice only marks it delivery-delayed."""
     if not proven:
         return

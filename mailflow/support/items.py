@@ -61,7 +61,7 @@ def open_item(session: Session, kind: str, *, actor: str = "system", **fields: A
 def note_autoreply(session: Session, row: InboundMessage, mail: OutboxMessage | None) -> SupportItem | None:
     """Show customer service an auto-reply from an applicant: open the account's autoreply item, or add a
     note to the one already open. None when the sender is no applicant (nobody to call about it).
-    Works in the caller's transaction; called from mailflow.inbound.route's autoreply branch."""
+    Works in the caller's transaction; called from mailflow.inbound.consequences.on_autoreply."""
     account_id = row.account_id or (mail.account_id if mail is not None else None)
     if account_id is None:
         sender = account_by_address(session, row.from_address)

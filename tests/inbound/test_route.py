@@ -8,7 +8,8 @@ import pytest
 from sqlalchemy import select
 
 from mailflow.context import AppContext
-from mailflow.inbound import route
+from mailflow.inbound import consequences, route
+from mailflow.inbound.quoted import strip_quoted
 from mailflow.inbound.store import store_mail
 from mailflow.mail.returnpath import make_return_path
 from mailflow.mail.suppression import record_delivery
@@ -110,7 +111,7 @@ def test_correlation_by_address_and_time_as_last_resort(ctx: AppContext) -> None
         [item] = items(session)
         assert (item.kind, item.account_id, item.outbox_id) == (SupportKind.HARD_BOUNCE, who.account_id,
                                                                 latest.id)
-        assert route.UNPROVEN_NOTE in item.diagnostic and "5.1.1" in item.diagnostic
+        assert consequences.UNPROVEN_NOTE in item.diagnostic and "5.1.1" in item.diagnostic
 
 
 def test_an_untagged_bounce_naming_an_applicant_cannot_stop_her_mail(ctx: AppContext) -> None:
@@ -302,10 +303,10 @@ def test_a_failure_while_acting_quarantines_with_the_reason_and_changes_nothing(
     mail = sent_mail(ctx, who)
 
     def half_done(session: Any, row: Any, analysis: Any, tagged: Any) -> None:
-        route._undeliverable(session, row, tagged, analysis.recipients[0], SupportKind.HARD_BOUNCE)
+        consequences.undeliverable(session, row, tagged, analysis.recipients[0], SupportKind.HARD_BOUNCE)
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setitem(route._HANDLERS, "bounce", half_done)
+    monkeypatch.setitem(consequences.HANDLERS, "bounce", half_done)
     row = receive(ctx, dsn(ctx.settings, mail))
     assert row.status == InboundStatus.QUARANTINED
     assert row.quarantine_reason is not None and "disk on fire" in row.quarantine_reason
@@ -349,4 +350,4 @@ def test_tag_wins_over_a_quoted_message_id_of_another_mail(ctx: AppContext) -> N
     ("From: here I start my story\nand go on", "From: here I start my story\nand go on"),
 ])
 def test_strip_quoted(text: str, expected: str) -> None:
-    assert route.strip_quoted(text) == expected
+    assert strip_quoted(text) == expected
