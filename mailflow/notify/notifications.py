@@ -216,9 +216,8 @@ def _queue(session: Session, settings: Settings, caller: Caller, request: Notifi
                    account_id=account.id if account is not None else None)
     if mail.status == OutboxStatus.SUPPRESSED:
         # enqueue looked the address up already; the caller learns it now, and the row is rolled back.
-        field = "account" if account is not None else "email_address"
         raise NotificationRefused(409, {"error": "此 Email 地址在停止寄送名單中(曾退信或被檢舉),郵件不會寄出;"
-                                                 "請洽客服確認", "field": field})
+                                                 "請洽客服確認"})
     session.flush()  # the outbox rows first (their foreign key)
     # The idempotency index decides here, before anything is committed.
     return int(session.execute(_INSERT, {

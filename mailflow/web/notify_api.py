@@ -80,7 +80,26 @@ async def _json_body(request: Request) -> Any:
         raise Refused(422, {"errors": {"request": "請以 JSON 送出請求內容"}}) from None
 
 
-@router.post("/notifications", status_code=201)
+_STRING = {"type": "string"}
+NOTIFICATION_BODY = {
+    "required": True,
+    "content": {"application/json": {"schema": {
+        "type": "object", "required": ["template", "personalisation"], "additionalProperties": False,
+        "properties": {
+            "template": {**_STRING, "examples": ["pass-issued"]},
+            "account": {**_STRING, "description": "a 帳號: its verified address is used (or email_address)"},
+            "email_address": {**_STRING, "format": "email"},
+            "personalisation": {"type": "object", "additionalProperties": _STRING,
+                                "description": "exactly the keys of the template's meta.toml"},
+            "reference": {**_STRING, "maxLength": 200},
+        }}}},
+}
+IDEMPOTENCY_HEADER = {"name": "Idempotency-Key", "in": "header", "required": False, "schema": _STRING,
+                      "description": "the same key and body within 24 h answer the first result"}
+
+
+@router.post("/notifications", status_code=201,
+             openapi_extra={"requestBody": NOTIFICATION_BODY, "parameters": [IDEMPOTENCY_HEADER]})
 async def create_notification(request: Request, caller: NotifyCaller) -> JSONResponse:
     """Send a mail template to a 帳號's verified address or to an address (see the README)."""
     body = await _json_body(request)
