@@ -18,7 +18,16 @@ from mailflow import audit
 from mailflow.accounts.verification import send_verification_mail
 from mailflow.config import Settings
 from mailflow.mail.outbox import enqueue
-from mailflow.models import Account, AccountStatus, Application, ApplicationStatus, AuditEvent
+from mailflow.models import (
+    Account,
+    AccountStatus,
+    Application,
+    ApplicationStatus,
+    AuditEvent,
+    OutboxMessage,
+    OutboxStatus,
+    SupportKind,
+)
 from mailflow.notify.events import application_data, emit_event
 from mailflow.refusals import Refused
 from mailflow.timeutil import now, roc_date
@@ -169,7 +178,8 @@ def approve(session: Session, settings: Settings, application_id: int, actor: st
     account = application.account
     account.status = AccountStatus.APPROVED
     account.approved_at = now()
-    send_verification_mail(session, settings, account, "account-approved")
+    approval = send_verification_mail(session, settings, account, "account-approved")
+    _tell_support_if_unsent(session, application, approval, "核准")
     enqueue(session, "document-approved", account.email, message_id_domain=settings.mail.message_id_domain,
             to_name=account.name, account_id=account.id, application_id=application.id,
             context={"name": account.name, "company_name": application.company_name, "ubn": application.ubn,
@@ -178,6 +188,21 @@ def approve(session: Session, settings: Settings, application_id: int, actor: st
                  account=account.account, ubn=application.ubn, note=clean_note)
     emit_event(session, "application.approved", account.id, application_data(application, account))
     return application
+
+
+def _tell_support_if_unsent(session: Session, application: Application, mail: OutboxMessage,
+                            decision: str) -> None:
+    """A decision's mail to an address on the suppression list is never sent (enqueue marks it
+    suppressed): the applicant will not hear of it, so customer service gets an item to phone them."""
+    if mail.status != OutboxStatus.SUPPRESSED:
+        return
+    from mailflow.support.items import open_item
+
+    open_item(session, SupportKind.MAIL_FAILED, account_id=application.account_id,
+              application_id=application.id, outbox_id=mail.id, address=mail.to_address,
+              reason="suppressed",
+              summary=f"申請案已{decision},但申請人的 Email 在停止寄送名單中,通知信沒有寄出;"
+                      "請與申請人確認或更正 Email 後重寄。")
 
 
 def document_reasons(reasons: list[str]) -> list[str]:
@@ -191,13 +216,16 @@ def _queue_rejection_mails(session: Session, settings: Settings, application: Ap
     any (both to the account's address). Returns the document's reasons."""
     account = application.account
 
-    def queue_to_account(template: str, context: dict[str, Any]) -> None:
-        enqueue(session, template, account.email, message_id_domain=settings.mail.message_id_domain,
-                to_name=account.name, account_id=account.id, application_id=application.id, context=context)
+    def queue_to_account(template: str, context: dict[str, Any]) -> OutboxMessage:
+        return enqueue(session, template, account.email, message_id_domain=settings.mail.message_id_domain,
+                       to_name=account.name, account_id=account.id, application_id=application.id,
+                       context=context)
 
     company = {"name": account.name, "company_name": application.company_name, "ubn": application.ubn}
-    queue_to_account("account-rejected", {**company, "account": account.account, "reasons": reasons,
-                                          "register_url": f"{settings.http.base_url.rstrip('/')}/register"})
+    rejection = queue_to_account("account-rejected", {
+        **company, "account": account.account, "reasons": reasons,
+        "register_url": f"{settings.http.base_url.rstrip('/')}/register"})
+    _tell_support_if_unsent(session, application, rejection, "退件")
     on_document = document_reasons(reasons)
     if on_document:
         queue_to_account("document-rejected", {**company, "reasons": on_document})

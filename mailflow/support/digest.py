@@ -23,7 +23,7 @@ from mailflow.mail.outbox import enqueue
 from mailflow.models import OutboxMessage
 from mailflow.support import queries, unverified
 from mailflow.support.reasons_zh import kind_title
-from mailflow.timeutil import now, taipei
+from mailflow.timeutil import now, roc_datetime, taipei
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,9 @@ def build_digest(session: Session, settings: Settings, day: date) -> dict[str, A
         "count_labels": COUNT_LABELS,
         "open_by_kind": [{"kind": k, "title": kind_title(k), "count": n, "more": n >= queries.COUNT_CAP}
                          for k, n in by_kind.items()],
-        "items": [view.as_dict() for view in queries.item_views(session, page.items)],
+        # Staff read 民國 dates, like /support; the CSV export keeps its sortable Gregorian ones.
+        "items": [{**view.as_dict(), "created_at": roc_datetime(view.item.created_at)}
+                  for view in queries.item_views(session, page.items)],
         "items_shown": len(page.items),
         "items_total": open_total,
         "dashboard_url": settings.http.base_url.rstrip("/") + "/support",

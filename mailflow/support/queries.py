@@ -20,12 +20,14 @@ from mailflow.mail import addresses
 from mailflow.models import (
     Account,
     Application,
+    AuditEvent,
     BounceRecipient,
     InboundMessage,
     OutboxEvent,
     OutboxMessage,
     OutboxStatus,
     SupportItem,
+    Suppression,
 )
 from mailflow.support.items import KINDS
 from mailflow.support.reasons_zh import item_sentence, kind_title, mail_title, sender_auth_label
@@ -374,3 +376,35 @@ def day_counts(session: Session, day: date) -> DayCounts:
         new_applications=_count(session, select(func.count(Application.id)).where(
             Application.submitted_at >= lo, Application.submitted_at < hi)),
     )
+
+
+# The worst first: a mail that bounced for good outranks one that bounced once and was delayed before.
+_BOUNCE_RANK = {"delayed": 0, "soft": 1, "bounced": 2}
+
+
+def bounce_outcomes(session: Session, mails: list[OutboxMessage]) -> dict[int, str]:
+    """What bounces say about these mails, by mail id: "bounced" (permanently), "unproven" (a permanent
+    bounce that named only the address and proved nothing, see mailflow.inbound.route, while the address
+    is not suppressed), "soft" or "delayed"; mails no bounce names are left out. Forged reports count
+    for nothing."""
+    ids = [mail.id for mail in mails]
+    if not ids:
+        return {}
+    rows = session.execute(
+        select(BounceRecipient.outbox_id, BounceRecipient.hard, BounceRecipient.action)
+        .join(InboundMessage, InboundMessage.id == BounceRecipient.inbound_id)
+        .where(BounceRecipient.outbox_id.in_(ids), InboundMessage.forged.is_(False))
+    )
+    outcomes: dict[int, str] = {}
+    for outbox_id, hard, action in rows:
+        state = "delayed" if action != "failed" else "bounced" if hard else "soft"
+        if outbox_id is not None and _BOUNCE_RANK[state] >= _BOUNCE_RANK.get(outcomes.get(outbox_id, ""), -1):
+            outcomes[outbox_id] = state
+    unproven = set(session.scalars(select(AuditEvent.target_id).where(
+        AuditEvent.action == "report_unproven", AuditEvent.target_type == "outbox",
+        AuditEvent.target_id.in_(ids))))
+    suppressed = set(session.scalars(select(Suppression.address_key).where(
+        Suppression.address_key.in_({mail.to_key for mail in mails}), Suppression.lifted_at.is_(None))))
+    to_key = {mail.id: mail.to_key for mail in mails}
+    return {mail_id: "unproven" if state == "bounced" and mail_id in unproven and to_key[mail_id] not in
+            suppressed else state for mail_id, state in outcomes.items()}

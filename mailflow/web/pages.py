@@ -12,7 +12,8 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from mailflow.mail.render import display_hours
 from mailflow.paths import web_templates_dir
-from mailflow.timeutil import roc_date, roc_datetime, taipei
+from mailflow.timeutil import roc_date, roc_datetime
+from mailflow.web import labels
 from mailflow.web.security import CSRF_FIELD, LazyCsrfToken, is_staff_path
 
 
@@ -28,7 +29,7 @@ def environment() -> Environment:
     )
     env.filters["roc_date"] = roc_date
     env.filters["roc_datetime"] = _roc_datetime
-    env.filters["taipei"] = lambda d: taipei(d).strftime("%Y-%m-%d %H:%M") if d else ""
+    env.globals.update(labels.template_globals())
     return env
 
 

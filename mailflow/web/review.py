@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from mailflow.accounts import review
 from mailflow.config import Settings
+from mailflow.mail import suppression
 from mailflow.models import Application, ApplicationStatus, StaffRole, StaffUser
 from mailflow.web.deps import DbSession, RowId, get_settings
 from mailflow.web.pages import render
@@ -33,7 +34,11 @@ INLINE_TYPES = ("application/pdf", "image/jpeg", "image/png")
 # browsers dropped it.
 DOCUMENT_CSP = ("default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; object-src 'self'; "
                 "base-uri 'none'; form-action 'none'; frame-ancestors 'self'")
+UNSENT = ("但申請人的 Email 在停止寄送名單中,通知信沒有寄出,申請人不會收到。"
+          "已為客服建立待處理項目(寄送永久失敗),請客服與申請人確認或更正 Email 後重寄。")
 DONE_NOTICES = {"approved": "已核准,已排入帳號審核通過信(含驗證連結)與公司文件審核通知信。",
+                "approved-unsent": "已核准," + UNSENT,
+                "rejected-unsent": "已退件,帳號與統編已釋出供重新申請;" + UNSENT,
                 "rejected": "已退件,已排入未通過通知信,帳號與統編已釋出供重新申請。",
                 "rejected-document": "已退件,已排入未通過通知信與公司文件審核未通過通知信,"
                                      "帳號與統編已釋出供重新申請。"}
@@ -58,12 +63,13 @@ def queue_page(
 
 
 def _detail(request: Request, session: Session, staff: StaffUser, application: Application,
-            status_code: int = 200, error: str = "", notice: str = "") -> Response:
+            status_code: int = 200, error: str = "", notice: str = "", warn: bool = False) -> Response:
     return render(
         request, "review_application.html", status_code=status_code, staff=staff, app=application,
         account=application.account, document=application.document, trail=review.trail(session, application),
         reasons=review.STANDARD_REASONS, status_label=review.status_label, error=error, notice=notice,
-        decidable=application.status == ApplicationStatus.SUBMITTED, inline_types=INLINE_TYPES,
+        warn=warn, decidable=application.status == ApplicationStatus.SUBMITTED, inline_types=INLINE_TYPES,
+        suppressed=suppression.active_suppression(session, application.account.email),
     )
 
 
@@ -79,7 +85,8 @@ def application_page(request: Request, application_id: RowId, staff: Reviewer, s
         application = review.get_application(session, application_id)
     except review.ReviewError as exc:
         return _not_found(request, staff, exc.message)
-    return _detail(request, session, staff, application, notice=DONE_NOTICES.get(done, ""))
+    return _detail(request, session, staff, application, notice=DONE_NOTICES.get(done, ""),
+                   warn=done.endswith("-unsent"))
 
 
 def content_disposition(kind: str, filename: str) -> str:
@@ -113,6 +120,11 @@ def document_file(request: Request, application_id: RowId, staff: Reviewer, sess
     return FileResponse(path, media_type=document.content_type, headers=headers)
 
 
+def _unsent(session: Session, application: Application) -> bool:
+    """The decision's mails went nowhere: the applicant's address is on the suppression list."""
+    return suppression.active_suppression(session, application.account.email) is not None
+
+
 def _decision(request: Request, session: Session, staff: StaffUser, application_id: int, csrf_token: str,
               decide: Callable[[], str]) -> Response:
     """Run one decision behind the CSRF check; a refusal rolls back and re-shows the page with why.
@@ -139,8 +151,8 @@ def approve(
     csrf_token: Annotated[str, Form(max_length=400)] = "",
 ) -> Response:
     def decide() -> str:
-        review.approve(session, settings, application_id, actor_of(staff), note)
-        return "approved"
+        application = review.approve(session, settings, application_id, actor_of(staff), note)
+        return "approved-unsent" if _unsent(session, application) else "approved"
 
     return _decision(request, session, staff, application_id, csrf_token, decide)
 
@@ -154,7 +166,9 @@ def reject(
 ) -> Response:
     def decide() -> str:
         reasons = review.resolve_reasons(codes, other.splitlines())
-        review.reject(session, settings, application_id, actor_of(staff), reasons)
+        application = review.reject(session, settings, application_id, actor_of(staff), reasons)
+        if _unsent(session, application):
+            return "rejected-unsent"
         return "rejected-document" if review.document_reasons(reasons) else "rejected"
 
     return _decision(request, session, staff, application_id, csrf_token, decide)

@@ -169,6 +169,7 @@ def _account_panel(session: Session, account: Account) -> dict[str, Any]:
         InboundMessage.account_id == account.id, InboundMessage.kind == "autoreply")
         .order_by(InboundMessage.received_at.desc(), InboundMessage.id.desc()).limit(20)))
     return {"account": account, "application": application, "mails": mails, "suppressed": suppressed,
+            "bounces": queries.bounce_outcomes(session, mails),
             "autoreplies": autoreplies,
             "account_items": items, "mail_title": mail_title, "kinds": KIND_TITLES}
 

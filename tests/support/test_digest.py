@@ -195,8 +195,8 @@ def test_the_digest_mail_shows_the_counts_and_the_items_table(ctx: AppContext) -
     rendered = render_parts(ctx.settings, "support-digest", content)
     for part in (rendered.text, rendered.html):
         for expected in (
-            "2025-03-10",
-            "統計日:2025-03-09",
+            "114年3月10日",  # staff read 民國 dates, in the digest as on /support
+            "統計日:114年3月9日",
             "寄出郵件",
             "永久退信",
             "王小明",
@@ -207,3 +207,5 @@ def test_the_digest_mail_shows_the_counts_and_the_items_table(ctx: AppContext) -
         ):
             assert expected in part, expected
     assert "<th" in rendered.html and "{{" not in rendered.text
+    assert rendered.subject == "通行證系統客服每日摘要 114年3月10日"
+    assert "民國114年3月9日" in rendered.text  # the items' times too
