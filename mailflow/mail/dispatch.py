@@ -348,7 +348,7 @@ def run_dispatch(ctx: AppContext, stop: threading.Event | None = None) -> TickRe
     finally:
         link.close()
     if report.link_down is not None:  # once per tick: the tick stops at the first such failure
-        log.warning("dispatch: cannot open the SMTP session with %s (%s); the tick's mails wait for a retry",
+        log.warning("dispatch: no SMTP session with %s (%s); the tick's mails wait for a retry",
                     link.target, report.link_down.detail)
     if report.claimed or report.reclaimed:
         log.info("dispatch tick: claimed %d, results %s, released %d, reclaimed %d", report.claimed,

@@ -19,7 +19,7 @@ from mailflow.accounts.tokens import TokenError, load_token
 from mailflow.accounts.verification import send_verification_mail
 from mailflow.context import AppContext
 from mailflow.mail.dispatch import run_dispatch
-from mailflow.mail.relay import SESSION_TRIES
+from mailflow.mail.relay import REOPENS_PER_TICK, SESSION_TRIES
 from mailflow.mail.returnpath import make_return_path
 from mailflow.models import OutboxMessage, OutboxStatus
 from tests.mail.helpers import EITHER_WAY, ScriptedSink, outbox_row, queue_mail, serve
@@ -176,3 +176,20 @@ def test_a_verification_mail_failed_for_good_is_queued_again_with_a_fresh_link(
     new_text = received_text(sink, "second@example.com")
     assert old_link not in new_text and link_works(relay_ctx, new_text)
     assert not link_works(relay_ctx, old_link)  # voided by the fresh one
+
+
+def test_a_relay_that_keeps_breaking_sessions_is_given_up_on_for_the_tick(
+        relay_ctx: AppContext, sink: ScriptedSink) -> None:
+    """Every mail meets 503 however often the session is opened: after REOPENS_PER_TICK new sessions the
+    tick stops, and every mail waits for a retry (none failed, the verification mail keeps its link)."""
+    addresses = [f"r{i}@example.com" for i in range(10)]
+    for address in addresses:
+        sink.rcpt_replies[address] = "503 5.5.1 Error: bad sequence of commands"
+    ids = [queue_mail(relay_ctx, address) for address in addresses[:-1]]
+    ids.append(verification_mail(relay_ctx, "r9"))
+    report = run_dispatch(relay_ctx, threading.Event())
+    assert report.results == {"retry": 10} and report.link_down is not None
+    assert sink.sessions == REOPENS_PER_TICK + 1  # the first session and the re-opened ones
+    rows = [outbox_row(relay_ctx, i) for i in ids]
+    assert all(row.status == OutboxStatus.RETRY for row in rows)
+    assert link_works(relay_ctx, str(rows[-1].context["verify_url"]))
