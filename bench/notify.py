@@ -12,7 +12,8 @@ times; each one's best round is reported with the load average around the run. E
 own Idempotency-Key (a Lua script numbers them per wrk thread), so each one is a new notification.
 Events: --events events of every type are recorded, a subscriber points at a bare uvicorn route
 answering 204, and the delivery job (mailflow.notify.webhooks.deliver_due, what the scheduler runs) is
-timed until the subscriber has them all: signed POSTs, in order, one at a time, cursor stored every 20.
+timed until the subscriber has them all: signed POSTs of 50 accounts' events, each account's in order,
+four accounts side by side (webhooks.LANES), the cursor stored every 100.
 Uses a temporary SQLite database (or --database-url: an empty database you made) and free ports on
 127.0.0.1 only.
 """
@@ -103,15 +104,23 @@ def event_delivery(env: dict[str, str], hook_url: str, count: int) -> dict[str, 
     """``count`` events delivered to ``hook_url`` by the delivery job; events/s and the job's rounds."""
     from mailflow.config import load_settings
     from mailflow.context import AppContext
-    from mailflow.models import WebhookSubscriber
+    from mailflow.models import Account, WebhookSubscriber
     from mailflow.notify import webhooks
     from mailflow.notify.events import EVENT_TYPES, emit_events
 
     ctx = AppContext.from_settings(load_settings(None, env))
     with ctx.db.session() as session:
         webhooks.add_subscriber(session, hook_url, list(EVENT_TYPES))
-    with ctx.db.session() as session:
-        emit_events(session, [(EVENT_TYPES[n % len(EVENT_TYPES)], None, {"account": f"bench{n:05d}", "n": n})
+    with ctx.db.session() as session:  # events of 50 accounts: delivered in lanes, each account in order
+        owners = []
+        for n in range(50):
+            owner = Account(account=f"events{n:03d}", account_key=f"events{n:03d}", name="王小明",
+                            mobile="0912345678", email=f"events{n}@example.com",
+                            email_key=f"events{n}@example.com", password_hash="x")
+            session.add(owner)
+            session.flush()
+            owners.append(owner.id)
+        emit_events(session, [(EVENT_TYPES[n % len(EVENT_TYPES)], owners[n % len(owners)], {"n": n})
                               for n in range(count)])
     started, rounds, delivered = time.perf_counter(), 0, 0
     while delivered < count and rounds < 1000:

@@ -113,9 +113,9 @@ class EventSequence(Base):
 
 class WebhookSubscriber(Base):
     """A URL that receives the events of the types it chose, signed with its own secret (kept as is:
-    signing needs it). ``cursor`` is the seq of the last event it acknowledged; delivery goes strictly
-    in seq order, so one that fails holds the ones behind it (they are in order per account, at least
-    once) and is retried with backoff until ``webhooks.give_up_hours``, then disabled."""
+    signing needs it). ``cursor`` is the seq up to which it acknowledged every event; each account's
+    events go in seq order, so one that fails holds that account's later ones (mailflow.notify.webhooks),
+    and is retried with backoff until ``webhooks.give_up_hours``, then the subscriber is disabled."""
 
     __tablename__ = "webhook_subscribers"
 

@@ -8,13 +8,17 @@ checks it with any Standard Webhooks library and refuses an old timestamp, so a 
 be replayed later and a body signed with another secret does not verify.
 
 Delivery (``deliver_due``, a singleton scheduler job): events are first numbered (events.sequence_pending),
-then each enabled, due subscriber gets the events after its cursor, of the types it chose, oldest first.
-Any answer but 2xx (or no answer) stops that subscriber where it is: nothing behind the failed event is
-sent, so events arrive in order (per account and overall), and the failed one is tried again after a
-backoff (webhooks.retry_first_seconds, doubling to retry_max_seconds). The cursor moves only after a 2xx,
-so every event arrives at least once. A subscriber still failing webhooks.give_up_hours after its first
-failure is disabled (logged, `mailflow webhook list`, /metrics); its events wait, and `webhook enable`
-resumes from where it stopped.
+then each enabled, due subscriber gets the events after its cursor, of the types it chose, oldest first,
+a chunk at a time: each account's events in order in a lane of their own, a few lanes side by side (a
+slow receiver far away still gets several events at once). Any answer but 2xx (or no answer) stops that
+account's lane: nothing of that account behind the failed event is sent, so each account's events
+arrive in the order they happened, and the failed one is tried again after a backoff
+(webhooks.retry_first_seconds, doubling to retry_max_seconds). The cursor moves only over events that
+got a 2xx with none missing before them, so every event arrives at least once; events of other accounts
+delivered past a failure come again on the retry (a receiver drops repeats by ``webhook-id``). A
+subscriber whose cursor has not moved for webhooks.give_up_hours since its first failure is disabled
+(logged, `mailflow webhook list`, /metrics); its events wait, and `webhook enable` resumes from where it
+stopped.
 """
 
 from __future__ import annotations
@@ -47,7 +51,8 @@ log = logging.getLogger(__name__)
 
 SECRET_PREFIX = "whsec_"
 BATCH = 500  # events read per subscriber and round
-RECORD_EVERY = 20  # successes between two stores of a subscriber's cursor
+CHUNK = 100  # events sent between two stores of a subscriber's cursor
+LANES = 4  # accounts whose events go to one subscriber side by side (each account's stay in order)
 PARALLEL_SUBSCRIBERS = 4  # a slow receiver must not hold up the others
 USER_AGENT = "mailflow-webhooks/1"
 
@@ -212,10 +217,11 @@ def _post(http: httpx.Client, subscriber: Due, event: PublicEvent) -> str | None
 
 
 def _catch_up(ctx: AppContext, http: httpx.Client, subscriber: Due) -> tuple[int, int, int]:
-    """Send ``subscriber`` its events in order until none is left or one fails; returns (delivered,
-    failed, disabled). The cursor is stored every RECORD_EVERY successes and where the run stops, so a
-    crash repeats at most that many events (at least once, never lost)."""
-    cursor, delivered, unrecorded = subscriber.cursor, 0, 0
+    """Send ``subscriber`` its events until none is left or one fails; returns (delivered, failed,
+    disabled). Events go a CHUNK at a time, each account's in order in its own lane (LANES lanes side by
+    side); the cursor then moves over the events delivered without a gap, so a crash or a failure
+    repeats at most a chunk's later events (at least once, never lost)."""
+    cursor, delivered = subscriber.cursor, 0
     while True:
         with ctx.db.session() as session:
             # The top first: every event numbered up to it is visible to the read that follows (the
@@ -224,22 +230,60 @@ def _catch_up(ctx: AppContext, http: httpx.Client, subscriber: Due) -> tuple[int
             batch = events_after(session, cursor, BATCH, subscriber.types)
         if not batch:
             # Nothing of its types is left: move past the events it does not take, in one step.
-            if top > cursor or unrecorded:
-                _record_success(ctx, subscriber.id, max(top, cursor), unrecorded)
+            if top > cursor:
+                _record_success(ctx, subscriber.id, top, 0)
             return delivered, 0, 0
-        for event in batch:
-            failure = _post(http, subscriber, event)
+        for start in range(0, len(batch), CHUNK):
+            chunk = batch[start:start + CHUNK]
+            sent, failure = _send_chunk(http, subscriber, chunk)
+            reached = cursor
+            for event in chunk:
+                if event.seq not in sent:
+                    break
+                reached = event.seq
+            delivered += len(sent)
+            if reached > cursor:
+                _record_success(ctx, subscriber.id, reached, len(sent))
+                cursor = reached
             if failure is not None:
-                if unrecorded:
-                    _record_success(ctx, subscriber.id, cursor, unrecorded)
                 return delivered, 1, _record_failure(ctx, subscriber.id, failure)
-            cursor, delivered, unrecorded = event.seq, delivered + 1, unrecorded + 1
-            if unrecorded >= RECORD_EVERY:
-                _record_success(ctx, subscriber.id, cursor, unrecorded)
-                unrecorded = 0
+
+
+def _lanes(events: list[PublicEvent]) -> list[list[PublicEvent]]:
+    """``events`` split by account, each lane in order; events of no account share one lane."""
+    lanes: dict[int | None, list[PublicEvent]] = {}
+    for event in events:
+        lanes.setdefault(event.account_id, []).append(event)
+    return list(lanes.values())
+
+
+def _send_lane(http: httpx.Client, subscriber: Due, lane: list[PublicEvent]) -> tuple[list[int], str | None]:
+    """One account's events in order, stopping at the first that fails."""
+    sent: list[int] = []
+    for event in lane:
+        failure = _post(http, subscriber, event)
+        if failure is not None:
+            return sent, failure
+        sent.append(event.seq)
+    return sent, None
+
+
+def _send_chunk(http: httpx.Client, subscriber: Due,
+                chunk: list[PublicEvent]) -> tuple[set[int], str | None]:
+    """The chunk's lanes side by side; the seqs delivered and the first failure (None when none)."""
+    lanes = _lanes(chunk)
+    if len(lanes) == 1:
+        results = [_send_lane(http, subscriber, lanes[0])]
+    else:
+        with ThreadPoolExecutor(min(LANES, len(lanes)), thread_name_prefix="webhook-lane") as pool:
+            results = list(pool.map(lambda lane: _send_lane(http, subscriber, lane), lanes))
+    sent = {seq for lane_sent, _ in results for seq in lane_sent}
+    failure = next((why for _, why in results if why is not None), None)
+    return sent, failure
 
 
 def _record_success(ctx: AppContext, subscriber_id: int, cursor: int, count: int) -> None:
+    """The cursor moved to ``cursor``: the failing spell, if any, is over."""
     with ctx.db.session() as session:
         values: dict[str, Any] = {"cursor": cursor, "failures": 0, "failing_since": None,
                                   "next_attempt_at": None}

@@ -1,9 +1,10 @@
 """A webhook receiver for the tests: a real HTTP server on a free port of 127.0.0.1 that records every
-request and answers 500 while ``failing`` is set."""
+request and answers 500 while ``failing`` is set (or to the bodies ``refuse`` picks)."""
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -19,6 +20,7 @@ class Delivery:
 class Receiver:
     url: str = ""
     failing: bool = False
+    refuse: Callable[[bytes], bool] | None = None  # answer 500 to the bodies it picks
     attempts: list[Delivery] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -34,7 +36,8 @@ def start_receiver() -> tuple[Receiver, ThreadingHTTPServer]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:  # noqa: N802 (the name http.server calls)
             body = self.rfile.read(int(self.headers.get("content-length") or 0))
-            code = 500 if receiver.failing else 200
+            picked = receiver.refuse is not None and receiver.refuse(body)
+            code = 500 if receiver.failing or picked else 200
             with receiver.lock:
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 receiver.attempts.append(Delivery(headers, body, code))

@@ -126,18 +126,26 @@ def test_every_event_arrives_signed_in_order_after_the_receiver_recovers(
         expected = [(e.id, e.type, e.account_id) for e in events_after(session, 0, 1000)]
     assert {t for _, t, _ in expected} == set(EVENT_TYPES), "the story makes every event type"
 
-    # Failing for a while: retried (with backoff), always the first event, never one behind it.
-    deliver_until(ctx, lambda: len(receiver.attempts) >= 4, "four failed attempts")
+    # Failing for a while: retried (with backoff), always each account's first event, never one behind it.
+    firsts: dict[int | None, str] = {}
+    for event_id, _type, account_id in expected:
+        firsts.setdefault(account_id, event_id)
+    deliver_until(ctx, lambda: len(receiver.attempts) >= 4 * len(firsts), "four failed rounds")
     tried = {a.headers["webhook-id"] for a in receiver.attempts}
-    assert tried == {expected[0][0]} and receiver.accepted == []
+    assert tried <= set(firsts.values()) and expected[0][0] in tried and receiver.accepted == []
     with ctx.db.session() as session:
         row = session.scalars(select(WebhookSubscriber)).one()
         assert row.failures >= 4 and row.last_failure and row.failing_since and row.disabled_at is None
 
     receiver.failing = False
-    deliver_until(ctx, lambda: len(receiver.accepted) >= len(expected), "every event after recovery")
+    deliver_until(ctx, lambda: _subscriber(ctx).cursor >= len(expected), "every event after recovery")
     accepted = receiver.accepted
-    assert [d.headers["webhook-id"] for d in accepted] == [event_id for event_id, _, _ in expected]
+    assert len(accepted) == len(expected)  # none lost, none twice (nothing failed after the recovery)
+    arrived = [d.headers["webhook-id"] for d in accepted]
+    accounts = {event_id: account_id for event_id, _, account_id in expected}
+    for account_id in set(accounts.values()):  # each account's events in the order they happened
+        assert [i for i in arrived if accounts[i] == account_id] == [
+            event_id for event_id, _, owner in expected if owner == account_id]
     hook = Webhook(secret)
     for delivery in accepted:
         body = hook.verify(delivery.body, delivery.headers)
@@ -157,6 +165,40 @@ def test_every_event_arrives_signed_in_order_after_the_receiver_recovers(
         row = session.scalars(select(WebhookSubscriber)).one()
         assert (row.failures, row.failing_since, row.delivered) == (0, None, len(expected))
         assert row.last_success_at and row.last_failure_at
+
+
+def test_one_accounts_failing_event_holds_only_that_accounts_later_events(quick: AppContext,
+                                                                        receiver: Receiver) -> None:
+    ctx = quick
+    subscribe(ctx, receiver.url, ("account.verified", "account.email_changed"))
+    ids = {}
+    with ctx.db.session() as session:
+        for name in ("good1", "bad22", "good3"):
+            account = Account(account=name, account_key=name, name="王小明", mobile="0912345678",
+                              email=f"{name}@example.com", email_key=f"{name}@example.com", password_hash="x")
+            session.add(account)
+            session.flush()
+            ids[name] = account.id
+        for step in range(3):
+            for name in ("good1", "bad22", "good3"):
+                emit_event(session, "account.email_changed" if step else "account.verified", ids[name],
+                           {"account": name, "step": step})
+    receiver.refuse = lambda body: json.loads(body)["data"] == {"account": "bad22", "step": 1}
+    deliver_until(ctx, lambda: _subscriber(ctx).failures >= 2, "two failed rounds")
+    went_on = [(name, step) for name in ("good1", "good3") for step in range(3)]
+    assert sorted(set(_accepted_steps(receiver))) == sorted([*went_on, ("bad22", 0)])  # bad22 waits
+    assert _subscriber(ctx).cursor == 4  # events 1-4 delivered with no gap; bad22's step 1 is event 5
+    receiver.refuse = None
+    deliver_until(ctx, lambda: _subscriber(ctx).cursor == 9, "every event after the fix")
+    arrived = _accepted_steps(receiver)
+    for name in ("good1", "bad22", "good3"):  # each account's first arrivals in order (repeats dropped)
+        steps = [step for account, step in arrived if account == name]
+        assert list(dict.fromkeys(steps)) == [0, 1, 2], (name, steps)
+
+
+def _accepted_steps(receiver: Receiver) -> list[tuple[str, int]]:
+    bodies = [json.loads(d.body) for d in receiver.accepted]
+    return [(b["data"]["account"], b["data"]["step"]) for b in bodies]
 
 
 def test_a_replayed_or_resigned_request_does_not_verify(ctx: AppContext) -> None:
