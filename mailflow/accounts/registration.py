@@ -10,7 +10,7 @@ for a friendly answer and enforced by the unique indexes for the race between tw
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from sqlalchemy import select
@@ -21,6 +21,7 @@ from mailflow import audit
 from mailflow.accounts import documents
 from mailflow.accounts.documents import DocumentError, StoredDocument, Upload
 from mailflow.accounts.rules import message, validate_account_fields, validate_company_fields
+from mailflow.accounts.signups import SignupThrottled, addressee
 from mailflow.config import Settings
 from mailflow.mail import addresses
 from mailflow.mail.outbox import enqueue
@@ -33,12 +34,18 @@ log = logging.getLogger(__name__)
 
 
 class RegistrationRefused(Exception):
-    """The answer to a refused registration: HTTP status (422, 409, 413, 503) and field → zh-TW message."""
+    """The answer to a refused registration: HTTP status (422, 409, 413, 429, 503) and field → zh-TW
+    message; ``retry_after`` (seconds) with a 429."""
 
-    def __init__(self, status: int, errors: dict[str, str]) -> None:
+    def __init__(self, status: int, errors: dict[str, str], retry_after: int | None = None) -> None:
         super().__init__(f"registration refused ({status}): {', '.join(sorted(errors))}")
         self.status = status
         self.errors = errors
+        self.retry_after = retry_after
+
+
+def throttled(exc: SignupThrottled, field: str) -> RegistrationRefused:
+    return RegistrationRefused(429, {field: exc.message}, exc.retry_after)
 
 
 def validate_registration(
@@ -84,10 +91,19 @@ def taken_fields(session: Session, account: str, ubn: str) -> dict[str, str]:
 
 
 def register_general(
-    session: Session, settings: Settings, fields: Mapping[str, Any], upload: Upload | None
+    session: Session, settings: Settings, fields: Mapping[str, Any], upload: Upload | None,
+    admit: Callable[[str], None] | None = None,
 ) -> Application:
-    """Validate, store and commit one general-account registration; raises RegistrationRefused."""
+    """Validate, store and commit one general-account registration; raises RegistrationRefused.
+    ``admit(address)`` (mailflow.accounts.signups.admit_recipient) runs once every rule has passed and
+    may refuse with SignupThrottled, answered 429 on the email field."""
     clean, stored = validate_registration(settings, fields, upload)
+    if admit is not None:
+        try:
+            admit(clean["email"])
+        except SignupThrottled as exc:
+            documents.discard(stored)
+            raise throttled(exc, "email") from None
     try:
         taken = taken_fields(session, clean["account"], clean["ubn"])
         if taken:
@@ -130,7 +146,7 @@ def _write_rows(
     session.flush()
     enqueue(
         session, "registration-received", account.email, message_id_domain=settings.mail.message_id_domain,
-        to_name=account.name, account_id=account.id, application_id=application.id,
+        to_name=addressee(account), account_id=account.id, application_id=application.id,
         context={"name": account.name, "account": account.account, "company_name": application.company_name,
                  "ubn": application.ubn, "submitted_at": submitted_at.isoformat()},
     )

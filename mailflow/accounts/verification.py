@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from mailflow import audit
 from mailflow.accounts import throttle
+from mailflow.accounts.signups import addressee
 from mailflow.accounts.tokens import TokenError, consume, issue_token, load_token, read_signed
 from mailflow.config import Settings
 from mailflow.mail import addresses
@@ -78,7 +79,7 @@ def send_verification_mail(
     context = {"name": account.name, "account": account.account, "kind": account.kind,
                **_link(settings, token, row)}
     return enqueue(session, template, account.email, message_id_domain=settings.mail.message_id_domain,
-                   to_name=account.name, context=context, account_id=account.id, token_id=row.id)
+                   to_name=addressee(account), context=context, account_id=account.id, token_id=row.id)
 
 
 def _link(settings: Settings, token: str, row: VerificationToken) -> dict[str, str]:

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from mailflow import audit
 from mailflow.accounts.rules import check_field
+from mailflow.accounts.signups import addressee
 from mailflow.accounts.tokens import void_tokens_for_address
 from mailflow.accounts.verification import send_verification_mail
 from mailflow.config import Settings
@@ -121,7 +122,7 @@ def _registration_context(account: Account, application: Application) -> dict[st
 def _queue(session: Session, settings: Settings, template: str, account: Account,
            context: dict[str, Any], application_id: int | None = None) -> OutboxMessage:
     return enqueue(session, template, account.email, message_id_domain=settings.mail.message_id_domain,
-                   to_name=account.name, context=context, account_id=account.id,
+                   to_name=addressee(account), context=context, account_id=account.id,
                    application_id=application_id)
 
 

@@ -22,12 +22,14 @@ from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 
 from mailflow import ratelimit
+from mailflow.accounts import signups
 from mailflow.accounts.documents import Upload
 from mailflow.accounts.registration import (
     RegistrationRefused,
     account_taken,
     refuse_several_documents,
     register_general,
+    throttled,
 )
 from mailflow.accounts.rules import (
     ACCOUNT_FIELDS,
@@ -135,13 +137,28 @@ def form_uploads(form: FormData) -> list[Upload]:
             if isinstance(item, UploadFile)]
 
 
-def submit(ctx: AppContext, fields: dict[str, str], uploads: list[Upload]) -> dict[str, Any]:
-    """Run one registration in its own transaction (called in a worker thread: the work is blocking)."""
+def submit(ctx: AppContext, fields: dict[str, str], uploads: list[Upload],
+           client: str | None) -> dict[str, Any]:
+    """Run one registration in its own transaction (called in a worker thread: the work is blocking),
+    within the sign-up limits of mailflow.accounts.signups."""
+    try:
+        signups.admit_client(ctx.db, client)
+    except signups.SignupThrottled as exc:
+        raise throttled(exc, "form") from None
     if len(uploads) > 1:
         raise refuse_several_documents(fields)
     with ctx.db.session() as session:
-        application = register_general(session, ctx.settings, fields, uploads[0] if uploads else None)
+        application = register_general(session, ctx.settings, fields, uploads[0] if uploads else None,
+                                       admit=lambda address: signups.admit_recipient(ctx.db, address))
         return {"id": application.id, "account": application.account.account, "status": "submitted"}
+
+
+def client_of(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def retry_headers(refused: RegistrationRefused) -> dict[str, str]:
+    return {"Retry-After": str(refused.retry_after)} if refused.retry_after is not None else {}
 
 
 def too_large_errors(ctx: AppContext) -> dict[str, str]:
@@ -161,9 +178,11 @@ async def api_register(request: Request) -> JSONResponse:
     except BadForm:
         return JSONResponse({"errors": {"form": BAD_FORM}}, status_code=400)
     try:
-        created = await run_in_threadpool(submit, ctx, form_fields(form), form_uploads(form))
+        created = await run_in_threadpool(submit, ctx, form_fields(form), form_uploads(form),
+                                          client_of(request))
     except RegistrationRefused as refused:
-        return JSONResponse({"errors": refused.errors}, status_code=refused.status)
+        return JSONResponse({"errors": refused.errors}, status_code=refused.status,
+                            headers=retry_headers(refused))
     finally:
         await form.close()
     return JSONResponse(created, status_code=201)
@@ -241,10 +260,12 @@ async def register_submit(request: Request) -> Response:
         submitted = form.get(CSRF_FIELD)
         if not csrf_ok(request, submitted if isinstance(submitted, str) else None):
             return render_form(request, 403, values=fields, notice=CSRF_REFUSED)
-        created = await run_in_threadpool(submit, ctx, fields, form_uploads(form))
+        created = await run_in_threadpool(submit, ctx, fields, form_uploads(form), client_of(request))
     except RegistrationRefused as refused:
-        return render_form(request, refused.status, values=fields, errors=refused.errors,
-                           notice="資料有誤,請依各欄位的說明修正後再送出。")
+        page = render_form(request, refused.status, values=fields, errors=refused.errors,
+                           notice=refused.errors.get("form") or "資料有誤,請依各欄位的說明修正後再送出。")
+        page.headers.update(retry_headers(refused))
+        return page
     finally:
         await form.close()
     # Post/Redirect/Get: reloading the result page must not send the form again (and then answer

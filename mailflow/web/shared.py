@@ -22,13 +22,14 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from mailflow.accounts import shared
+from mailflow.accounts import shared, signups
 from mailflow.accounts.shared import BindingError
 from mailflow.config import Settings
+from mailflow.context import AppContext
 from mailflow.models import Account, AccountKind
 from mailflow.passwords import hash_password
 from mailflow.web.applicant import GIVE_AGAIN
-from mailflow.web.deps import DbSession, RowId, get_settings
+from mailflow.web.deps import DbSession, RowId, app_ctx, get_settings
 from mailflow.web.pages import render
 from mailflow.web.security import CSRF_FIELD, csrf_ok, sign, unsign
 
@@ -108,15 +109,19 @@ def session_payload(session: Session, account: Account) -> dict[str, Any]:
 
 
 def register_shared(
-    session: Session, settings: Settings, data: dict[str, str]
+    session: Session, ctx: AppContext, data: dict[str, str], client: str | None
 ) -> tuple[int, dict[str, Any], Account | None]:
-    """Validate and create a shared account, queue its verification mail: (status, body, account)."""
+    """Validate and create a shared account, queue its verification mail: (status, body, account).
+    Within the sign-up limits of mailflow.accounts.signups: raises SignupThrottled."""
     from mailflow.accounts.rules import validate_account_fields
     from mailflow.accounts.verification import send_verification_mail
 
+    settings = ctx.settings
+    signups.admit_client(ctx.db, client)
     clean, errors = validate_account_fields({k: data.get(k, "") for k in ACCOUNT_FIELDS})
     if errors:
         return 422, {"errors": errors}, None
+    signups.admit_recipient(ctx.db, clean["email"])
     try:
         account = shared.create_shared_account(session, clean, hash_password(clean["password"]))
     except BindingError as exc:
@@ -130,11 +135,21 @@ def register_shared(
     return 201, {"id": account.id, "account": account.account, "status": account.status}, account
 
 
+def _client(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
 @router.post("/api/shared-accounts")
-async def api_register(request: Request, session: DbSession, settings: AppSettings) -> JSONResponse:
+async def api_register(request: Request, session: DbSession) -> JSONResponse:
     data = await _form_fields(request)
-    # Hashing the password takes tens of milliseconds: keep it off the event loop.
-    status, body, _ = await run_in_threadpool(register_shared, session, settings, data)
+    try:
+        # Hashing the password takes tens of milliseconds: keep it off the event loop.
+        status, body, _ = await run_in_threadpool(register_shared, session, app_ctx(request), data,
+                                                  _client(request))
+    except signups.SignupThrottled as exc:
+        field = "email" if exc.reason == "recipient" else "form"
+        return JSONResponse({"errors": {field: exc.message}}, status_code=429,
+                            headers={"Retry-After": str(exc.retry_after)})
     return JSONResponse(body, status_code=status)
 
 
@@ -150,7 +165,13 @@ def _register_page(request: Request, session: Session, settings: Settings, data:
     if not csrf_ok(request, data.get(CSRF_FIELD)):
         return render(request, "shared_register.html", 403, values=values, errors={}, again=again,
                       form_error="表單已過期,請重新送出。")
-    status, body, account = register_shared(session, settings, data)
+    try:
+        status, body, account = register_shared(session, app_ctx(request), data, _client(request))
+    except signups.SignupThrottled as exc:
+        page = render(request, "shared_register.html", 429, values=values, errors={}, again=again,
+                      form_error=exc.message)
+        page.headers["Retry-After"] = str(exc.retry_after)
+        return page
     if account is None:
         return render(request, "shared_register.html", status, values=values, errors=body["errors"],
                       again=again)
