@@ -13,10 +13,11 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from mailflow.models import ApiScope
+from mailflow.models.base import MAX_ROW_ID
 from mailflow.notify import apikeys, events, notifications
 from mailflow.notify.apikeys import ApiRefusal, Caller
 from mailflow.notify.notifications import NotificationRefused
-from mailflow.web.deps import app_ctx
+from mailflow.web.deps import RowId, app_ctx
 
 router = APIRouter(prefix="/api/v1", tags=["notifications"])
 
@@ -126,12 +127,11 @@ def _int(value: str | None, name: str, least: int = 0, most: int | None = None) 
 
 
 @router.get("/notifications/{notification_id}")
-def read_notification(notification_id: str, request: Request, caller: NotifyCaller) -> JSONResponse:
-    """One notification's status, with the bounce (hard, reason, status) when one came back."""
-    found = None
-    if notification_id.isascii() and notification_id.isdigit() and len(notification_id) < 19:
-        with app_ctx(request).db.session() as session:
-            found = notifications.get(session, int(notification_id))
+def read_notification(notification_id: RowId, request: Request, caller: NotifyCaller) -> JSONResponse:
+    """One notification's status, with the bounce (hard, reason, status) when one came back. An id no
+    row can have is refused (404) by the one path-id type before any query."""
+    with app_ctx(request).db.session() as session:
+        found = notifications.get(session, notification_id)
     if found is None:
         return JSONResponse({"error": "查無此通知"}, status_code=404)
     return JSONResponse(found)
@@ -146,7 +146,7 @@ def list_notifications(request: Request, caller: NotifyCaller, reference: str | 
         raise Refused(422, {"errors": {"status": "必須是 " + ", ".join(notifications.STATUSES) + " 之一"}})
     if reference is not None and len(reference) > notifications.MAX_REFERENCE:
         raise Refused(422, {"errors": {"reference": "reference 過長"}})
-    start = _int(after, "after") or 0
+    start = _int(after, "after", 0, MAX_ROW_ID) or 0  # a notification id: an INTEGER column
     size = _int(limit, "limit", 1, notifications.PAGE_MAX) or notifications.PAGE_DEFAULT
     with app_ctx(request).db.session() as session:
         return JSONResponse(notifications.page(session, after=start, reference=reference, status=status,

@@ -135,12 +135,17 @@ def id_routes(app: Any) -> list[tuple[str, str]]:
 
 
 def test_every_path_id_beyond_the_id_columns_is_404(ctx: AppContext, admin: TestClient) -> None:
+    from mailflow.notify import apikeys
+
+    with ctx.db.session() as session:  # the notifications API's routes answer only to a key
+        _row, key = apikeys.add_key(session, ctx.settings, "probe", ["notify", "events"])
+    admin.headers["Authorization"] = f"Bearer {key}"
     routes = id_routes(admin.app)
     assert len(routes) >= 19, routes  # review, support, bindings, account page, dev mailbox
     token = csrf(admin, "/support")
     for method, template in routes:
         for huge in HUGE_IDS:
-            path = re.sub(r"\{\w+\}", huge, template)
+            path = re.sub(r"\{\w+_id\}", huge, template)
             if method == "GET":
                 answer = admin.get(path)
             elif "/api/" in path and method in ("POST", "DELETE"):
@@ -154,6 +159,8 @@ def test_every_path_id_beyond_the_id_columns_is_404(ctx: AppContext, admin: Test
                 assert is_zh_page(answer, 404), (method, path)
     assert admin.post("/support/accounts/1/email", data={"csrf_token": token, "email": "a@example.com",
                                                          "item_id": HUGE_IDS[0]}).status_code == 422
+    # an id in a query (the notifications' paging cursor) is held to the same bound
+    assert admin.get("/api/v1/notifications", params={"after": str(2**31)}).status_code == 422
 
 
 # --- finding 8: sizes, from Content-Length and while streaming ----------------------------------------
