@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from mailflow.context import AppContext
 from mailflow.paths import STATIC_DIR
 from mailflow.web import (
+    apidocs,
     applicant,
     devmailbox,
     health,
@@ -49,13 +50,14 @@ def create_app(ctx: AppContext) -> FastAPI:
             if reads is not None:
                 await reads.close()
 
-    app = FastAPI(title="mailflow", version="0.1.0", docs_url="/api/docs", redoc_url=None,
+    app = FastAPI(title="mailflow", version="0.1.0", docs_url=None, redoc_url=None,
                   openapi_url="/api/openapi.json", lifespan=lifespan)
     app.state.ctx = ctx
     # Routes are matched in order, one by one: the verification link, the most opened page, goes first.
     for module in (verify, health, metrics, applicant, shared, review, support, home):
         app.include_router(module.router)
     notify_api.install(app)  # /api/v1: the Notifications API for the rest of the pass system
+    apidocs.install(app)  # /api/docs with Swagger UI served from here (the CSP allows no CDN)
     staff_auth.install(app)  # /staff/login, /staff/logout and the login-required / forbidden answers
     if ctx.settings.smtp.mode == "capture":
         app.include_router(devmailbox.router)

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from browser.conftest import DESKTOP, PHONE
+from browser.conftest import DESKTOP, PHONE, SMALL_PHONE
 from mailflow.config import Settings
 from mailflow.mail import TEMPLATE_NAMES
 from mailflow.mail.render import sample_context
@@ -83,14 +83,16 @@ def test_every_mail_reads_well_in_a_mail_app_and_in_webmail(browser: Any, settin
     page = context.new_page()
     found: dict[str, list[str]] = {}
     try:
-        for label, viewport in (("phone app", PHONE), ("desktop app", DESKTOP)):
+        for label, viewport in (("small phone app", SMALL_PHONE), ("phone app", PHONE),
+                                ("desktop app", DESKTOP)):
             page.set_viewport_size(viewport)
             page.set_content(html_part)
             found[label] = problems_in(page, text_part, staff=template in STAFF_TEMPLATES)
             in_readme = (template, label) == ("account-approved", "phone app")
             shot(page, f"mail-{template}-{label}", docs=in_readme)
         body = page.evaluate("document.body.innerHTML")  # what a webmail keeps of the message
-        for label, viewport, column in (("phone webmail", PHONE, PHONE["width"]),
+        for label, viewport, column in (("small phone webmail", SMALL_PHONE, SMALL_PHONE["width"]),
+                                        ("phone webmail", PHONE, PHONE["width"]),
                                         ("desktop webmail", DESKTOP, 640)):
             page.set_viewport_size(viewport)
             page.set_content(WEBMAIL_PAGE.format(width=column, body=body))

@@ -69,10 +69,13 @@ def test_the_mailbox_page_renders_each_mail_safely(ctx: AppContext, capture: Cap
     page = client.get("/dev/mailbox")
     assert page.status_code == 200
     assert "通行證系統帳號註冊通知信件" in page.text
-    assert f'<iframe sandbox="" src="/dev/mailbox/{mail_id}/html"' in page.text
+    # sandboxed with nothing allowed but reading its height (scripts stay off: see MAIL_HTML_CSP)
+    frame = f'<iframe class="mail-html" sandbox="allow-same-origin" src="/dev/mailbox/{mail_id}/html"'
+    assert frame in page.text
     assert "<script>alert(1)</script>" not in page.text
     html = client.get(f"/dev/mailbox/{mail_id}/html")
-    assert "sandbox" in html.headers["content-security-policy"]
+    assert "sandbox allow-same-origin" in html.headers["content-security-policy"]
+    assert "allow-scripts" not in html.headers["content-security-policy"]
     assert "default-src 'none'" in html.headers["content-security-policy"]
     assert "感謝您在通行證系統上註冊了一個新帳號" in html.text
     assert client.get(f"/dev/mailbox/{mail_id}/raw").text.count("Message-ID:") == 1
