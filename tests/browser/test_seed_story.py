@@ -101,8 +101,16 @@ def review_and_approve(page: Any, site: LiveSite, shot: Callable[..., Path], pas
     viewer.close()
     shot(page, "review-application", docs=True)
     page.fill("#note", "文件清晰完整")
+    asked: list[str] = []
+
+    def confirm(dialog: Any) -> None:  # 核准 cannot be undone, so the page asks first
+        asked.append(dialog.message)
+        dialog.accept()
+
+    page.once("dialog", confirm)
     with page.expect_navigation():
         page.get_by_role("button", name="核准").click()
+    assert len(asked) == 1 and "核准" in asked[0]
     expect(page.locator("[role=status]")).to_contain_text("已核准")
     expect(page.locator("h1")).to_contain_text("已通過")
 
