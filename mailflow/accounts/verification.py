@@ -26,6 +26,7 @@ from mailflow.accounts.tokens import TokenError, consume, issue_token, load_toke
 from mailflow.config import Settings
 from mailflow.mail import addresses
 from mailflow.mail.outbox import enqueue, is_suppressed
+from mailflow.mail.render import display_hours
 from mailflow.models import (
     Account,
     AccountKind,
@@ -262,7 +263,7 @@ def request_new_mail(
         # The mail would end `suppressed` at once; "queued" would send the applicant waiting for nothing.
         raise VerifyError(409, f"系統無法寄信到此帳號的 Email({account.email}),此地址已停止寄送。"
                           f"請洽客服專線 {settings.mail.support_phone}"
-                          f"(服務時間 {settings.mail.support_hours})"
+                          f"(服務時間 {display_hours(settings.mail.support_hours)})"
                           "確認或更正 Email。", "suppressed")
     message = send_verification_mail(session, settings, account, "verify-reminder")
     audit.record(session, f"account:{account.id}", "verification.resent", "account", account.id,
