@@ -49,6 +49,7 @@ def test_a_shared_account_asks_for_a_binding_and_cancels_it(live_site: LiveSite,
     expect(card).to_contain_text("對方確認後顯示")
     assert page.evaluate(IN_VIEW, "tr.binding button") , "取消請求 is on screen, not behind a scroll"
     assert problems_on(page, width) == []
+    page.evaluate("document.querySelector('form.bind-form').scrollIntoView()")  # the form and the request
     shot(page, f"account-binding-{width}", docs=width == 360)
     live_site.wait_for_mail("binding-request", "harbor01@example.com")
     with page.expect_navigation():
