@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import select as io_select
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
@@ -296,9 +297,10 @@ def wait_for_mail(client: IMAPClient, stop: threading.Event, seconds: float) -> 
     """IDLE until the server reports new mail, ``stop`` is set or ``seconds`` pass; True on new mail.
     Raises ConnectionError when the server closes the connection meanwhile (a restart, a kick): the
     socket then reads as ready with nothing in it, which idle_check alone reports as "no news"."""
+    _forget_mailbox_news(client)
     client.idle()
     deadline = time.monotonic() + seconds
-    changed = False
+    changed = _news_already_read(client)
     while not stop.is_set() and not changed:
         left = deadline - time.monotonic()
         if left <= 0:
@@ -314,6 +316,37 @@ def wait_for_mail(client: IMAPClient, stop: threading.Event, seconds: float) -> 
         changed = any(len(r) > 1 and r[1] in (b"EXISTS", b"RECENT") for r in responses)
     client.idle_done()
     return changed
+
+
+MAILBOX_NEWS = ("EXISTS", "RECENT")
+
+
+def _forget_mailbox_news(client: IMAPClient) -> None:
+    """Drop the counts earlier commands (SELECT, NOOP) left with the IMAP library: the pass that just ran
+    has read the mailbox since, so only what the server says from IDLE on is news."""
+    for key in MAILBOX_NEWS:
+        client._imap.untagged_responses.pop(key, None)
+
+
+def _news_already_read(client: IMAPClient) -> bool:
+    """Whether the server spoke as IDLE began, in bytes the IMAP library has already taken off the socket.
+    A mail that arrived between the last pass and IDLE is announced at once, often in the same packet as
+    the '+ idling' continuation: imaplib then files the EXISTS away while reading that line, or keeps it in
+    its read buffer, and a select() on the socket never wakes for it — the reader would sleep until the
+    next IDLE renewal (29 minutes). Either way there is something to read: treat it as news (a spurious
+    pass costs one SEARCH)."""
+    imap_conn = client._imap
+    if any(imap_conn.untagged_responses.get(key) for key in MAILBOX_NEWS):
+        return True
+    sock = client.socket()
+    sock.setblocking(False)  # peek must not wait: it reads the socket only when the buffer is empty
+    try:
+        return bool(imap_conn.file.peek(1))
+    except (BlockingIOError, ssl.SSLWantReadError):
+        return False
+    finally:
+        sock.setblocking(True)
+        client._set_read_timeout()
 
 
 class MailboxWatcher:

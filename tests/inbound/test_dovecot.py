@@ -337,3 +337,20 @@ def test_mailflow_run_reads_the_mailbox_as_mail_arrives(watcher_ctx: AppContext,
     finally:
         worker.close()
     assert "IMAP mailbox" in worker.output()
+
+
+def test_mail_that_arrived_just_before_idle_is_heard_at_once(dovecot: DovecotServer,  # noqa: F811
+                                                             mailbox: IMAPClient) -> None:
+    """A mail appended between the reader's last look and its IDLE: the server reports it as IDLE starts,
+    often in the same packet as IDLE's '+ idling', which the IMAP library has then already read into its
+    buffer. Waiting on the socket alone would sleep through it until the next IDLE renewal."""
+    reader = IMAPClient(dovecot.host, dovecot.port, ssl=False, timeout=30)
+    reader.login(dovecot.user, dovecot.password)
+    try:
+        for n in range(5):  # the packet split is the server's choice: several rounds
+            reader.select_folder("INBOX")
+            reader.noop()
+            mailbox.append("INBOX", BOUNCE_LIKE + f"round {n}\r\n".encode())
+            assert imap.wait_for_mail(reader, threading.Event(), 10.0), f"round {n}: missed"
+    finally:
+        reader.logout()
