@@ -34,7 +34,8 @@ from mailflow.timeutil import now
 if TYPE_CHECKING:  # only for the annotation: the web's reader is handed in by the route
     from mailflow.web.loopreads import LoopReads
 
-PURPOSES = (TokenPurpose.VERIFY_EMAIL, TokenPurpose.BINDING)
+PURPOSES = (TokenPurpose.VERIFY_EMAIL, TokenPurpose.BINDING, TokenPurpose.PASSWORD_RESET,
+            TokenPurpose.EMAIL_CHANGE)
 MAX_TOKEN_LENGTH = 2048
 
 MSG_TAMPERED = "此連結無效或已被修改,請使用信件中的完整連結;若仍無法使用,請重新申請驗證信。"

@@ -33,7 +33,7 @@ from mailflow.paths import templates_dir
 from mailflow.timeutil import now, roc_date, roc_datetime, taipei
 
 # Raw tokens live in these context keys only until the mail reaches a final state (see outbox.transition).
-SECRET_CONTEXT_KEYS = ("verify_url", "confirm_url")
+SECRET_CONTEXT_KEYS = ("verify_url", "confirm_url", "reset_url")
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
 
@@ -451,6 +451,7 @@ def sample_context(template: str, settings: Settings) -> dict[str, Any]:
                             "shared_name": "陳大文", "shared_account": "shared5678",
                             "confirm_url": f"{base}/verify/sample-binding-token", "expires_at": expires},
         "support-digest": _digest_sample(taipei(submitted).date(), base),
+        **_selfservice_samples(base, submitted, person),
         "pass-issued": {**_pass_sample(settings), "valid_until": "116年11月30日"},
         "pass-expiring": {**_pass_sample(settings), "valid_until": "115年12月31日", "days_left": "30"},
     }
@@ -461,6 +462,25 @@ def sample_context(template: str, settings: Settings) -> dict[str, Any]:
     for values in samples.values():
         merged.update(values)
     return merged
+
+
+def _selfservice_samples(base: str, moment: datetime, person: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """The self-service mails (mailflow.accounts.selfservice builds the same keys)."""
+    links = {"login_url": f"{base}/account", "forgot_url": f"{base}/password/forgot"}
+    changed = {**person, **links, "changed_at": moment.isoformat()}
+    return {
+        "password-reset": {**person, "reset_url": f"{base}/password/reset/sample-token",
+                           "expires_at": (moment + timedelta(hours=1)).isoformat()},
+        "password-changed": {**changed, "via": "reset"},
+        "account-reminder": {**links, "accounts": [
+            {"account": "example1234", "kind": "general", "companies": ["臺灣港務股份有限公司基隆分公司"]},
+            {"account": "shared5678", "kind": "shared",
+             "companies": ["臺灣港務股份有限公司基隆分公司", "高雄港埠物流股份有限公司"]}]},
+        "email-change": {**person, "old_address": "w***@example.com",
+                         "verify_url": f"{base}/verify/sample-email-token",
+                         "expires_at": (moment + timedelta(hours=24)).isoformat()},
+        "email-changed": {**changed, "new_address": "w***@harbour-logistics.com.tw"},
+    }
 
 
 def _pass_sample(settings: Settings) -> dict[str, Any]:

@@ -110,6 +110,8 @@ class Application(Base):
 class TokenPurpose:
     VERIFY_EMAIL = "verify-email"
     BINDING = "binding"
+    PASSWORD_RESET = "password-reset"  # 1 h; voided by a login, a newer link, a password or Email change
+    EMAIL_CHANGE = "email-change"  # bound to the NEW address, completed at /verify with the password
 
 
 class VerificationToken(Base):

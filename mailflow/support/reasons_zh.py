@@ -113,6 +113,11 @@ MAIL_TITLES: dict[str, str] = {
     "verify-reminder": "Email 驗證提醒",
     "binding-request": "共用帳號綁定確認信",
     "support-digest": "客服每日摘要",
+    "password-reset": "重設密碼通知信件",
+    "password-changed": "密碼變更通知",
+    "account-reminder": "帳號查詢通知",
+    "email-change": "變更Email確認信件(寄到新的Email)",
+    "email-changed": "Email變更通知(寄到原來的Email)",
     "pass-issued": "通行證核發通知",
     "pass-expiring": "通行證即將到期",
 }

@@ -27,6 +27,11 @@ SUBJECTS = {
     "verify-reminder": "通行證系統Email驗證提醒",
     "binding-request": "通行證系統共用帳號綁定確認通知",
     "support-digest": "通行證系統客服每日摘要",
+    "password-reset": "通行證系統重設密碼通知信件",
+    "password-changed": "通行證系統密碼變更通知",
+    "account-reminder": "通行證系統帳號查詢通知",
+    "email-change": "通行證系統變更Email確認信件",
+    "email-changed": "通行證系統Email變更通知",
     "pass-issued": "通行證核發通知",
     "pass-expiring": "通行證即將到期",
 }
