@@ -1,11 +1,16 @@
-"""Verification tokens: signed strings bound to an account, a purpose and the exact recipient address,
-with a server-side row (only the SHA-256 of the string is stored) that enforces single use, voiding and
-expiry.
+"""Verification tokens: short opaque strings naming a server-side row that binds them to an account, a
+purpose and the exact recipient address, and enforces single use, voiding and expiry (only the SHA-256 of
+the string is stored).
 
-Format: ``<payload>.<signature>``, both base64url without padding. The payload is compact JSON
-``{"a": account id, "p": purpose, "e": address, "t": issued (unix seconds), "j": random id}``; the
-signature is HMAC-SHA256 over the payload with a key derived from security.secret_key and the purpose,
-so a token made for one purpose never verifies as another.
+Format (issued since issue 17 item 5): ``<id>.<mac>``, 39 characters — ``id`` is 16 random bytes
+(22 base64url characters, the row's ``jti``), ``mac`` the first 12 bytes of HMAC-SHA256 over the id with a
+key derived from security.secret_key (16 characters). The token says nothing about its account or
+address: the binding lives in the row. The MAC lets a made-up or mistyped link be refused without a
+query, and means a copy of the database alone (jti column) does not give working links.
+
+Links issued before carry ``<payload>.<signature>``: compact JSON ``{"a","p","e","t","j"}`` in readable
+base64url, signed with a per-purpose key. They keep working until they expire (security.token_ttl_hours);
+nothing issues them any more.
 """
 
 from __future__ import annotations
@@ -37,6 +42,11 @@ if TYPE_CHECKING:  # only for the annotation: the web's reader is handed in by t
 PURPOSES = (TokenPurpose.VERIFY_EMAIL, TokenPurpose.BINDING, TokenPurpose.PASSWORD_RESET,
             TokenPurpose.EMAIL_CHANGE)
 MAX_TOKEN_LENGTH = 2048
+ID_BYTES = 16
+MAC_BYTES = 12
+ID_CHARS = 22  # len(base64url(16 bytes)) without padding
+MAC_CHARS = 16  # len(base64url(12 bytes))
+_ALPHABET = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 
 MSG_TAMPERED = "此連結無效或已被修改,請使用信件中的完整連結;若仍無法使用,請重新申請驗證信。"
 MSG_EXPIRED = "此連結已逾期,請重新申請驗證信。"
@@ -70,6 +80,43 @@ def _signature(settings: Settings, purpose: str, payload: str) -> str:
     return _b64encode(digest)
 
 
+def _link_mac(settings: Settings, jti: str) -> str:
+    key = _derived_key(settings.security.secret_key, "opaque-link")
+    return _b64encode(hmac.new(key, jti.encode("ascii"), hashlib.sha256).digest()[:MAC_BYTES])
+
+
+def make_token(settings: Settings) -> tuple[str, str]:
+    """A fresh opaque token and its id (the row's ``jti``)."""
+    jti = _b64encode(secrets.token_bytes(ID_BYTES))
+    return f"{jti}.{_link_mac(settings, jti)}", jti
+
+
+def _is_opaque(token: str) -> bool:
+    jti, _, mac = token.partition(".")
+    return (len(jti) == ID_CHARS and len(mac) == MAC_CHARS and _ALPHABET.issuperset(jti)
+            and _ALPHABET.issuperset(mac))
+
+
+def read_token(settings: Settings, token: str) -> tuple[str, dict[str, Any] | None]:
+    """(jti, the legacy payload or None) of a token that is ours; TokenError 400 otherwise. An opaque
+    token's binding is only in its row; a legacy one's payload must match its row too."""
+    if token and _is_opaque(token):
+        jti, _, mac = token.partition(".")
+        if not hmac.compare_digest(_link_mac(settings, jti), mac):
+            raise TokenError(400, MSG_TAMPERED, "tampered")
+        return jti, None
+    body = read_signed(settings, token)
+    return str(body["j"]), body
+
+
+def token_id(settings: Settings, token: str) -> str | None:
+    """The row id (jti) a token names when it is ours, else None: what a per-link lock is keyed by."""
+    try:
+        return read_token(settings, token)[0]
+    except TokenError:
+        return None
+
+
 def token_hash(token: str) -> bytes:
     return hashlib.sha256(token.encode("utf-8")).digest()
 
@@ -81,7 +128,7 @@ def sign_token(settings: Settings, account_id: int, purpose: str, address: str, 
 
 
 def read_signed(settings: Settings, token: str) -> dict[str, Any]:
-    """The payload of a token whose signature holds; TokenError 400 otherwise."""
+    """The payload of a legacy (long, signed) token whose signature holds; TokenError 400 otherwise."""
     tampered = TokenError(400, MSG_TAMPERED, "tampered")
     if not token or len(token) > MAX_TOKEN_LENGTH or token.count(".") != 1:
         raise tampered
@@ -137,8 +184,7 @@ def issue_token(
         raise ValueError(f"unknown token purpose {purpose!r}")
     void_tokens(session, account.id, purpose, binding_id if purpose == TokenPurpose.BINDING else None)
     issued = now().replace(microsecond=0)
-    jti = secrets.token_urlsafe(18)
-    token = sign_token(settings, account.id, purpose, address, int(issued.timestamp()), jti)
+    token, jti = make_token(settings)
     row = VerificationToken(
         jti=jti, token_hash=token_hash(token), account_id=account.id, purpose=purpose, address=address,
         binding_id=binding_id, issued_at=issued,
@@ -153,11 +199,15 @@ def issue_token(
 _TOKEN_BY_JTI = select(VerificationToken).where(VerificationToken.jti == bindparam("jti"))
 
 
-def load_token(session: Session, settings: Settings, token: str) -> VerificationToken:
-    """The stored row of a usable token. TokenError: 400 malformed or tampered, 410 expired, used or
+def load_token(session: Session, settings: Settings, token: str,
+               purposes: tuple[str, ...] | None = None) -> VerificationToken:
+    """The stored row of a usable token (of one of ``purposes`` when given: a link made for another
+    purpose is 400 like a forged one). TokenError: 400 malformed or tampered, 410 expired, used or
     voided."""
-    body = read_signed(settings, token)
-    row = session.scalar(_TOKEN_BY_JTI, {"jti": body["j"]})
+    jti, body = read_token(settings, token)
+    row = session.scalar(_TOKEN_BY_JTI, {"jti": jti})
+    if row is not None and purposes is not None and row.purpose not in purposes:
+        row = None
     return _usable(row, body, token)
 
 
@@ -219,37 +269,49 @@ def preview_token(connection: Connection, settings: Settings, token: str) -> Tok
     """The checks of load_token, for a page that only reads: one Core query on a plain connection (no
     ORM session or identity map: they were most of the /verify page's time). A token whose account is
     gone is tampered (400), like one that was never issued."""
-    body = read_signed(settings, token)
-    found = connection.execute(_PREVIEW, {"jti": body["j"]}).mappings().first()
+    jti, body = read_token(settings, token)
+    found = connection.execute(_PREVIEW, {"jti": jti}).mappings().first()
     return _previewed(found, body, token)
 
 
 async def preview_token_on_loop(reads: LoopReads, settings: Settings, token: str) -> TokenPreview:
     """preview_token through the web's reads on the event loop (mailflow.web.loopreads)."""
-    body = read_signed(settings, token)
-    return _previewed(await reads.first(_PREVIEW, {"jti": body["j"]}), body, token)
+    jti, body = read_token(settings, token)
+    return _previewed(await reads.first(_PREVIEW, {"jti": jti}), body, token)
 
 
-def _previewed(found: Mapping[Any, Any] | None, body: dict[str, Any], token: str) -> TokenPreview:
+def _previewed(found: Mapping[Any, Any] | None, body: dict[str, Any] | None, token: str) -> TokenPreview:
     if found is None:
         raise TokenError(400, MSG_TAMPERED, "tampered")
     return _usable(TokenPreview(**found), body, token)
 
 
-def _usable(row: T | None, body: dict[str, Any], token: str) -> T:
-    """``row`` when it is the one issued for exactly this signed ``token`` and is still open."""
+def _usable(row: T | None, body: dict[str, Any] | None, token: str) -> T:
+    """``row`` when it is the one issued for exactly this ``token`` and is still open (TokenError 400 or
+    410 otherwise)."""
+    row = issued_for(row, body, token)
+    refuse_dead(row)
+    return row
+
+
+def issued_for(row: T | None, body: dict[str, Any] | None, token: str) -> T:
+    """``row`` when it was issued for exactly this ``token`` (open or not); TokenError 400 otherwise."""
     tampered = TokenError(400, MSG_TAMPERED, "tampered")
     if row is None or not hmac.compare_digest(bytes(row.token_hash), token_hash(token)):
-        raise tampered  # signed by us but not issued from this database: treat as forged
-    if (row.account_id, row.purpose, row.address) != (body["a"], body["p"], body["e"]):
+        raise tampered  # made with our key but not issued from this database: treat as forged
+    if body is not None and (row.account_id, row.purpose, row.address) != (body["a"], body["p"], body["e"]):
         raise tampered
+    return row
+
+
+def refuse_dead(row: StoredToken) -> None:
+    """TokenError 410 for a used, voided or expired token."""
     if row.used_at is not None:
         raise TokenError(410, MSG_USED, "used")
     if row.voided_at is not None:
         raise TokenError(410, MSG_VOIDED, "voided")
     if row.expires_at <= now():
         raise TokenError(410, MSG_EXPIRED, "expired")
-    return row
 
 
 def consume(session: Session, row: VerificationToken) -> bool:

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from mailflow import audit
 from mailflow.accounts import throttle
 from mailflow.accounts.signups import addressee
-from mailflow.accounts.tokens import TokenError, consume, issue_token, load_token, read_signed
+from mailflow.accounts.tokens import TokenError, consume, issue_token, load_token, read_token
 from mailflow.config import Settings
 from mailflow.mail import addresses
 from mailflow.mail.outbox import enqueue, is_suppressed
@@ -175,7 +175,7 @@ def _moved_away(session: Session, settings: Settings, token: str, password: str)
     """The 409 for a dead token whose account's address changed since it was sent, once the password
     is right; None otherwise. Wrong passwords on a dead token are not counted: nothing is left to void."""
     # load_token got past the signature and stored-hash checks, so the row at this jti is the token's.
-    jti = read_signed(settings, token)["j"]
+    jti = read_token(settings, token)[0]
     row = session.scalar(select(VerificationToken).where(VerificationToken.jti == jti))
     account = session.get(Account, row.account_id) if row is not None else None
     # The address first: argon2 runs only for the rare link whose address changed.

@@ -1,10 +1,12 @@
-"""Verification tokens: signed, address-bound, stored as a hash, single use, voided by newer ones,
-expiring."""
+"""Verification tokens: short and opaque (the binding to account, purpose and address is server-side),
+stored as a hash, single use, voided by newer ones, expiring; the long signed links issued before keep
+working until they expire."""
 
 from __future__ import annotations
 
 import base64
 import json
+import secrets
 from datetime import timedelta
 
 import pytest
@@ -38,6 +40,21 @@ def issue(ctx: AppContext, account_id: int, address: str = "Wang@Example.com",
         return token, row.id
 
 
+def issue_legacy(ctx: AppContext, account_id: int, address: str = "Wang@Example.com",
+                 purpose: str = TokenPurpose.VERIFY_EMAIL) -> tuple[str, int]:
+    """A link in the long signed format mailed before issue 17 item 5, with its row."""
+    with ctx.db.session() as session:
+        issued = now().replace(microsecond=0)
+        jti = secrets.token_urlsafe(18)  # as the old issue_token made them
+        token = tokens.sign_token(ctx.settings, account_id, purpose, address, int(issued.timestamp()), jti)
+        row = VerificationToken(jti=jti, token_hash=tokens.token_hash(token), account_id=account_id,
+                                purpose=purpose, address=address, issued_at=issued,
+                                expires_at=issued + timedelta(hours=72))
+        session.add(row)
+        session.flush()
+        return token, row.id
+
+
 def load_status(ctx: AppContext, token: str) -> int | str:
     with ctx.db.session() as session:
         try:
@@ -47,35 +64,76 @@ def load_status(ctx: AppContext, token: str) -> int | str:
         return "ok"
 
 
-def test_a_token_carries_its_binding_and_is_stored_only_as_a_hash(ctx: AppContext) -> None:
+def test_a_token_is_short_opaque_bound_server_side_and_stored_only_as_a_hash(ctx: AppContext) -> None:
     account_id = add_account(ctx)
     token, row_id = issue(ctx, account_id)
-    body = tokens.read_signed(ctx.settings, token)
-    assert (body["a"], body["p"], body["e"]) == (account_id, "verify-email", "Wang@Example.com")
+    assert len(token) < 60 and len(token) == tokens.ID_CHARS + 1 + tokens.MAC_CHARS
+    # Nothing readable in it: not the address, not the account, in any encoding.
+    decoded = base64.urlsafe_b64decode(token.split(".")[0] + "==")
+    for secret in (b"Wang", b"wang", b"example", str(account_id).encode() + b",", b"verify"):
+        assert secret not in decoded and secret.decode() not in token
     with ctx.db.session() as session:
         row = session.get(VerificationToken, row_id)
         assert row is not None
+        assert (row.account_id, row.purpose, row.address) == (account_id, "verify-email", "Wang@Example.com")
         assert token.encode() not in bytes(row.token_hash) and len(row.token_hash) == 32
         assert row.expires_at - row.issued_at == timedelta(hours=72)
         loaded = load_token(session, ctx.settings, token)
         assert loaded.id == row_id
 
 
-@pytest.mark.parametrize("mangle", [
+MANGLES = [
     lambda t: t[:-2] + ("AA" if not t.endswith("AA") else "BB"),  # signature changed
+    lambda t: ("B" if t[0] == "A" else "A") + t[1:],  # id changed
     lambda t: t.split(".")[0],  # no signature
     lambda t: "",
     lambda t: "not-a-token",
     lambda t: t + ".x",
     lambda t: "!!!." + t.split(".")[1],
-])
+]
+
+
+@pytest.mark.parametrize("mangle", MANGLES)
 def test_a_tampered_or_malformed_token_is_400(ctx: AppContext, mangle) -> None:
     token, _ = issue(ctx, add_account(ctx))
+    assert load_status(ctx, token) == "ok"
     assert load_status(ctx, mangle(token)) == 400
 
 
-def test_changing_the_bound_address_in_the_payload_breaks_the_signature(ctx: AppContext) -> None:
-    token, _ = issue(ctx, add_account(ctx))
+@pytest.mark.parametrize("mangle", MANGLES)
+def test_a_tampered_legacy_token_is_400(ctx: AppContext, mangle) -> None:
+    token, _ = issue_legacy(ctx, add_account(ctx))
+    assert load_status(ctx, token) == "ok"
+    assert load_status(ctx, mangle(token)) == 400
+
+
+def test_an_opaque_token_with_a_valid_mac_but_no_row_is_400(ctx: AppContext) -> None:
+    forged, _ = tokens.make_token(ctx.settings)  # made with our key, never stored
+    assert load_status(ctx, forged) == 400
+
+
+def test_a_token_of_another_purpose_than_asked_is_400(ctx: AppContext) -> None:
+    token, _ = issue(ctx, add_account(ctx), purpose=TokenPurpose.BINDING)
+    with ctx.db.session() as session, pytest.raises(TokenError) as caught:
+        load_token(session, ctx.settings, token, purposes=(TokenPurpose.VERIFY_EMAIL,))
+    assert caught.value.status == 400
+    with ctx.db.session() as session:
+        assert load_token(session, ctx.settings, token, purposes=(TokenPurpose.BINDING,)).purpose == "binding"
+
+
+def test_a_legacy_link_still_loads_until_it_expires(ctx: AppContext) -> None:
+    account_id = add_account(ctx)
+    token, row_id = issue_legacy(ctx, account_id)
+    assert len(token) > 100 and load_status(ctx, token) == "ok"
+    with ctx.db.session() as session:
+        row = session.get(VerificationToken, row_id)
+        assert row is not None
+        row.expires_at = now() - timedelta(seconds=1)
+    assert load_status(ctx, token) == 410
+
+
+def test_changing_the_bound_address_in_a_legacy_payload_breaks_the_signature(ctx: AppContext) -> None:
+    token, _ = issue_legacy(ctx, add_account(ctx))
     payload, sig = token.split(".")
     body = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     body["e"] = "forwarded@example.org"
@@ -84,12 +142,14 @@ def test_changing_the_bound_address_in_the_payload_breaks_the_signature(ctx: App
 
 
 def test_a_token_signed_with_another_key_or_for_another_purpose_is_400(ctx: AppContext, db_url: str) -> None:
-    token, _ = issue(ctx, add_account(ctx))
+    account_id = add_account(ctx)
     other: Settings = load_settings(None, {"MAILFLOW_DATABASE__URL": db_url,
                                            "MAILFLOW_SECURITY__SECRET_KEY": "another-secret-key-0123456789"})
-    with ctx.db.session() as session, pytest.raises(TokenError) as caught:
-        load_token(session, other, token)
-    assert caught.value.status == 400
+    for token, _ in (issue(ctx, account_id), issue_legacy(ctx, account_id, purpose=TokenPurpose.BINDING)):
+        with ctx.db.session() as session, pytest.raises(TokenError) as caught:
+            load_token(session, other, token)
+        assert caught.value.status == 400
+    token, _ = issue_legacy(ctx, add_account(ctx, "other5678", "other@example.com"), "other@example.com")
     payload, sig = token.split(".")
     body = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     body["p"] = "binding"
@@ -145,3 +205,16 @@ def test_void_tokens_for_address_matches_case_insensitively(ctx: AppContext) -> 
     assert load_status(ctx, token) == 410
     with ctx.db.session() as session:
         assert session.scalar(select(VerificationToken.voided_at)) is not None
+
+
+def test_a_legacy_link_mailed_before_the_short_format_still_verifies(ctx: AppContext, client) -> None:
+    from tests.web.test_verify import PASSWORD
+    from tests.web.test_verify import add_account as add_applicant
+
+    account_id = add_applicant(ctx)
+    token, _ = issue_legacy(ctx, account_id, "example@gmail.com")
+    assert client.get(f"/verify/{token}").status_code == 200
+    assert client.post(f"/verify/{token}", data={"password": PASSWORD}).status_code == 200
+    with ctx.db.session() as session:
+        account = session.get(Account, account_id)
+        assert account is not None and account.is_verified
