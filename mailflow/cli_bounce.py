@@ -24,14 +24,20 @@ def register(subparsers: Any) -> None:
     parse.set_defaults(func=run_parse)
 
 
-def result_line(path: str) -> dict[str, Any]:
-    """The contract's JSON object for one file; unreadable files come out as kind "other"."""
+def read_file(path: str) -> bytes | None:
+    """The file's bytes, or None after saying on stderr why it cannot be read."""
     try:
         with open(path, "rb") as fh:
-            raw = fh.read()
+            return fh.read()
     except OSError as exc:
-        # The contract's line still goes to stdout; the operator also learns why, on stderr.
         print(f"mailflow bounce parse: cannot read {path}: {exc.strerror or exc}", file=sys.stderr)
+        return None
+
+
+def result_line(path: str, raw: bytes | None) -> dict[str, Any]:
+    """The contract's JSON object for one file; an unreadable one (raw None) still gets its line, kind
+    "other"."""
+    if raw is None:
         return {"file": path, "kind": "other", "recipients": []}
     analysis = analyze(raw)
     return {
@@ -52,11 +58,19 @@ def result_line(path: str) -> dict[str, Any]:
 
 
 def run_parse(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    """Every file gets its line; the exit code is 1 when any file could not be read (a script notices a
+    typo in a path), 0 otherwise."""
     stream = out or sys.stdout
+    unreadable = 0
     for path in args.files:
-        stream.write(json.dumps(result_line(path), ensure_ascii=False) + "\n")
+        raw = read_file(path)
+        unreadable += raw is None
+        stream.write(json.dumps(result_line(path, raw), ensure_ascii=False) + "\n")
         stream.flush()
-    return 0
+    if unreadable:
+        print(f"mailflow bounce parse: {unreadable} of {len(args.files)} file(s) could not be read",
+              file=sys.stderr)
+    return 1 if unreadable else 0
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "mailflow-bounce") -> int:

@@ -18,6 +18,12 @@ def taipei(moment: datetime) -> datetime:
     return moment.astimezone(TAIPEI)
 
 
+def iso_taipei(moment: datetime | None) -> str | None:
+    """The one way machines read a time from us (JSON of the CLI and the API, the CSV): ISO 8601 in
+    Taipei time with its offset, to the second, e.g. '2026-11-29T10:02:11+08:00'. None stays None."""
+    return taipei(moment).isoformat(timespec="seconds") if moment is not None else None
+
+
 def roc_date(day: date | datetime) -> str:
     """民國 date, e.g. 2009-04-13 -> '98年4月13日' (a datetime is read in Taipei time)."""
     if isinstance(day, datetime):

@@ -1,6 +1,6 @@
 """The real `mailflow` command at the edges of its pipes: a stdout whose reader went away (`| head -1`)
 ends it quietly, and `bounce parse` says on stderr which file it could not read while keeping the
-contract's line and exit code."""
+contract's line for every file, exiting 1 when one could not be read."""
 
 from __future__ import annotations
 
@@ -63,10 +63,21 @@ def test_bounce_parse_names_an_unreadable_file_on_stderr_and_goes_on(tmp_path: P
     done = subprocess.run([sys.executable, "-m", "mailflow", "bounce", "parse", missing, str(readable)],
                           capture_output=True, text=True, env=cli_env(db_url, tmp_path), cwd=REPO,
                           timeout=120)
-    assert done.returncode == 0
+    assert done.returncode == 1
     lines = [json.loads(line) for line in done.stdout.splitlines()]
     assert lines[0] == {"file": missing, "kind": "other", "recipients": []}
     assert [line["file"] for line in lines] == [missing, str(readable)]
     warnings = [line for line in done.stderr.splitlines() if missing in line]
     assert len(warnings) == 1 and "cannot read" in warnings[0], done.stderr
     assert str(readable) not in done.stderr
+    assert "1 of 2 file(s) could not be read" in done.stderr
+
+
+def test_bounce_parse_of_readable_files_exits_0(tmp_path: Path, db_url: str) -> None:
+    readable = tmp_path / "hello.eml"
+    readable.write_bytes(b"From: a@example.com\r\nTo: b@example.com\r\nSubject: hi\r\n\r\nhello\r\n")
+    done = subprocess.run([sys.executable, "-m", "mailflow", "bounce", "parse", str(readable)],
+                          capture_output=True, text=True, env=cli_env(db_url, tmp_path), cwd=REPO,
+                          timeout=120)
+    assert done.returncode == 0 and done.stderr == ""
+    assert json.loads(done.stdout) == {"file": str(readable), "kind": "other", "recipients": []}

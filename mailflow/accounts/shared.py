@@ -43,7 +43,7 @@ from mailflow.models import (
 from mailflow.models.base import MAX_ROW_ID
 from mailflow.notify.events import binding_data, emit_event
 from mailflow.refusals import Refused
-from mailflow.timeutil import now
+from mailflow.timeutil import iso_taipei, now
 
 LIVE_STATUSES = (BindingStatus.PENDING, BindingStatus.ACTIVE)
 
@@ -164,8 +164,8 @@ def describe_binding(session: Session, binding: Binding) -> dict[str, Any]:
         "general_account": general.account if general else None,
         "ubn": company.ubn if company else None,
         "company_name": company.name if company else None,
-        "requested_at": binding.requested_at.isoformat(),
-        "confirmed_at": binding.confirmed_at.isoformat() if binding.confirmed_at else None,
+        "requested_at": iso_taipei(binding.requested_at),
+        "confirmed_at": iso_taipei(binding.confirmed_at),
         "flags": account_flags(general) if general else [],
     }
 

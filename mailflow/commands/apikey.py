@@ -15,7 +15,7 @@ from sqlalchemy import select
 from mailflow.commands import app_context
 from mailflow.models import ApiKey, ApiScope
 from mailflow.notify import apikeys
-from mailflow.timeutil import taipei
+from mailflow.timeutil import iso_taipei
 
 NAME = re.compile(r"^[A-Za-z0-9._-]{1,60}$")
 
@@ -44,19 +44,16 @@ def cmd_add(args: argparse.Namespace) -> int:
     return 0
 
 
-def _iso(value: Any) -> str | None:
-    return taipei(value).isoformat(timespec="seconds") if value is not None else None
-
 
 def cmd_list(args: argparse.Namespace) -> int:
     ctx = app_context(args)
     try:
         with ctx.db.session() as session:
             rows: list[dict[str, Any]] = [{"name": k.name, "prefix": k.prefix, "scopes": k.scopes,
-                     "rate_per_minute": k.rate_per_minute, "created_at": _iso(k.created_at),
-                     "last_used_at": _iso(k.last_used_at),
-                     "revoked_at": _iso(k.revoked_at), "requests": k.allowed, "rate_limited": k.rate_limited,
-                     "refused": k.refused}
+                     "rate_per_minute": k.rate_per_minute, "created_at": iso_taipei(k.created_at),
+                     "last_used_at": iso_taipei(k.last_used_at),
+                     "revoked_at": iso_taipei(k.revoked_at), "requests": k.allowed,
+                     "rate_limited": k.rate_limited, "refused": k.refused}
                     for k in session.scalars(select(ApiKey).order_by(ApiKey.name))]
     finally:
         ctx.db.dispose()

@@ -13,11 +13,12 @@ from sqlalchemy.orm import Session
 
 from mailflow.accounts.verification import VERIFY_TEMPLATES, RenewRefused, renew_link
 from mailflow.commands import app_context
+from mailflow.commands.table import minute, print_table
 from mailflow.config import Settings
 from mailflow.mail.outbox import transition
 from mailflow.mail.wake import mail_queued
 from mailflow.models import OutboxMessage, OutboxStatus
-from mailflow.timeutil import now, taipei
+from mailflow.timeutil import iso_taipei, now
 
 STATUSES = (OutboxStatus.QUEUED, OutboxStatus.SENDING, OutboxStatus.SENT, OutboxStatus.RETRY,
             OutboxStatus.FAILED, OutboxStatus.SUPPRESSED)
@@ -28,16 +29,13 @@ NEEDS_SECRET = {"account-approved": "verify_url", "verify-reminder": "verify_url
                 "binding-request": "confirm_url"}
 
 
-def _iso(value: Any) -> str | None:
-    return taipei(value).isoformat() if value is not None else None
-
 
 def row_summary(row: OutboxMessage) -> dict[str, Any]:
     return {
         "id": row.id, "template": row.template, "to": row.to_address, "status": row.status,
-        "attempts": row.attempts, "created_at": _iso(row.created_at),
-        "next_attempt_at": _iso(row.next_attempt_at),
-        "sent_at": _iso(row.sent_at), "last_reply": row.last_reply, "message_id": row.message_id,
+        "attempts": row.attempts, "created_at": iso_taipei(row.created_at),
+        "next_attempt_at": iso_taipei(row.next_attempt_at),
+        "sent_at": iso_taipei(row.sent_at), "last_reply": row.last_reply, "message_id": row.message_id,
     }
 
 
@@ -58,13 +56,11 @@ def cmd_list(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, ensure_ascii=False))
         return 0
-    if not rows:
-        print("outbox is empty" + (f" (status {args.status})" if args.status else ""))
-    for row in rows:
-        when = (row["created_at"] or "")[:16].replace("T", " ")
-        reply = (row["last_reply"] or "")[:60]
-        print(f"{row['id']:>7}  {when}  {row['status']:<10} {row['attempts']:>2}  {row['template']:<22} "
-              f"{row['to']:<32} {reply}")
+    empty = "outbox is empty" + (f" (status {args.status})" if args.status else "")
+    table = [[str(row["id"]), minute(row["created_at"]), row["status"], str(row["attempts"]), row["template"],
+              row["to"], (row["last_reply"] or "")[:60]] for row in rows]
+    print_table(["ID", "CREATED", "STATUS", "TRIES", "TEMPLATE", "TO", "LAST REPLY"], table, empty,
+                right=["ID", "TRIES"])
     return 0
 
 

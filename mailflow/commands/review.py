@@ -7,11 +7,11 @@ import argparse
 import getpass
 import json
 import sys
-from datetime import datetime
 
 from mailflow.accounts import review
 from mailflow.commands import app_context
-from mailflow.timeutil import taipei
+from mailflow.commands.table import minute, print_table
+from mailflow.timeutil import iso_taipei
 
 
 def _actor() -> str:
@@ -29,18 +29,17 @@ def cmd_list(args: argparse.Namespace) -> int:
             items = [{
                 "id": a.id, "account": a.account.account, "name": a.account.name, "email": a.account.email,
                 "ubn": a.ubn, "company_name": a.company_name, "status": a.status,
-                "submitted_at": a.submitted_at.isoformat(),
+                "submitted_at": iso_taipei(a.submitted_at),
             } for a in page.items]
     finally:
         ctx.db.dispose()
     if args.json:
         print(json.dumps(items, ensure_ascii=False))
         return 0
-    if not items:
-        print("no applications waiting for review")
-    for item in items:
-        when = taipei(datetime.fromisoformat(str(item["submitted_at"]))).strftime("%Y-%m-%d %H:%M")
-        print(f"{item['id']:>6}  {when}  {item['account']:<20} {item['ubn']:<10} {item['company_name']}")
+    rows = [[str(item["id"]), minute(item["submitted_at"]),
+             *(str(item[key]) for key in ("account", "name", "ubn", "company_name"))] for item in items]
+    print_table(["ID", "SUBMITTED", "ACCOUNT", "NAME", "UBN", "COMPANY"], rows,
+                "no applications waiting for review", right=["ID"])
     return 0
 
 

@@ -11,8 +11,10 @@ import sys
 from sqlalchemy import func, select
 
 from mailflow.commands import app_context
+from mailflow.commands.table import minute, print_table
 from mailflow.models import StaffRole, StaffUser
 from mailflow.passwords import hash_password
+from mailflow.timeutil import iso_taipei
 
 MIN_PASSWORD = 10
 
@@ -64,14 +66,16 @@ def cmd_list(args: argparse.Namespace) -> int:
         with ctx.db.session() as session:
             rows = session.scalars(select(StaffUser).order_by(StaffUser.name)).all()
             items = [{"name": s.name, "role": s.role, "disabled": s.disabled,
-                      "locked_until": s.locked_until.isoformat() if s.locked_until else None} for s in rows]
+                      "locked_until": iso_taipei(s.locked_until)} for s in rows]
     finally:
         ctx.db.dispose()
     if args.json:
         print(json.dumps(items, ensure_ascii=False))
-    else:
-        for item in items:
-            print(f"{item['name']:<24} {item['role']:<10}{'  disabled' if item['disabled'] else ''}")
+        return 0
+    table = [[str(item["name"]), str(item["role"]), "disabled" if item["disabled"] else "active",
+             minute(item["locked_until"]) if item["locked_until"] else ""] for item in items]
+    print_table(["NAME", "ROLE", "STATE", "LOCKED UNTIL"], table,
+                "no staff logins yet: mailflow staff add NAME --role reviewer|support|admin")
     return 0
 
 

@@ -16,7 +16,7 @@ from mailflow.commands import app_context
 from mailflow.models import WebhookSubscriber
 from mailflow.notify import webhooks
 from mailflow.notify.events import EVENT_TYPES, last_seq
-from mailflow.timeutil import taipei
+from mailflow.timeutil import iso_taipei
 
 
 def cmd_add(args: argparse.Namespace) -> int:
@@ -40,16 +40,14 @@ def cmd_add(args: argparse.Namespace) -> int:
     return 0
 
 
-def _iso(value: Any) -> str | None:
-    return taipei(value).isoformat(timespec="seconds") if value is not None else None
-
 
 def describe(row: WebhookSubscriber, top: int) -> dict[str, Any]:
     return {"id": row.id, "url": row.url, "events": row.event_types, "enabled": row.disabled_at is None,
             "delivered": row.delivered, "behind": max(0, top - row.cursor),
-            "last_success_at": _iso(row.last_success_at), "last_failure_at": _iso(row.last_failure_at),
+            "last_success_at": iso_taipei(row.last_success_at),
+            "last_failure_at": iso_taipei(row.last_failure_at),
             "last_failure": row.last_failure, "failures_in_a_row": row.failures,
-            "next_attempt_at": _iso(row.next_attempt_at), "disabled_at": _iso(row.disabled_at),
+            "next_attempt_at": iso_taipei(row.next_attempt_at), "disabled_at": iso_taipei(row.disabled_at),
             "disabled_reason": row.disabled_reason}
 
 

@@ -21,7 +21,7 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any, cast
 
 from sqlalchemy import ColumnElement, Select, Table, and_, bindparam, insert, or_, select, update
@@ -37,7 +37,7 @@ from mailflow.notify.apikeys import Caller
 from mailflow.notify.events import emit_event, emit_events
 from mailflow.notify.templates import ApiTemplate, api_templates, is_api_template, personalisation_errors
 from mailflow.notify.writes import writer_turn
-from mailflow.timeutil import now, taipei
+from mailflow.timeutil import iso_taipei, now
 
 IDEMPOTENCY_HOURS = 24
 FIELDS = ("template", "account", "email_address", "personalisation", "reference")
@@ -252,10 +252,6 @@ def status_condition(status: str) -> ColumnElement[bool]:
     return and_(Notification.bounced_at.is_(None), shown)
 
 
-def _iso(moment: datetime | None) -> str | None:
-    return taipei(moment).isoformat(timespec="seconds") if moment is not None else None
-
-
 def describe(notification: Notification, mail: OutboxMessage) -> dict[str, Any]:
     bounce = None
     if notification.bounced_at is not None:
@@ -263,7 +259,8 @@ def describe(notification: Notification, mail: OutboxMessage) -> dict[str, Any]:
                   "status": notification.bounce_status or None}
     return {"id": notification.id, "status": public_status(mail.status, notification),
             "template": notification.template, "to": mail.to_address, "reference": notification.reference,
-            "created_at": _iso(notification.created_at), "sent_at": _iso(mail.sent_at), "bounce": bounce}
+            "created_at": iso_taipei(notification.created_at), "sent_at": iso_taipei(mail.sent_at),
+            "bounce": bounce}
 
 
 def _with_mail() -> Select[Notification, OutboxMessage]:

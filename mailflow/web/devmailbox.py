@@ -18,7 +18,7 @@ from sqlalchemy import String, cast, func, select
 from sqlalchemy.orm import Session
 
 from mailflow.models import CapturedMail
-from mailflow.timeutil import taipei
+from mailflow.timeutil import iso_taipei
 from mailflow.web.deps import RowId, get_session
 from mailflow.web.pages import render
 
@@ -89,7 +89,7 @@ def view(row: CapturedMail) -> MailView:
     text = _part(message, "plain")
     return MailView(
         id=row.id,
-        received_at=taipei(row.received_at).isoformat(),
+        received_at=iso_taipei(row.received_at) or "",
         mail_from=row.mail_from,
         rcpt_tos=list(row.rcpt_tos or []),
         subject=row.subject or _header(message.get("subject")),

@@ -34,7 +34,7 @@ def _run(*args: str) -> tuple[list[dict[str, object]], dict[str, object]]:
 def test_bounce_parse_loads_only_the_parser(tmp_path: Path) -> None:
     missing = tmp_path / "missing.eml"
     lines, probe = _run("bounce", "parse", str(SAMPLE), str(missing))
-    assert probe == {"code": 0, "loaded": []}
+    assert probe == {"code": 1, "loaded": []}  # a file could not be read: the exit code says so
     assert [line["file"] for line in lines] == [str(SAMPLE), str(missing)]
     assert lines[1] == {"file": str(missing), "kind": "other", "recipients": []}
     assert lines[0]["kind"] == "bounce"

@@ -5,23 +5,15 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from mailflow.cli import main
 from mailflow.context import AppContext
 from mailflow.mail.dispatch import run_dispatch
 from mailflow.models import OutboxStatus
+from tests.cli_runner import Result, run_cli
 from tests.mail.helpers import ScriptedSink, outbox_row, queue_mail
-
-
-@dataclass
-class Result:
-    returncode: int
-    stdout: str
-    stderr: str
 
 
 @pytest.fixture
@@ -30,16 +22,7 @@ def mailflow(db_url: str, monkeypatch: pytest.MonkeyPatch,
     """The real command line (argument parsing, settings from the environment), run in this process."""
     monkeypatch.setenv("MAILFLOW_DATABASE__URL", db_url)
 
-    def run(*args: str) -> Result:
-        capsys.readouterr()
-        try:
-            code = main(list(args))
-        except SystemExit as exc:  # argparse refusing an argument
-            code = int(exc.code or 0)
-        out, err = capsys.readouterr()
-        return Result(code, out, err)
-
-    return run
+    return lambda *args: run_cli(capsys, *args)
 
 
 def test_list_and_retry(relay_ctx: AppContext, sink: ScriptedSink, mailflow: Callable[..., Result]) -> None:
