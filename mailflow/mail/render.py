@@ -30,7 +30,7 @@ from jinja2 import Environment, FileSystemLoader, TemplateNotFound, select_autoe
 
 from mailflow.config import Settings
 from mailflow.paths import templates_dir
-from mailflow.timeutil import now, roc_date, roc_datetime, taipei
+from mailflow.timeutil import TAIPEI, now, roc_date, roc_datetime, taipei
 
 # Raw tokens live in these context keys only until the mail reaches a final state (see outbox.transition).
 SECRET_CONTEXT_KEYS = ("verify_url", "confirm_url", "reset_url")
@@ -496,13 +496,16 @@ def _digest_sample(day: date, base: str) -> dict[str, Any]:
     from mailflow.support.digest import COUNT_LABELS
 
     counts = {key: n for key, n in zip(COUNT_LABELS, (182, 3, 2, 1, 0, 2, 14), strict=True)}
-    item = {"kind": "bounce", "kind_title": "退信", "created_at": f"{day.isoformat()} 07:42",
+    # Staff read 民國 times, as build_digest writes them (roc_datetime).
+    at = datetime(day.year, day.month, day.day, 7, 42, tzinfo=TAIPEI)
+    item = {"kind": "bounce", "kind_title": "退信", "created_at": roc_datetime(at),
             "name": "王小明", "account": "example1234", "mobile": "0912-345-678",
             "company_name": "臺灣港務股份有限公司基隆分公司", "ubn": "12345678",
             "address": "wang.xiaoming.logistics@keelung-harbour-freight.com.tw",
             "reason_text": "收件信箱不存在(對方郵件伺服器回覆 550 5.1.1 使用者不存在),請與申請人確認 Email。",
             "summary": "信箱不存在"}
-    reply = {**item, "kind": "reply", "kind_title": "申請人回信", "created_at": f"{day.isoformat()} 06:05",
+    reply = {**item, "kind": "reply", "kind_title": "申請人回信",
+             "created_at": roc_datetime(at.replace(hour=6, minute=5)),
              "address": "chen.dawen@example.com.tw", "reason_text": "申請人回信詢問審核進度。"}
     return {"day": day.isoformat(), "counts_day": (day - timedelta(days=1)).isoformat(),
             "counts": {**counts, "open_items": 2}, "count_labels": COUNT_LABELS,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -94,3 +95,18 @@ def test_preview(tmp_path: Path, mailflow: Callable[..., Result]) -> None:
     assert "<li>「營利事業登記證」" in out.read_text(encoding="utf-8")
     unknown = mailflow("preview", "nope")
     assert unknown.returncode == 2 and "registration-received" in unknown.stderr
+
+
+def test_preview_of_the_support_digest_reads_like_the_real_one(mailflow: Callable[..., Result]) -> None:
+    """Issue 15 item 19: the sample's items came out as `-  bounce  example1234 统編 …` (codes, empty
+    fields, a simplified character) and with Gregorian times where the real digest writes 民國 ones."""
+    text = mailflow("preview", "support-digest").stdout
+    items = [line for line in text.splitlines() if line.startswith("- ")]
+    assert len(items) == 2, text
+    line = re.compile(r"^- 民國\d+年\d+月\d+日 \d\d:\d\d (退信|申請人回信) 王小明 example1234 統編 \d{8} "
+                      r"手機 [\d-]+$")
+    assert all(line.match(item) for item in items), items
+    html = mailflow("preview", "support-digest", "--html").stdout
+    assert "<strong>退信</strong>" in html and "民國" in html
+    for shown in (text, html):
+        assert "统" not in shown and "bounce" not in shown.replace("bounce+", "")
