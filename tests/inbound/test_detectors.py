@@ -257,3 +257,71 @@ def test_a_person_forwarding_a_bounce_sends_no_bounce() -> None:
 def test_documented_replies(status: str, diagnostic: str, reason: str) -> None:
     (got,) = analyze(_dsn("a@example.net", status, diagnostic)).recipients
     assert got.reason == reason
+
+
+def _classified(command: str, status: str, diagnostic: str) -> str:
+    reply = diagnostic[:3] if diagnostic[:3].isdigit() else ""
+    hit = Hit(address="a@example.com", action="failed", status=status, diagnostic=diagnostic,
+              command=command, reply_code=reply, diagnostic_type="SMTP")
+    return classify(hit)
+
+
+@pytest.mark.parametrize(
+    ("command", "status", "diagnostic", "reason"),
+    [
+        # RFC 5321 3.3: an address "known not to be deliverable" gets 550 to RCPT
+        ("RCPT", "5.0.0", "550 Mailbox blah", "userunknown"),
+        ("RCPT", "", "550 <a@example.com>... nope", "userunknown"),
+        # ... but 550 also covers "no access" and "policy reasons" (RFC 5321 4.2.3)
+        ("RCPT", "5.0.0", "550 Refused: policy 12", "onhold"),
+        ("RCPT", "5.0.0", "550 No access for you", "onhold"),
+        # another reply code, command or a code that names a subject is not that rule
+        ("RCPT", "5.0.0", "554 Mailbox blah", "onhold"),
+        ("DATA", "5.0.0", "550 Mailbox blah", "onhold"),
+        ("RCPT", "5.7.1", "550 5.7.1 Mailbox blah", "securityerror"),
+    ],
+)
+def test_a_plain_550_to_rcpt_is_an_unknown_mailbox(
+    command: str, status: str, diagnostic: str, reason: str
+) -> None:
+    assert _classified(command, status, diagnostic) == reason
+
+
+@pytest.mark.parametrize(
+    ("command", "reason"),
+    [
+        ("DATA", "policyviolation"),
+        ("", "policyviolation"),
+        ("RCPT", "securityerror"),
+        ("MAIL", "securityerror"),
+    ],
+)
+def test_a_policy_refusal_is_about_the_message_only_once_it_was_sent(command: str, reason: str) -> None:
+    assert _classified(command, "5.7.0", "550 5.7.0 Policy violation") == reason
+
+
+@pytest.mark.parametrize("command", ["", "DATA", "RCPT"])
+@pytest.mark.parametrize(
+    "diagnostic",
+    [
+        "The recipient name is not recognized",
+        "550 5.1.1 RESOLVER.ADR.RecipNotFound; not found",
+        "User nobody (nobody@example.com) not listed in Domino Directory",
+    ],
+)
+def test_a_failed_directory_lookup_is_an_unknown_user_whatever_the_command(
+    command: str, diagnostic: str
+) -> None:
+    assert _classified(command, "", diagnostic) == "userunknown"
+
+
+@pytest.mark.parametrize(
+    ("diagnostic", "reason"),
+    [
+        ("554 5.7.0 Reject, id=12345-01 - SPAM", "spamdetected"),  # amavisd-new
+        ("550 5.7.25 Reverse DNS validation failed", "requireptr"),  # RFC 7372 x.7.25
+        ("550 No PTR record found for 192.0.2.1", "requireptr"),
+    ],
+)
+def test_content_filter_and_reverse_dns_replies(diagnostic: str, reason: str) -> None:
+    assert _classified("DATA", "", diagnostic) == reason

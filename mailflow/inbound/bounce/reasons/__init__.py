@@ -26,7 +26,8 @@ from collections.abc import Callable
 
 from mailflow.inbound.bounce.model import Hit
 from mailflow.inbound.bounce.reasons.catalogue import FULL, current
-from mailflow.inbound.bounce.reasons.facts import Facts
+from mailflow.inbound.bounce.reasons.entry import standing_alone as _standing_alone
+from mailflow.inbound.bounce.reasons.facts import BEFORE_DATA, Facts
 from mailflow.inbound.bounce.remote import remote_reason
 
 __all__ = ["classify", "is_hard", "status_reason", "text_reason", "RETRY", "known_reasons"]
@@ -168,17 +169,41 @@ def _fallback(facts: Facts) -> str:
     for name in SECOND_ORDER:
         if facts.says(name):
             return name
+    if _policy_after_data(facts):
+        return "policyviolation"
     if facts.says("hostunknown") and facts.temporary:
         return "networkerror"
     if "access denied" in facts.low:
         return "rejected"
     if by_status:
         return by_status
+    if _rcpt_550(facts):
+        return "userunknown"
     for check in _CLASS_FALLBACKS:
         found = check(facts)
         if found:
             return found
     return "onhold" if facts.low.strip() else "undefined"
+
+
+def _policy_after_data(facts: Facts) -> bool:
+    """The message itself refused "for policy reasons" (RFC 5321 4.2.3, reply 550): said once the
+    content was sent; a policy refusal before DATA is about the session or an address."""
+    return facts.hit.command not in BEFORE_DATA and _standing_alone(facts.low, "policy")
+
+
+# RFC 5321 4.2.3: 550 "mailbox unavailable (e.g., mailbox not found, no access, or command rejected
+# for policy reasons)": the last two are not an unknown mailbox.
+_NOT_UNKNOWN_550 = ("policy", "access")
+
+
+def _rcpt_550(facts: Facts) -> bool:
+    """RFC 5321 3.3: "if the recipient is known not to be a deliverable address, the SMTP server
+    returns a 550 reply" to RCPT: with no more specific code or words, that is an unknown mailbox."""
+    hit = facts.hit
+    if hit.command != "RCPT" or hit.reply_code != "550" or hit.status not in ("", "5.0.0"):
+        return False
+    return not any(word in facts.low for word in _NOT_UNKNOWN_550)
 
 
 def _class_level(facts: Facts) -> str:

@@ -53,7 +53,7 @@ class Reason:
             if phrase in low:
                 return True
         for word in self.words:
-            if word.strip() in low and _standing_alone(low, word):
+            if word.strip() in low and standing_alone(low, word):
                 return True
         return any(in_order(low, parts) for parts in self.pairs)
 
@@ -72,7 +72,7 @@ class Reason:
         )
 
 
-def _standing_alone(text: str, word: str) -> bool:
+def standing_alone(text: str, word: str) -> bool:
     return re.search(r"(?<![a-z])" + re.escape(word.strip()) + r"(?![a-z])", text) is not None
 
 

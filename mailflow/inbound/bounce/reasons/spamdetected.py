@@ -12,9 +12,9 @@ REASON = Reason(
             "our system has detected that this message is ",
             "Gmail SMTP errors, 550 5.7.1 ('... is likely unsolicited mail')",
         ),
+        (" - spam", "amavisd-new, a message it scored as spam: '554 5.7.0 Reject, id=... - SPAM'"),
     ),
     phrases=(
-        " - spam",
         "//www.spamhaus.org/help/help_spam_16.htm",
         "//dsbl.org/help/help_spam_16.htm",
         "//mail.163.com/help/help_spam_16.htm",

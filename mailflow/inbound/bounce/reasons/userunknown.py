@@ -12,9 +12,20 @@ from mailflow.inbound.bounce.reasons.facts import Facts
 OUTRANKED_BY = ("norelaying", "blocked", "mailboxfull", "hasmoved", "rejected", "notaccept")
 
 
+# A failed lookup of the address in the recipient system's own directory (Exchange's resolver,
+# Domino's directory): about the address whatever SMTP command it followed, never a content filter.
+DIRECTORY_LOOKUP = (
+    "recipient name is not recognized",  # Exchange 2000/2003 NDR for 5.1.1
+    "resolver.adr.recipnotfound",  # Exchange Online / 2007+ NDR 5.1.1
+    "not listed in domino directory",  # HCL/IBM Domino router
+)
+
+
 def rule(f: Facts) -> bool:
     if f.by_status == "suspend":
         return False
+    if any(phrase in f.low for phrase in DIRECTORY_LOOKUP):
+        return True
     if f.by_status == "userunknown":
         return not any(f.says(other) for other in OUTRANKED_BY)
     # without an x.1.1 code, "no such user" only means a missing mailbox when the server said it in
