@@ -5,9 +5,22 @@ Decisions (the issue asked for them to be written down):
 - A company (general account) may be bound to several shared accounts at once: a company may well be
   managed by two people. Each pair (shared, general) has at most one pending or active binding.
 - Asking again while a request for the same pair is still pending (its link not yet expired) is refused
-  with 409 and the link's expiry; to send a fresh mail the shared account first withdraws the pending
-  request (the same unbind call), then asks again. This keeps a requester from flooding a company's
-  mailbox. A pending request whose link expired is marked expired on the next look and may be asked again.
+  with 409; to send a fresh mail the shared account first withdraws the pending request (the same unbind
+  call), then asks again. A pending request whose link expired is marked expired on the next look and may
+  be asked again.
+- Nobody learns a company's data by asking (issue 13, finding 6: asking for general_account = 1…24 used
+  to answer each company's 帳號, name and 統編). A general account that does not exist, is not a general
+  account, is not approved, or has no verified address gets one and the same 409 (NOT_BINDABLE, the
+  contract's code for "not verified"), which says what happens next — nothing was sent; check the 帳號 with
+  the company and have it verify its Email first — without saying which of those it is. A request the
+  company has not confirmed shows the shared side only what it typed (Binding.requested_as): no 帳號, no
+  company name, no 統編, no flags until the binding is confirmed.
+- Daily caps (fixed windows of a day from 08:00 Taipei time, mailflow.ratelimit counters, each taken in a
+  short transaction of its own so they hold across workers and under concurrency): a shared account may
+  ask SHARED_DAILY_LIMIT times a day (every request counts, refused ones too, so naming numbers one by one
+  ends there), and a general account gets at most GENERAL_DAILY_LIMIT consent mails a day from all shared
+  accounts together (request and withdraw in a loop used to mail the same company every time). Past
+  either: 429 with Retry-After.
 - Only the general account's password completes a binding: the /verify page checks the password of the
   token's account, which is the general account, so the shared account's own password is refused there.
 - A general account that is later suspended, whose address stops being verified, or whose mails
@@ -26,8 +39,9 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from mailflow import audit
+from mailflow import audit, ratelimit
 from mailflow.config import Settings
+from mailflow.db import Database
 from mailflow.mail import addresses
 from mailflow.models import (
     Account,
@@ -47,9 +61,28 @@ from mailflow.timeutil import iso_taipei, now
 
 LIVE_STATUSES = (BindingStatus.PENDING, BindingStatus.ACTIVE)
 
+SHARED_DAILY_LIMIT = 20  # binding requests one shared account may make a day, refused ones included
+GENERAL_DAILY_LIMIT = 3  # consent mails one general account may get a day, from every shared account
+DAY_SECONDS = 24 * 3600  # fixed windows from the epoch: a day turns at 08:00 Taipei time
+
+# One answer for every general account that cannot be bound, whichever the reason (see the docstring).
+NOT_BINDABLE = ("無法對此帳號送出綁定請求,未寄出任何信件。只有審核通過且已完成Email驗證的一般帳號可以綁定:"
+                "請向該公司確認其一般帳號的帳號,並請對方完成Email驗證後再送出。")
+MSG_SHARED_DAILY = f"您的共用帳號今天已送出 {SHARED_DAILY_LIMIT} 次綁定請求,已達上限,請明天再試。"
+MSG_GENERAL_DAILY = "此帳號今天已收到多封綁定確認信,為避免打擾對方,請明天再試或請對方洽客服。"
+MSG_PENDING = "已送出綁定請求,正在等待該一般帳號確認;如需重寄,請先取消原請求"
+
 
 class BindingError(Refused):
     """A refused binding action."""
+
+
+class BindingThrottled(BindingError):
+    """A 429 of the daily caps: ``retry_after`` seconds until the day that refused it ends."""
+
+    def __init__(self, message: str, retry_after: int, reason: str) -> None:
+        super().__init__(429, message, reason)
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
@@ -151,17 +184,21 @@ def bindings_of(session: Session, account: Account) -> list[Binding]:
     return [b for b in rows if not expire_if_stale(session, b)]
 
 
-def describe_binding(session: Session, binding: Binding) -> dict[str, Any]:
-    """A binding as the API and the /account page show it, to either side."""
+def describe_binding(session: Session, binding: Binding, viewer: Account) -> dict[str, Any]:
+    """A binding as the API and the /account page show it to ``viewer``, either side. The shared side sees
+    the company (its 帳號, name, 統編, flags) only once the company has confirmed the binding; before that,
+    the general account as the requester typed it and nulls."""
     shared = session.get(Account, binding.shared_account_id)
     general = session.get(Account, binding.general_account_id)
+    if viewer.id == binding.shared_account_id and binding.confirmed_at is None:
+        general = None
     company = company_of(session, general) if general else None
     return {
         "id": binding.id,
         "status": binding.status,
         "shared_account": shared.account if shared else None,
         "shared_name": shared.name if shared else None,
-        "general_account": general.account if general else None,
+        "general_account": general.account if general else binding.requested_as,
         "ubn": company.ubn if company else None,
         "company_name": company.name if company else None,
         "requested_at": iso_taipei(binding.requested_at),
@@ -228,20 +265,19 @@ def find_account_by_reference(session: Session, reference: str | int) -> Account
     return account if account is not None and account.account_key is not None else None
 
 
-def _target_general(session: Session, reference: str | int) -> Account:
+def _bindable_general(session: Session, reference: str | int) -> Account:
+    """The general account named, when it may be bound; else BindingError(409, NOT_BINDABLE), the same
+    answer for every reason."""
     general = find_account_by_reference(session, reference)
-    if general is None:
-        raise BindingError(404, "查無此帳號")
-    if general.kind != AccountKind.GENERAL:
-        raise BindingError(409, "只能綁定一般帳號")
-    if general.status != AccountStatus.APPROVED:
-        raise BindingError(409, "此一般帳號尚未審核通過,無法綁定")
-    if not general.is_verified:
-        raise BindingError(409, "此一般帳號尚未完成Email驗證,無法綁定")
+    if (general is None or general.kind != AccountKind.GENERAL or general.status != AccountStatus.APPROVED
+            or not general.is_verified):
+        raise BindingError(409, NOT_BINDABLE)
     return general
 
 
-def _live_binding(session: Session, shared: Account, general: Account) -> Binding | None:
+def _live_pair(session: Session, shared: Account, general: Account) -> tuple[Binding | None, list[Binding]]:
+    """(the pair's live binding — active, or pending with a usable link —, its pending requests whose
+    links are all gone). Reads only: the caller expires the stale ones after taking its counters."""
     rows = session.scalars(
         select(Binding).where(
             Binding.shared_account_id == shared.id,
@@ -249,34 +285,56 @@ def _live_binding(session: Session, shared: Account, general: Account) -> Bindin
             Binding.status.in_(LIVE_STATUSES),
         )
     ).all()
-    return next((b for b in rows if not expire_if_stale(session, b)), None)
+    stale = [b for b in rows if b.status == BindingStatus.PENDING and _live_token(session, b) is None]
+    return next((b for b in rows if b not in stale), None), stale
+
+
+def _take(session: Session, db: Database, key: str, limit: int, message: str, reason: str) -> None:
+    """Count one against a daily cap in a short transaction of its own, so the count stays whatever
+    becomes of the request and no row lock is held while it goes on; raises BindingThrottled past
+    ``limit``. The request's own transaction has only read so far: it ends first and gives its connection
+    back, so no request holds one pooled connection while it waits for a second (25 at once used to
+    exhaust the pool)."""
+    if session.new or session.dirty or session.deleted:
+        raise RuntimeError("a binding request counts its caps before it writes anything")
+    session.commit()
+    with db.session() as counters:
+        wait = ratelimit.take(counters, key, limit, DAY_SECONDS)
+    if wait is not None:
+        raise BindingThrottled(message, wait, reason)
 
 
 def request_binding(
-    session: Session, settings: Settings, shared: Account, general_account_id: str | int
+    session: Session, settings: Settings, shared: Account, general_account_id: str | int, *, db: Database
 ) -> Binding:
     """Ask ``general_account_id`` (its name, or its number: see find_account_by_reference) to be
     bound to ``shared``: a pending binding and a consent mail to the general account's verified address,
-    in the caller's transaction. Raises BindingError."""
+    in the caller's transaction. The daily caps are counted through ``db`` in transactions of their own
+    before this one writes anything (see _take: the caller's transaction must not have written yet; it
+    is committed before each count). Raises BindingError (BindingThrottled past a daily cap)."""
     from mailflow.accounts.tokens import issue_token
     from mailflow.mail.outbox import enqueue
 
     require_bindable_shared(shared)
-    general = _target_general(session, general_account_id)
-    existing = _live_binding(session, shared, general)
+    _take(session, db, f"binding-shared|{shared.id}", SHARED_DAILY_LIMIT, MSG_SHARED_DAILY, "shared")
+    general = _bindable_general(session, general_account_id)
+    existing, stale = _live_pair(session, shared, general)
     if existing is not None and existing.status == BindingStatus.ACTIVE:
         raise BindingError(409, "此一般帳號已經綁定於您的共用帳號")
     if existing is not None:
-        raise BindingError(409, "已送出綁定請求,正在等待該一般帳號確認;如需重寄,請先取消原請求")
+        raise BindingError(409, MSG_PENDING)
+    _take(session, db, f"binding-general|{general.id}", GENERAL_DAILY_LIMIT, MSG_GENERAL_DAILY, "general")
+    for old in stale:
+        expire_if_stale(session, old)
     company = company_of(session, general)
     binding = Binding(shared_account_id=shared.id, general_account_id=general.id,
-                      status=BindingStatus.PENDING)
+                      status=BindingStatus.PENDING, requested_as=str(general_account_id).strip()[:40])
     session.flush()  # a stale request just marked expired must leave the live-pair index first
     try:
         with session.begin_nested():
             session.add(binding)
     except IntegrityError:  # the same request arrived twice at the same moment: one wins
-        raise BindingError(409, "已送出綁定請求,正在等待該一般帳號確認;如需重寄,請先取消原請求") from None
+        raise BindingError(409, MSG_PENDING) from None
     address = general.email_verified_address or general.email
     token, row = issue_token(session, settings, general, TokenPurpose.BINDING, address, binding_id=binding.id)
     context = {

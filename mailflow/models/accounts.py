@@ -154,6 +154,9 @@ class Binding(Base):
     confirmed_at: Mapped[datetime | None]
     ended_at: Mapped[datetime | None]
     active_ubn: Mapped[bool] = mapped_column(default=False)  # the shared account's selected company
+    # The general account as the requester named it (帳號 or registration number): all the shared side is
+    # shown of a request until the company confirms it.
+    requested_as: Mapped[str | None] = mapped_column(String(40))
 
     # At most one pending-or-active binding per pair, even when two identical requests race.
     __table_args__ = (

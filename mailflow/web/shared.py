@@ -60,6 +60,14 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
+def _refusal(exc: BindingError) -> JSONResponse:
+    """A refused binding action in the API's shape; a daily cap's 429 says when to try again."""
+    answer = _error(exc.status, exc.message)
+    if isinstance(exc, shared.BindingThrottled):
+        answer.headers["Retry-After"] = str(exc.retry_after)
+    return answer
+
+
 def _logged_in(request: Request, session: Session) -> Account | None:
     from mailflow.web.applicant_auth import current_account
 
@@ -204,7 +212,7 @@ def api_list_bindings(request: Request, session: DbSession) -> JSONResponse:
     account = _logged_in(request, session)
     if account is None:
         return _error(401, NOT_LOGGED_IN)
-    rows = [shared.describe_binding(session, b) for b in shared.bindings_of(session, account)]
+    rows = [shared.describe_binding(session, b, account) for b in shared.bindings_of(session, account)]
     return JSONResponse({"bindings": rows})
 
 
@@ -230,10 +238,11 @@ def _request_binding(
     if target is None:
         return JSONResponse({"errors": {"general_account": NO_GENERAL_ACCOUNT}}, status_code=422)
     try:
-        binding = shared.request_binding(session, settings, account, target)
+        binding = shared.request_binding(session, settings, account, target, db=app_ctx(request).db)
     except BindingError as exc:
-        return _error(exc.status, exc.message)
-    body = shared.describe_binding(session, binding)
+        session.rollback()  # nothing of a refused request stays (its counters are committed apart)
+        return _refusal(exc)
+    body = shared.describe_binding(session, binding, account)
     body["message"] = BINDING_REQUESTED
     return JSONResponse(body, status_code=202)
 
@@ -254,8 +263,8 @@ def api_delete_binding(
     try:
         binding = shared.end_binding(session, settings, binding_id, account)
     except BindingError as exc:
-        return _error(exc.status, exc.message)
-    return JSONResponse(shared.describe_binding(session, binding))
+        return _refusal(exc)
+    return JSONResponse(shared.describe_binding(session, binding, account))
 
 
 @router.post("/api/shared-accounts/bindings/{binding_id}/unbind")
@@ -294,7 +303,7 @@ async def api_switch(request: Request, session: DbSession) -> JSONResponse:
 
 def _account_page(request: Request, session: Session, account: Account, **extra: Any) -> Response:
     companies = shared.bound_companies(session, account)
-    bindings = [shared.describe_binding(session, b) for b in shared.bindings_of(session, account)]
+    bindings = [shared.describe_binding(session, b, account) for b in shared.bindings_of(session, account)]
     return render(request, "account.html", account=account, companies=companies, bindings=bindings,
                   flag_labels=FLAG_LABELS, is_shared=account.kind == AccountKind.SHARED,
                   active_ubn=session_payload(session, account)["active_ubn"], **extra)
@@ -334,10 +343,13 @@ def _page_binding_request(request: Request, session: Session, settings: Settings
     if not typed:
         return again(422, NO_GENERAL_ACCOUNT + "。")
     try:
-        shared.request_binding(session, settings, account, typed)
+        shared.request_binding(session, settings, account, typed, db=app_ctx(request).db)
     except BindingError as exc:
         session.rollback()
-        return again(exc.status, exc.message)
+        page = again(exc.status, exc.message)
+        if isinstance(exc, shared.BindingThrottled):
+            page.headers["Retry-After"] = str(exc.retry_after)
+        return page
     return RedirectResponse("/account?done=requested", 303)
 
 

@@ -91,7 +91,7 @@ def make_every_event(ctx: AppContext, client: TestClient, live: Live) -> None:
     verify_with_token(ctx, "account-approved")  # account.verified (the shared account)
     with ctx.db.session() as session:
         partner = session.scalars(select(Account).where(Account.account_key == "shared5678")).one()
-        shared.request_binding(session, ctx.settings, partner, "example1234")
+        shared.request_binding(session, ctx.settings, partner, "example1234", db=ctx.db)
     verify_with_token(ctx, "binding-request", "confirm_url")  # binding.confirmed
     with ctx.db.session() as session:
         partner = session.scalars(select(Account).where(Account.account_key == "shared5678")).one()

@@ -59,7 +59,7 @@ def test_a_request_from_the_page_mails_the_company_and_lists_it_pending(ctx: App
     (mail,) = outbox(ctx, "binding-request", f"{account}@example.com")
     page = client.get("/account?done=requested").text
     assert "已寄出綁定確認信至該一般帳號的Email" in page
-    assert PENDING in page and "取消請求" in page and account in page
+    assert PENDING in page and "取消請求" in page and account.upper() in page  # as typed
     assert ubn not in page and f"{account}股份有限公司" not in page  # no company data before consent
     assert "對方確認後顯示" in page
     with ctx.db.session() as session:

@@ -13,7 +13,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from mailflow.accounts import review
+from mailflow.accounts import review, shared
 from mailflow.context import AppContext
 from mailflow.models import Account, Binding
 
@@ -72,9 +72,10 @@ def test_the_number_from_registration_binds_that_company_as_int_or_digits(
 
     by_int = ask(client, first)
     assert by_int.status_code == 202, by_int.text
-    assert by_int.json()["general_account"] == "harbor01"
+    # Until the company confirms, the answer names it only as typed: the number, never its 帳號.
+    assert by_int.json()["general_account"] == str(first) and "harbor01" not in by_int.text
     by_digits = ask(client, f" {second} ")
-    assert by_digits.status_code == 202 and by_digits.json()["general_account"] == "harbor02"
+    assert by_digits.status_code == 202 and by_digits.json()["general_account"] == str(second)
     assert len(outbox(ctx, "binding-request", "harbor01@example.com")) == 1
     assert len(outbox(ctx, "binding-request", "harbor02@example.com")) == 1
     with ctx.db.session() as session:
@@ -85,7 +86,7 @@ def test_the_number_from_registration_binds_that_company_as_int_or_digits(
     assert again.status_code == 409 and "等待" in again.json()["error"]
 
 
-def test_the_account_name_still_binds_and_bad_numbers_are_404_or_422(
+def test_the_account_name_still_binds_and_bad_numbers_are_409_or_422(
     ctx: AppContext, client: TestClient
 ) -> None:
     register_verified_shared(ctx, client)
@@ -93,7 +94,7 @@ def test_the_account_name_still_binds_and_bad_numbers_are_404_or_422(
     assert login(client, "manager01", SHARED_PASSWORD).status_code == 200
     for missing in (number + 1, "999", 0, -1, 2**40, "１"):  # fullwidth digits are not a number
         answer = ask(client, missing)
-        assert answer.status_code == 404 and answer.json()["error"] == "查無此帳號", missing
+        assert answer.status_code == 409 and answer.json()["error"] == shared.NOT_BINDABLE, missing
     for malformed in (True, 1.5, None, [number], ""):
         assert ask(client, malformed).status_code == 422, malformed
     assert ask(client, "HARBOR01").status_code == 202
@@ -109,4 +110,4 @@ def test_a_rejected_registration_cannot_be_bound_by_its_number(ctx: AppContext, 
         reasons = review.resolve_reasons(["doc-outdated"], [])
         review.reject(session, ctx.settings, number, "staff:lin", reasons)
     assert login(client, "manager01", SHARED_PASSWORD).status_code == 200
-    assert ask(client, number).status_code == 404
+    assert ask(client, number).json() == {"error": shared.NOT_BINDABLE}

@@ -16,6 +16,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from mailflow.accounts import shared
 from mailflow.context import AppContext
 from mailflow.models import (
     Account,
@@ -167,10 +168,10 @@ def test_binding_refusals(ctx: AppContext, client: TestClient) -> None:
     def ask(body: Any) -> Any:
         return client.post("/api/shared-accounts/bindings", json=body)
 
-    assert ask({"general_account": "nobody99"}).status_code == 404
-    refused = ask({"general_account": "unverified1"})
-    assert refused.status_code == 409 and "Email驗證" in refused.json()["error"]
-    assert ask({"general_account": "manager01"}).status_code == 409  # a shared account is not a company
+    # Unknown, unverified, a shared account: one answer, the contract's 409 for "not verified".
+    for target in ("nobody99", "unverified1", "manager01"):
+        refused = ask({"general_account": target})
+        assert refused.status_code == 409 and refused.json() == {"error": shared.NOT_BINDABLE}, target
     assert ask({"general_account": ""}).status_code == 422
     assert ask(["harbor01"]).status_code == 422
     assert client.post("/api/shared-accounts/bindings", content=b"{not json",

@@ -263,6 +263,7 @@ def upgrade() -> None:
         sa.Column("confirmed_at", mailflow.models.base.UTCDateTime(), nullable=True),
         sa.Column("ended_at", mailflow.models.base.UTCDateTime(), nullable=True),
         sa.Column("active_ubn", sa.Boolean(), nullable=False),
+        sa.Column("requested_as", sa.String(length=40), nullable=True),
         sa.ForeignKeyConstraint(
             ["general_account_id"], ["accounts.id"], name=op.f("fk_bindings_general_account_id_accounts")
         ),
