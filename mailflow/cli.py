@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "mailflow.commands.demo",
     "mailflow.commands.apikey",
     "mailflow.commands.webhook",
+    "mailflow.commands.documents",
 )
 
 

@@ -120,8 +120,13 @@ class SecuritySettings:
 
 @dataclass
 class StorageSettings:
+    # Where documents' bytes go: "filesystem" (files under documents_dir) or "database" (chunks written in
+    # the registration's transaction). Empty: database when database.url is PostgreSQL, else filesystem.
+    backend: str = ""
     documents_dir: str = "var/documents"
     max_document_bytes: int = _bounded(10 * 1024 * 1024, least=1)
+    # Documents of rejected applications are removed this many days after the decision (個人資料保護法).
+    retention_days: int = _bounded(180, least=1, most=36_500)
 
 
 @dataclass
@@ -188,6 +193,13 @@ class Settings:
     @property
     def documents_path(self) -> Path:
         return Path(self.storage.documents_dir)
+
+    @property
+    def document_backend(self) -> str:
+        """storage.backend, or its default for database.url: "database" on PostgreSQL, else "filesystem"."""
+        if self.storage.backend:
+            return self.storage.backend
+        return "database" if self.database.url.startswith("postgresql") else "filesystem"
 
 
 def _attr(key: str) -> str:
@@ -394,6 +406,9 @@ def validate(settings: Settings) -> None:
     _check_database_url(settings.database.url)
     for key, value, bounds in numeric_keys(settings):
         _check_range(key, value, bounds)
+    if settings.storage.backend not in {"", "filesystem", "database"}:
+        raise ConfigError(f"storage.backend: must be 'filesystem' or 'database', "
+                          f"got {settings.storage.backend!r}")
     if settings.smtp.mode not in {"capture", "relay"}:
         raise ConfigError(f"smtp.mode: must be 'capture' or 'relay', got {settings.smtp.mode!r}")
     if not settings.http.base_url.startswith(("http://", "https://")):

@@ -54,7 +54,8 @@ def check_before_start(settings: Settings, role: str) -> None:
         return  # a worker stores no documents and listens on no HTTP port
     if settings.http.port == 0:
         raise ConfigError("http.port: must be between 1 and 65535 to serve HTTP (0 only with --role worker)")
-    _check_documents_dir(settings.documents_path)
+    if settings.document_backend == "filesystem":
+        _check_documents_dir(settings.documents_path)
 
 
 def _banner(ctx: AppContext, role: str, extra: list[str]) -> None:

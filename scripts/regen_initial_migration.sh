@@ -2,6 +2,10 @@
 # Regenerates the initial migration from the models (allowed until the first release ships).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if ls mailflow/migrations/versions/ | grep -v '^0001_initial.py$' | grep -q '\.py$'; then
+    echo "later revisions exist: add a revision of your own instead (docs/ARCHITECTURE.md, Schema changes)" >&2
+    exit 1
+fi
 tmp=$(mktemp -d)
 rm -f mailflow/migrations/versions/0001_initial.py
 python - "$tmp" <<'PY'

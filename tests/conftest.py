@@ -112,6 +112,9 @@ def settings(db_url: str, tmp_path: Path) -> Settings:
         "MAILFLOW_STORAGE__DOCUMENTS_DIR": str(tmp_path / "documents"),
         "MAILFLOW_HTTP__BASE_URL": "http://testserver",
         "MAILFLOW_SMTP__MODE": "capture",
+        # Files, on both databases, for the tests written against files; tests/accounts/test_document_store.py
+        # runs the database backend on both.
+        "MAILFLOW_STORAGE__BACKEND": "filesystem",
     }
     return load_settings(None, env)
 

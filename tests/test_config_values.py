@@ -36,6 +36,7 @@ BAD_NUMBERS = [
     ("security.token_ttl_hours", "nan"), ("security.token_ttl_hours", "1e12"),
     ("security.session_ttl_hours", "0"), ("security.session_ttl_hours", "-8"),
     ("storage.max_document_bytes", "0"), ("storage.max_document_bytes", "-5"),
+    ("storage.retention_days", "0"), ("storage.retention_days", "36501"),
     ("schedule.dispatch_seconds", "0"), ("schedule.dispatch_seconds", "-2"),
     ("schedule.dispatch_batch", "0"), ("schedule.dispatch_batch", "-1"),
     ("schedule.lease_seconds", "0"), ("schedule.lease_seconds", "-300"),

@@ -9,6 +9,8 @@ from mailflow.models.accounts import (
     Binding,
     BindingStatus,
     Document,
+    DocumentChunk,
+    DocumentStore,
     TokenPurpose,
     VerificationToken,
 )
@@ -47,6 +49,7 @@ __all__ = [
     "Account", "AccountKind", "AccountStatus", "AddressHealth", "ApiKey", "ApiKeyUse", "ApiScope",
     "Application", "ApplicationStatus", "AuditEvent", "Event", "EventSequence", "Notification",
     "WebhookSubscriber", "Base", "Binding", "BindingStatus", "BounceRecipient", "CapturedMail", "Document",
+    "DocumentChunk", "DocumentStore",
     "ImapCursor", "InboundMessage", "InboundStatus", "JobLease", "LoginAttempt", "OutboxEvent",
     "OutboxMessage", "OutboxStatus", "RateCounter", "StaffRole", "StaffUser", "Suppression", "SupportItem",
     "SupportKind", "SupportNote", "TokenPurpose", "VerificationToken", "utcnow",

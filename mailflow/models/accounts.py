@@ -65,8 +65,18 @@ class ApplicationStatus:
     REJECTED = "rejected"
 
 
+class DocumentStore:
+    """Where a document's bytes are: a file under storage.documents_dir named ``stored_name``, or rows of
+    ``document_chunks`` written in the transaction that wrote the document row."""
+
+    FILESYSTEM = "filesystem"
+    DATABASE = "database"
+
+
 class Document(Base):
-    """A company proof document: stored under storage.documents_dir with a random name."""
+    """A company proof document with a random name (``stored_name``); its bytes are where ``stored_in``
+    says. ``purged_at``: the retention job removed the bytes (a rejected application's, after
+    storage.retention_days); the row stays for the audit trail."""
 
     __tablename__ = "documents"
 
@@ -77,6 +87,20 @@ class Document(Base):
     size: Mapped[int]
     sha256: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    stored_in: Mapped[str] = mapped_column(String(12), default=DocumentStore.FILESYSTEM,
+                                           server_default=DocumentStore.FILESYSTEM)
+    purged_at: Mapped[datetime | None]
+
+
+class DocumentChunk(Base):
+    """One fixed-size piece (mailflow.accounts.documents.DB_CHUNK bytes, the last one shorter) of a
+    document stored in the database; ``seq`` counts from 0. Deleting the document deletes its chunks."""
+
+    __tablename__ = "document_chunks"
+
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"), primary_key=True)
+    seq: Mapped[int] = mapped_column(primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class Application(Base):

@@ -10,6 +10,8 @@
   (mailflow.ratelimit) whose window closed a day ago.
 - The Notifications API's records: a notification goes with its outbox row (a cascading foreign key);
   API key uses and events older than ``retention.mail_days`` are deleted.
+- Company documents of rejected applications, ``storage.retention_days`` (default 180) after the decision
+  (mailflow.ops.documents.purge_rejected; an audit event ``document.purged`` for each).
 
 Everything goes in small batches, each its own short transaction, walking the primary key upwards, so a
 run over a million rows never holds a long lock and never reads a row twice. The scheduler runs it as a
@@ -43,6 +45,7 @@ from mailflow.models import (
     OutboxStatus,
     SupportItem,
 )
+from mailflow.ops import documents
 from mailflow.timeutil import now
 
 log = logging.getLogger(__name__)
@@ -59,6 +62,7 @@ class RetentionReport:
     login_attempts_deleted: int = 0
     rate_counters_deleted: int = 0
     api_records_deleted: int = 0
+    documents_purged: int = 0
 
 
 def sweep(
@@ -154,6 +158,7 @@ def run(ctx: AppContext, batch: int = BATCH) -> RetentionReport:
         login_attempts_deleted=delete_old_login_attempts(ctx.db, batch=batch),
         rate_counters_deleted=delete_old_rate_counters(ctx.db),
         api_records_deleted=delete_old_api_records(ctx.db, retention.mail_days, batch),
+        documents_purged=documents.purge_rejected(ctx),
     )
     if any(vars(report).values()):
         log.info("retention: %d mails deleted, %d captured mails deleted, %d raw inbound emptied, "

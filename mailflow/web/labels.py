@@ -13,6 +13,7 @@ from mailflow.support.reasons_zh import KIND_TITLES, REASON_SENTENCES
 
 ACTION_LABELS: dict[str, str] = {
     "application.submitted": "送出帳號申請",
+    "document.purged": "刪除逾期證明文件",
     "application.approved": "核准申請",
     "application.rejected": "退件",
     "verification.completed": "完成Email驗證",

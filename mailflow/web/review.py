@@ -9,14 +9,15 @@ from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, Query, Request
-from fastapi.responses import FileResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, RedirectResponse, Response, StreamingResponse
 from sqlalchemy.orm import Session
 
-from mailflow.accounts import review
+from mailflow.accounts import documents, review
 from mailflow.config import Settings
+from mailflow.context import AppContext
 from mailflow.mail import suppression
-from mailflow.models import Application, ApplicationStatus, StaffRole, StaffUser
-from mailflow.web.deps import DbSession, RowId, get_settings
+from mailflow.models import Application, ApplicationStatus, DocumentStore, StaffRole, StaffUser
+from mailflow.web.deps import DbSession, RowId, get_ctx, get_settings
 from mailflow.web.pages import render
 from mailflow.web.security import csrf_ok
 from mailflow.web.staff_auth import require_staff
@@ -25,6 +26,7 @@ router = APIRouter()
 
 Reviewer = Annotated[StaffUser, Depends(require_staff(StaffRole.REVIEWER))]
 AppSettings = Annotated[Settings, Depends(get_settings)]
+Context = Annotated[AppContext, Depends(get_ctx)]
 
 STATUS_FILTERS = {"submitted": "待審核", "approved": "已通過", "rejected": "未通過", "all": "全部"}
 INLINE_TYPES = ("application/pdf", "image/jpeg", "image/png")
@@ -96,19 +98,20 @@ def content_disposition(kind: str, filename: str) -> str:
     return f"{kind}; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
+MISSING_FILE = "找不到此申請案的證明文件檔案,請洽系統管理員。"
+PURGED = "此申請案已退件逾保存期限,證明文件已依個人資料保護法刪除。"
+
+
 @router.get("/review/applications/{application_id}/document")
 def document_file(request: Request, application_id: RowId, staff: Reviewer, session: DbSession,
-                  settings: AppSettings, download: bool = False) -> Response:
+                  ctx: Context, download: bool = False) -> Response:
     try:
         application = review.get_application(session, application_id)
     except review.ReviewError as exc:
         return _not_found(request, staff, exc.message)
     document = application.document
-    folder = settings.documents_path.resolve()
-    path = (folder / document.stored_name).resolve()
-    # The stored name is ours, but a path that leaves the folder is refused all the same.
-    if folder not in path.parents or not Path(path).is_file():
-        return _not_found(request, staff, "找不到此申請案的證明文件檔案,請洽系統管理員。")
+    if document.purged_at is not None:
+        return _not_found(request, staff, PURGED)
     inline = not download and document.content_type in INLINE_TYPES
     headers = {
         "Content-Disposition": content_disposition("inline" if inline else "attachment",
@@ -117,6 +120,16 @@ def document_file(request: Request, application_id: RowId, staff: Reviewer, sess
         "Cache-Control": "private, no-store",
         "Content-Security-Policy": DOCUMENT_CSP,
     }
+    if document.stored_in == DocumentStore.DATABASE:
+        # Streamed a chunk at a time, each read on its own short query once this handler has returned.
+        headers["Content-Length"] = str(document.size)
+        return StreamingResponse(documents.read_chunks(ctx.db, document.id, document.size),
+                                 media_type=document.content_type, headers=headers)
+    folder = ctx.settings.documents_path.resolve()
+    path = (folder / document.stored_name).resolve()
+    # The stored name is ours, but a path that leaves the folder is refused all the same.
+    if folder not in path.parents or not Path(path).is_file():
+        return _not_found(request, staff, MISSING_FILE)
     return FileResponse(path, media_type=document.content_type, headers=headers)
 
 
