@@ -131,7 +131,7 @@ def test_leave_one_family_out_floors() -> None:
     fig = result.left_out.figures()
     print(f"\nLOFO {fig}")
     assert fig["recipients"] >= 0.98 and fig["extra"] <= 0.01
-    assert fig["hard"] >= 0.96 and fig["reason"] >= 0.84
+    assert fig["hard"] >= 0.96 and fig["reason"] >= 0.85
 
 
 def _key(raw: bytes) -> object:
@@ -157,7 +157,7 @@ def test_cli_prints_one_line_per_file(tmp_path: Path) -> None:
 
     files = [CORPUS / n for n in _files()[:3]] + [tmp_path / "missing.eml"]
     out = io.StringIO()
-    assert run_parse(Namespace(files=[str(f) for f in files]), out) == 0
+    assert run_parse(Namespace(files=[str(f) for f in files]), out) == 1  # one file could not be read
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
     assert [line["file"] for line in lines] == [str(f) for f in files]
     assert lines[-1]["kind"] == "other"

@@ -64,6 +64,8 @@ REASON = Reason(
         ("disk", "quota"),
         ("enough ", " space"),
         ("mailbox ", "exceeded", " limit"),
+        # RFC 3463 X.2.2: "the user has exceeded a per-mailbox administrative quota"
+        ("mailbox ", "exceeds "),
         ("mailbox ", "quota"),
         ("maildir ", "quota"),
         ("over ", "quota"),

@@ -14,6 +14,9 @@ def rule(f: Facts) -> bool | None:
     command = f.hit.command
     if command == "MAIL" or (command == "DATA" and f.by_status != "userunknown"):
         return f.says("rejected")
+    if f.hit.status[1:] == ".1.0" and "sender" in f.low:
+        # x.1.0 is "other address status" (RFC 3463): the address it is about may be the sender's
+        return f.says("rejected")
     return f.by_status in ("", "securityerror", "systemerror") and f.says("rejected")
 
 

@@ -65,6 +65,9 @@ REASON = Reason(
         "this account has been temporarily suspended",
         "this address no longer accepts mail",
     ),
+    # an account or user "locked" (vpopmail's "account is locked", "temporarily locked"): standing
+    # alone, so "blocked" is not it
+    words=("locked",),
     pairs=(
         ("account ", " disabled"),
         ("mailbox ", " disabled"),
