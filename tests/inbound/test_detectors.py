@@ -342,3 +342,12 @@ def test_content_filter_and_reverse_dns_replies(diagnostic: str, reason: str) ->
 )
 def test_address_status_names_whose_address(command: str, status: str, diagnostic: str, reason: str) -> None:
     assert _classified(command, status, diagnostic) == reason
+
+
+@pytest.mark.parametrize(
+    ("status", "reason"),
+    [("5.1.1", "blocked"), ("5.1.2", "hostunknown"), ("5.7.1", "blocked")],
+)
+def test_block_list_words_outrank_an_unknown_user_code(status: str, reason: str) -> None:
+    diagnostic = f"550 {status} Service unavailable; Client host [192.0.2.1] blocked using zen.spamhaus.org"
+    assert _classified("RCPT", status, diagnostic) == reason

@@ -10,8 +10,10 @@ from mailflow.inbound.bounce.reasons.facts import Facts
 
 
 def rule(f: Facts) -> bool | None:
-    if f.by_status in ("userunknown", "hostunknown"):
-        return False  # a 5.1.x that talks about block lists is still about the address
+    # a missing domain (x.1.2) stays one whatever else the text says; but an x.1.1 whose words name a
+    # block list is about the sending host (userunknown.py gives way to these words too)
+    if f.by_status == "hostunknown":
+        return False
     return None
 
 
