@@ -12,7 +12,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from mailflow.accounts import throttle
-from mailflow.models import Account, AccountKind, AccountStatus
+from mailflow.accounts.tokens import void_tokens
+from mailflow.models import Account, AccountKind, AccountStatus, TokenPurpose
 from mailflow.passwords import hash_password, needs_rehash, verify_password
 
 MSG_BAD_CREDENTIALS = "帳號或密碼錯誤"
@@ -95,6 +96,8 @@ def log_in(session: Session, account_id: str, password: str, client: str | None)
         throttle.record_login_failure(session, account_id, client)
         return LoginResult(401, {"error": MSG_BAD_CREDENTIALS})
     throttle.clear_login_failures(session, account_id, client)
+    # The holder knows the password: a reset link mailed before is void (issue 14).
+    void_tokens(session, account.id, TokenPurpose.PASSWORD_RESET)
     if needs_rehash(account.password_hash):  # made with older argon2 parameters: upgrade it now
         account.password_hash = hash_password(password)
     reason = refusal(account)

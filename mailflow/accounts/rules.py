@@ -266,14 +266,28 @@ def _validate(fields: tuple[str, ...], data: Mapping[str, Any]) -> tuple[Clean, 
 def validate_account_fields(data: Mapping[str, Any]) -> tuple[Clean, Errors]:
     """帳號資料: account, name, mobile, email, password, password_confirm (every error at once)."""
     clean, errors = _validate(ACCOUNT_FIELDS, data)
-    password, account = clean.get("password"), clean.get("account")
+    _check_password_pair(clean, errors, clean.get("account"), data.get("password"))
+    return clean, errors
+
+
+def _check_password_pair(clean: Clean, errors: Errors, account: str | None, typed: Any) -> None:
+    """The rules a password has beside its own: it may not contain the 帳號, and 確認密碼 must repeat it."""
+    password = clean.get("password")
     if password and account and account.lower() in password.lower():
         errors["password"] = message("password_account")
         del clean["password"]
-    if "password_confirm" in clean and clean["password_confirm"] != (data.get("password") or ""):
+    if "password_confirm" in clean and clean["password_confirm"] != (typed or ""):
         errors["password_confirm"] = message("password_confirm")
         del clean["password_confirm"]
-    return clean, errors
+
+
+def new_password_errors(account: str, password: Any, confirm: Any) -> Errors:
+    """A new password for ``account`` (a reset, a change) by the registration's rules: its strength, not
+    containing the 帳號, and 確認密碼 the same. Field names are the registration's."""
+    clean, errors = _validate(("password", "password_confirm"), {"password": password,
+                                                                 "password_confirm": confirm})
+    _check_password_pair(clean, errors, account, password)
+    return errors
 
 
 def validate_company_fields(data: Mapping[str, Any]) -> tuple[Clean, Errors]:

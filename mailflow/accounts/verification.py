@@ -47,6 +47,9 @@ log = logging.getLogger(__name__)
 WRONG_PASSWORDS_VOID = 5
 RESENDS_PER_HOUR = 3
 VERIFY_TEMPLATES = ("account-approved", "verify-reminder")
+# What a /verify link may complete. A password-reset link has its own page (/password/reset/{token}) and
+# no meaning here: shown here it answers 400, like a link that was never issued.
+LINK_PURPOSES = (TokenPurpose.VERIFY_EMAIL, TokenPurpose.BINDING, TokenPurpose.EMAIL_CHANGE)
 
 
 class VerifyError(Refused):
@@ -144,6 +147,10 @@ def _wrong_password(session: Session, account: Account, row: VerificationToken) 
 
 
 def _address_changed(account: Account, row: VerificationToken) -> bool:
+    # An Email-change link is bound to the NEW address, which the account only takes when it completes
+    # (a change of the account's address in between voids it: mailflow.accounts.selfservice).
+    if row.purpose == TokenPurpose.EMAIL_CHANGE:
+        return False
     return account.email_key != addresses.key(row.address)
 
 
@@ -161,7 +168,7 @@ def _load_open(session: Session, settings: Settings, token: str, password: str) 
     """load_token, except that a dead token sent to an address the account no longer has answers 409
     (with the right password) instead of its 410."""
     try:
-        return load_token(session, settings, token)
+        return load_token(session, settings, token, LINK_PURPOSES)
     except TokenError as exc:
         if exc.reason not in _DEAD_REASONS:
             raise
@@ -179,7 +186,9 @@ def _moved_away(session: Session, settings: Settings, token: str, password: str)
     row = session.scalar(select(VerificationToken).where(VerificationToken.jti == jti))
     account = session.get(Account, row.account_id) if row is not None else None
     # The address first: argon2 runs only for the rare link whose address changed.
-    if row is None or account is None or not _address_changed(account, row):
+    if row is None or account is None or row.purpose not in LINK_PURPOSES:
+        return None
+    if not _address_changed(account, row):
         return None
     if not password or not verify_password(account.password_hash, password):
         return None
@@ -213,6 +222,10 @@ def complete_verification(session: Session, settings: Settings, token: str, pass
             confirm_binding(session, row)
         except BindingError as exc:
             raise VerifyError(exc.status, exc.message, "binding", undo=True) from None
+    elif row.purpose == TokenPurpose.EMAIL_CHANGE:
+        from mailflow.accounts.selfservice import confirm_email_change
+
+        confirm_email_change(session, settings, account, row)
     audit.record(session, f"account:{account.id}", "verification.completed", "account", account.id,
                  token_id=row.id, purpose=row.purpose)
     log.info("verification token %s completed (%s) for account %s", row.id, row.purpose, account.id)

@@ -62,3 +62,9 @@ def key(address: str) -> str:
         return normalize(text).lower()
     except AddressRefused:
         return text.lower()
+
+
+def mask(address: str) -> str:
+    """w***@example.com: enough for the holder to recognise, little for anyone else."""
+    local, _, domain = address.partition("@")
+    return f"{local[:1]}***@{domain}" if domain else "***"

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from mailflow import audit
 from mailflow.accounts.rules import check_field
 from mailflow.accounts.signups import addressee
-from mailflow.accounts.tokens import void_tokens_for_address
+from mailflow.accounts.tokens import void_tokens, void_tokens_for_address
 from mailflow.accounts.verification import send_verification_mail
 from mailflow.config import Settings
 from mailflow.mail import addresses, suppression
@@ -30,6 +30,7 @@ from mailflow.models import (
     OutboxMessage,
     SupportItem,
     SupportNote,
+    TokenPurpose,
 )
 from mailflow.notify.events import emit_event
 from mailflow.refusals import Refused
@@ -38,7 +39,11 @@ from mailflow.timeutil import now
 NOTE_MAX_CHARS = 4000
 VERIFICATION_TEMPLATES = ("account-approved", "verify-reminder")
 # Mails whose link belongs to someone else's consent or that staff cannot rebuild from the row.
-NOT_RESENDABLE = {"binding-request": "共用帳號綁定確認信無法由客服重寄,請申請人重新送出綁定申請。"}
+NOT_RESENDABLE = {"binding-request": "共用帳號綁定確認信無法由客服重寄,請申請人重新送出綁定申請。",
+                  "email-change": "變更Email確認信無法由客服重寄,請申請人登入後重新申請變更 Email。",
+                  "email-changed": "Email變更通知只寄給原來的Email,無法重寄;如需協助,請為申請人更正 Email。"}
+# Recovery mails are sent again as what they are for, today: a fresh reset link, a current list of 帳號.
+RECOVERY_TEMPLATES = ("password-reset", "account-reminder")
 
 
 class ActionError(Refused):
@@ -165,7 +170,9 @@ def correct_email(session: Session, settings: Settings, account_id: int, new_add
     if item_id is not None and get_item(session, item_id).account_id != account.id:
         raise ActionError("此客服項目不屬於這個帳號。")
     old = account.email
-    voided = void_tokens_for_address(session, account.id, old)
+    # Links sent to the old address die, and so does a pending Email change the holder asked for.
+    voided = (void_tokens_for_address(session, account.id, old)
+              + void_tokens(session, account.id, TokenPurpose.EMAIL_CHANGE))
     lifted = suppression.lift(session, old, actor(staff_name)) if lift_old else 0
     account.email = address
     account.email_key = addresses.key(address)
@@ -206,6 +213,8 @@ def resend_mail(session: Session, settings: Settings, outbox_id: int, staff_name
         if account.is_verified:
             raise ActionError("此帳號已完成 Email 驗證,不需要重寄驗證信。", 409)
         copy = send_verification_mail(session, settings, account, original.template)
+    elif original.template in RECOVERY_TEMPLATES:
+        copy = _resend_recovery(session, settings, original.template, account, staff_name)
     else:
         to_address = account.email if account else original.to_address
         copy = enqueue(session, original.template, to_address,
@@ -214,4 +223,21 @@ def resend_mail(session: Session, settings: Settings, outbox_id: int, staff_name
                        account_id=original.account_id, application_id=original.application_id)
     audit.record(session, actor(staff_name), "mail_resent", "outbox", original.id, copy_id=copy.id,
                  template=original.template, to_address=copy.to_address)
+    return copy
+
+
+def _resend_recovery(session: Session, settings: Settings, template: str, account: Account | None,
+                     staff_name: str) -> OutboxMessage:
+    """A password-reset mail again is a fresh link (the older ones void); an account reminder again lists
+    the 帳號 of the account's verified address as they are now. Only for an account that could log in."""
+    from mailflow.accounts import selfservice
+
+    if account is None or not selfservice.can_recover(account):
+        raise ActionError("此帳號目前無法登入(未審核通過、Email 未驗證或已停權),無法重寄此信。", 409)
+    if template == "password-reset":
+        copy = selfservice.queue_reset(session, settings, account.id, by="support", actor=actor(staff_name))
+    else:
+        copy = selfservice.queue_reminder(session, settings, account.email, actor=actor(staff_name))
+    if copy is None:
+        raise ActionError("此帳號目前無法登入,無法重寄此信。", 409)
     return copy

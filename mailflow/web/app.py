@@ -25,6 +25,7 @@ from mailflow.web import (
     metrics,
     notify_api,
     review,
+    selfservice,
     shared,
     staff_auth,
     support,
@@ -54,7 +55,7 @@ def create_app(ctx: AppContext) -> FastAPI:
                   openapi_url="/api/openapi.json", lifespan=lifespan)
     app.state.ctx = ctx
     # Routes are matched in order, one by one: the verification link, the most opened page, goes first.
-    for module in (verify, health, metrics, applicant, shared, review, support, home):
+    for module in (verify, health, metrics, applicant, shared, selfservice, review, support, home):
         app.include_router(module.router)
     notify_api.install(app)  # /api/v1: the Notifications API for the rest of the pass system
     apidocs.install(app)  # /api/docs with Swagger UI served from here (the CSP allows no CDN)

@@ -323,7 +323,11 @@ def account_page(request: Request, session: DbSession) -> Response:
 
 
 PAGE_NOTICES = {"switched": "已切換公司。", "unbound": "已解除綁定。", "cancelled": "已取消綁定請求。",
-                "requested": BINDING_REQUESTED + "。"}
+                "requested": BINDING_REQUESTED + "。",
+                # mailflow.web.selfservice's forms on this page
+                "email": "已寄出確認信到新的 Email,請於24小時內點選信中連結並輸入密碼完成變更;"
+                         "完成前,通知信仍寄到目前的 Email。",
+                "password": "密碼已變更,其他已登入的裝置都已登出;已寄出密碼變更通知到您的 Email。"}
 
 
 def _page_binding_request(request: Request, session: Session, settings: Settings,

@@ -13,10 +13,17 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from mailflow.accounts import login, verification
-from mailflow.accounts.tokens import TokenError, TokenPreview, preview_token, preview_token_on_loop
+from mailflow.accounts.tokens import (
+    MSG_TAMPERED,
+    TokenError,
+    TokenPreview,
+    preview_token,
+    preview_token_on_loop,
+)
 from mailflow.accounts.verification import VerifyError
 from mailflow.config import Settings
 from mailflow.db import Database
+from mailflow.mail.addresses import mask as mask_address
 from mailflow.models import TokenPurpose
 from mailflow.web.applicant_auth import clear_session_cookie, end_sessions, set_session_cookie
 from mailflow.web.deps import DbSession, app_ctx, get_settings, loop_reads, run_read
@@ -31,18 +38,14 @@ AppSettings = Annotated[Settings, Depends(get_settings)]
 
 # The token is a credential in the URL: keep it out of caches, referrers and search engines.
 PRIVATE_HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Robots-Tag": "noindex"}
+RESULT_TITLES = {TokenPurpose.VERIFY_EMAIL: "驗證完成", TokenPurpose.BINDING: "綁定完成",
+                 TokenPurpose.EMAIL_CHANGE: "Email 變更完成"}
 TITLES = {400: "連結無效", 401: "帳號或密碼錯誤", 403: "無法完成驗證", 409: "Email 已變更",
           410: "連結已失效", 429: "嘗試次數過多"}
 
 
 def _client(request: Request) -> str | None:
     return request.client.host if request.client else None
-
-
-def mask_address(address: str) -> str:
-    """w***@example.com: enough for the holder to recognise, little for anyone else."""
-    local, _, domain = address.partition("@")
-    return f"{local[:1]}***@{domain}" if domain else "***"
 
 
 def _page(request: Request, template: str, status_code: int = 200, **context: Any) -> Response:
@@ -109,6 +112,8 @@ async def verify_page(request: Request, token: str) -> Response:
         preview = await _read_preview(request, token)
     except TokenError as exc:
         return _failure(request, exc.status, exc.message)
+    if preview.purpose not in verification.LINK_PURPOSES:  # a reset link has its own page
+        return _failure(request, 400, MSG_TAMPERED)
     return _form(request, preview, token)
 
 
@@ -159,7 +164,7 @@ def verify_submit(
             return _form_again(request, settings, token, exc)
         return _failure(request, exc.status, exc.message)
     return _page(request, "verify_result.html", ok=True, status=200, purpose=done.token.purpose,
-                 title="驗證完成" if done.token.purpose == TokenPurpose.VERIFY_EMAIL else "綁定完成",
+                 title=RESULT_TITLES.get(done.token.purpose, "驗證完成"),
                  message="", account=done.account)
 
 
