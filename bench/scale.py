@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from mailflow.config import load_settings  # noqa: E402
 from mailflow.db import Database, init_schema  # noqa: E402
+from mailflow.mail import states  # noqa: E402
 from mailflow.mail.render import Envelope, render_bytes  # noqa: E402
 from tests.peers import wait_until  # noqa: E402
 from tests.scale.sink import CountingSink  # noqa: E402
@@ -104,11 +105,11 @@ def claim_explain(db: Database) -> str:
     """EXPLAIN (ANALYZE, BUFFERS) of the select half of dispatch's claim, compiled from its own code."""
     from sqlalchemy import select
 
-    from mailflow.models import OutboxMessage, OutboxStatus
+    from mailflow.models import OutboxMessage
     from mailflow.timeutil import now
 
     query = (select(OutboxMessage.id, OutboxMessage.status)
-             .where(OutboxMessage.status.in_(OutboxStatus.DUE), OutboxMessage.next_attempt_at <= now())
+             .where(OutboxMessage.status.in_(states.DUE), OutboxMessage.next_attempt_at <= now())
              .order_by(OutboxMessage.next_attempt_at).limit(200).with_for_update(skip_locked=True))
     compiled = query.compile(db.engine, compile_kwargs={"literal_binds": True})
     with db.engine.connect() as conn:

@@ -23,7 +23,7 @@ from mailflow.timeutil import iso_taipei, now
 STATUSES = (OutboxStatus.QUEUED, OutboxStatus.SENDING, OutboxStatus.SENT, OutboxStatus.RETRY,
             OutboxStatus.FAILED, OutboxStatus.SUPPRESSED)
 RETRYABLE = (OutboxStatus.FAILED, OutboxStatus.RETRY, OutboxStatus.SUPPRESSED)
-# Templates whose link carries a one-time token (render.SECRET_CONTEXT_KEYS): once the mail is final the
+# Templates whose link carries a one-time token (mail.states.SECRET_CONTEXT_KEYS): once the mail is final the
 # token is erased from the row, so such a mail cannot simply be sent again.
 NEEDS_SECRET = {"account-approved": "verify_url", "verify-reminder": "verify_url",
                 "binding-request": "confirm_url"}

@@ -31,9 +31,10 @@ from sqlalchemy import BindParameter, Table, bindparam, insert, select, text, up
 
 from mailflow.config import ScheduleSettings, Settings
 from mailflow.context import AppContext
-from mailflow.mail.outbox import transition, without_secrets
+from mailflow.mail import states
+from mailflow.mail.outbox import transition
 from mailflow.mail.relay import Outcome, Outgoing, SmtpLink
-from mailflow.mail.render import SECRET_CONTEXT_KEYS, Envelope, RenderError, render_bytes
+from mailflow.mail.render import Envelope, RenderError, render_bytes
 from mailflow.mail.returnpath import make_return_path
 from mailflow.mail.suppression import record_deliveries
 from mailflow.models import OutboxEvent, OutboxMessage, OutboxStatus, Suppression
@@ -109,15 +110,18 @@ def settle(settings: Settings, row: RowNow, claimed: Claimed, outcome: Outcome,
             status, detail = OutboxStatus.FAILED, f"gave up after {attempts} attempts: {detail}"
         else:
             values["b_next_attempt_at"] = moment + retry_delay(settings.schedule, attempts)
-    if status == OutboxStatus.SENT:
-        values["b_sent_at"] = moment
-    if status in OutboxStatus.FINAL and any(key in claimed.envelope.context for key in SECRET_CONTEXT_KEYS):
-        values["b_context"] = without_secrets(claimed.envelope.context)  # raw tokens end with the mail
+    # The move is this worker's own claim ending: from 'sending', whatever a reclaim did to the row meanwhile.
+    new = states.step(OutboxStatus.SENDING, status, context=claimed.envelope.context, moment=moment)
+    values.update((f"b_{column}", value) for column, value in new.items() if column not in _LEASE_COLUMNS)
     detail = detail[:2000]
-    values.update(b_status=status, b_last_reply=detail)
+    values["b_last_reply"] = detail
     event = {"outbox_id": row.id, "at": moment, "from_status": row.status, "to_status": status,
              "smtp_code": outcome.code, "detail": detail}
     return values, event
+
+
+# Every recorded result ends the lease: the grouped UPDATE sets these itself.
+_LEASE_COLUMNS = ("claimed_by", "lease_expires_at")
 
 
 def _update_statements(changes: Sequence[dict[str, Any]]) -> list[tuple[Any, list[dict[str, Any]]]]:
@@ -147,8 +151,6 @@ def reclaim_expired(ctx: AppContext) -> int:
         for row in rows:
             transition(session, row, OutboxStatus.RETRY,
                        detail=f"lease of {row.claimed_by} expired; queued again")
-            row.claimed_by = None
-            row.lease_expires_at = None
             row.next_attempt_at = moment
     if rows:
         log.warning("reclaimed %d mails whose sending lease expired", len(rows))
@@ -172,7 +174,7 @@ def claim_batch(ctx: AppContext, limit: int, due_before: datetime) -> list[Claim
         if not previous:
             return []
         claim = (update(table)
-                 .where(table.c.id.in_(previous), table.c.status.in_(OutboxStatus.DUE))
+                 .where(table.c.id.in_(previous), table.c.status.in_(states.DUE))
                  .values(status=OutboxStatus.SENDING, claimed_by=ctx.worker_id,
                          lease_expires_at=moment + timedelta(seconds=ctx.settings.schedule.lease_seconds))
                  .returning(table.c.id, table.c.to_key, table.c.template, table.c.to_address,
@@ -203,8 +205,6 @@ def release(ctx: AppContext, items: Sequence[Claimed], why: str) -> None:
         before = {c.id: c.from_status for c in items}
         for row in rows:
             transition(session, row, before[row.id], detail=why)
-            row.claimed_by = None
-            row.lease_expires_at = None
 
 
 def record(ctx: AppContext, results: Sequence[tuple[Claimed, Outcome]], report: TickReport) -> None:

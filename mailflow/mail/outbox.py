@@ -10,8 +10,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mailflow.mail import TEMPLATE_NAMES, addresses
-from mailflow.mail.render import SECRET_CONTEXT_KEYS
+from mailflow.mail import TEMPLATE_NAMES, addresses, states
 from mailflow.mail.wake import mail_queued
 from mailflow.models import OutboxEvent, OutboxMessage, OutboxStatus, Suppression
 from mailflow.notify.templates import is_api_template
@@ -58,8 +57,7 @@ def enqueue(
         message_id=new_message_id(message_id_domain),
         status=status,
     )
-    if status == OutboxStatus.SUPPRESSED:
-        message.context = without_secrets(message.context)
+    message.context = states.step(states.NEW, status, context=message.context).get("context", message.context)
     session.add(message)
     session.flush()
     session.add(OutboxEvent(outbox_id=message.id, from_status="", to_status=status,
@@ -67,10 +65,6 @@ def enqueue(
     if status == OutboxStatus.QUEUED:
         mail_queued(session)  # dispatch wakes when this transaction commits
     return message
-
-
-def without_secrets(context: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in context.items() if key not in SECRET_CONTEXT_KEYS}
 
 
 def transition(
@@ -81,17 +75,15 @@ def transition(
     smtp_code: int | None = None,
     detail: str | None = None,
 ) -> OutboxEvent:
-    """Move ``row`` to ``to_status`` and persist the step (with the SMTP reply that caused it). A final
-    state erases the raw tokens from the row's context: they are only needed to render the mail."""
-    event = OutboxEvent(outbox_id=row.id, from_status=row.status, to_status=to_status, smtp_code=smtp_code,
-                        detail=detail)
-    row.status = to_status
+    """Move ``row`` to ``to_status`` as the state machine says (mailflow.mail.states.step: a final state
+    erases the raw tokens, leaving ``sending`` ends the lease) and persist the step with the SMTP reply that
+    caused it."""
+    values = states.step(row.status, to_status, context=row.context)
+    event = OutboxEvent(outbox_id=row.id, from_status=row.status, to_status=values["status"],
+                        smtp_code=smtp_code, detail=detail)
+    for column, value in values.items():
+        setattr(row, column, value)
     if detail is not None:
         row.last_reply = detail
-    if to_status in OutboxStatus.FINAL:
-        row.claimed_by = None
-        row.lease_expires_at = None
-        if any(key in row.context for key in SECRET_CONTEXT_KEYS):
-            row.context = without_secrets(row.context)
     session.add(event)
     return event

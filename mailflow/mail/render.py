@@ -32,9 +32,6 @@ from mailflow.config import Settings
 from mailflow.paths import templates_dir
 from mailflow.timeutil import TAIPEI, now, roc_date, roc_datetime, taipei
 
-# Raw tokens live in these context keys only until the mail reaches a final state (see outbox.transition).
-SECRET_CONTEXT_KEYS = ("verify_url", "confirm_url", "reset_url")
-
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
 
 

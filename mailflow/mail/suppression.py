@@ -20,13 +20,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from mailflow import audit
-from mailflow.mail import addresses
-from mailflow.models import AddressHealth, OutboxEvent, OutboxMessage, OutboxStatus, Suppression
+from mailflow.mail import addresses, states
+from mailflow.mail.outbox import transition
+from mailflow.models import AddressHealth, OutboxMessage, OutboxStatus, Suppression
 from mailflow.timeutil import now
 
 # Five soft bounces without a delivery in between make an address as good as a hard bounce.
 SOFT_BOUNCE_LIMIT = 5
-_WAITING = (OutboxStatus.QUEUED, OutboxStatus.RETRY)
 
 
 def address_key(address: str) -> str:
@@ -64,14 +64,10 @@ def suppress(session: Session, address: str, reason: str, detail: str | None = N
 
 def _suppress_waiting_mail(session: Session, key: str, reason: str) -> list[int]:
     rows = session.execute(
-        select(OutboxMessage).where(OutboxMessage.to_key == key, OutboxMessage.status.in_(_WAITING))
+        select(OutboxMessage).where(OutboxMessage.to_key == key, OutboxMessage.status.in_(states.WAITING))
     ).scalars().all()
     for row in rows:
-        session.add(OutboxEvent(outbox_id=row.id, from_status=row.status, to_status=OutboxStatus.SUPPRESSED,
-                                detail=f"address suppressed: {reason}"))
-        row.status = OutboxStatus.SUPPRESSED
-        row.lease_expires_at = None
-        row.claimed_by = None
+        transition(session, row, OutboxStatus.SUPPRESSED, detail=f"address suppressed: {reason}")
     session.flush()
     return [row.id for row in rows]
 

@@ -9,20 +9,8 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, LargeBinary, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from mailflow.mail.states import OutboxStatus
 from mailflow.models.base import Base, utcnow
-
-
-class OutboxStatus:
-    QUEUED = "queued"
-    SENDING = "sending"
-    SENT = "sent"
-    RETRY = "retry"
-    FAILED = "failed"
-    SUPPRESSED = "suppressed"
-
-    FINAL = frozenset({SENT, FAILED, SUPPRESSED})
-    DUE = (QUEUED, RETRY)
-
 
 # The claim query repeats this text exactly, so both SQLite and PostgreSQL match it to the partial index.
 DUE_SQL = "status IN ('queued', 'retry')"
@@ -41,7 +29,7 @@ class OutboxMessage(Base):
     application_id: Mapped[int | None] = mapped_column(ForeignKey("applications.id"))
     token_id: Mapped[int | None] = mapped_column(ForeignKey("verification_tokens.id"))
     message_id: Mapped[str] = mapped_column(String(200), unique=True)
-    status: Mapped[str] = mapped_column(String(12), default=OutboxStatus.QUEUED)
+    status: Mapped[OutboxStatus] = mapped_column(String(12), default=OutboxStatus.QUEUED)
     attempts: Mapped[int] = mapped_column(default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
     lease_expires_at: Mapped[datetime | None]

@@ -48,8 +48,9 @@ _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")  # printable ASCII, no sp
 QUEUED, SENDING, SENT, DELAYED, BOUNCED, FAILED, SUPPRESSED = (
     "queued", "sending", "sent", "delivery-delayed", "bounced", "failed", "suppressed")
 STATUSES = (QUEUED, SENDING, SENT, DELAYED, BOUNCED, FAILED, SUPPRESSED)
-_FROM_OUTBOX = {OutboxStatus.QUEUED: QUEUED, OutboxStatus.RETRY: DELAYED, OutboxStatus.SENDING: SENDING,
-                OutboxStatus.SENT: SENT, OutboxStatus.FAILED: FAILED, OutboxStatus.SUPPRESSED: SUPPRESSED}
+_FROM_OUTBOX: dict[str, str] = {
+    OutboxStatus.QUEUED: QUEUED, OutboxStatus.RETRY: DELAYED, OutboxStatus.SENDING: SENDING,
+    OutboxStatus.SENT: SENT, OutboxStatus.FAILED: FAILED, OutboxStatus.SUPPRESSED: SUPPRESSED}
 
 
 class NotificationRefused(Exception):
@@ -305,7 +306,8 @@ def _event_data(notification: Notification, to_address: str, status: str,
     return data
 
 
-_OUTCOME_EVENTS = {OutboxStatus.SENT: "notification.sent", OutboxStatus.FAILED: "notification.failed"}
+_OUTCOME_EVENTS: dict[str, str] = {OutboxStatus.SENT: "notification.sent",
+                                   OutboxStatus.FAILED: "notification.failed"}
 
 
 def record_outcomes(session: Session, settled: Sequence[tuple[str, int, str]]) -> int:

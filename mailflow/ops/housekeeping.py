@@ -32,6 +32,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 from mailflow import ratelimit
 from mailflow.context import AppContext
 from mailflow.db import Database
+from mailflow.mail import states
 from mailflow.models import (
     ApiKeyUse,
     BounceRecipient,
@@ -42,7 +43,6 @@ from mailflow.models import (
     LoginAttempt,
     OutboxEvent,
     OutboxMessage,
-    OutboxStatus,
     SupportItem,
 )
 from mailflow.ops import documents
@@ -103,7 +103,7 @@ def delete_old_mail(db: Database, days: int, batch: int = BATCH) -> int:
     # created_at decides: a mail reaches its final state within retry_give_up_hours of being queued,
     # far inside any retention period.
     cutoff = now() - timedelta(days=days)
-    conditions = [OutboxMessage.status.in_(sorted(OutboxStatus.FINAL)), OutboxMessage.created_at < cutoff]
+    conditions = [OutboxMessage.status.in_(sorted(states.FINAL)), OutboxMessage.created_at < cutoff]
     return sweep(db, OutboxMessage.id, conditions, _forget_outbox, batch)
 
 

@@ -15,7 +15,8 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from mailflow.db import Database
-from mailflow.models import BounceRecipient, InboundMessage, OutboxMessage, OutboxStatus, Suppression
+from mailflow.mail import states
+from mailflow.models import BounceRecipient, InboundMessage, OutboxMessage, Suppression
 from mailflow.notify.metrics import notify_metrics
 from mailflow.timeutil import now
 
@@ -30,15 +31,15 @@ class MailflowCollector:
         with self.db.session() as session:
             outbox = GaugeMetricFamily("mailflow_outbox_messages", "Outgoing mails by template and state",
                                        labels=["template", "status"])
-            for template, status, count in session.execute(
+            for template, mail_status, count in session.execute(
                 select(OutboxMessage.template, OutboxMessage.status, func.count())
                 .group_by(OutboxMessage.template, OutboxMessage.status)
             ):
-                outbox.add_metric([template, status], count)
+                outbox.add_metric([template, mail_status], count)
             yield outbox
 
             oldest = session.scalar(select(func.min(OutboxMessage.next_attempt_at))
-                                    .where(OutboxMessage.status.in_(OutboxStatus.DUE)))
+                                    .where(OutboxMessage.status.in_(states.DUE)))
             age = max(0.0, (now() - oldest).total_seconds()) if oldest else 0.0
             yield GaugeMetricFamily("mailflow_outbox_oldest_due_seconds",
                                     "How long the oldest due mail has waited (0 when none is due)", value=age)

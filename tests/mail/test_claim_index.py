@@ -5,13 +5,14 @@ from __future__ import annotations
 from sqlalchemy import inspect, text
 
 from mailflow.context import AppContext
-from mailflow.models.mail import DUE_SQL, OutboxStatus
+from mailflow.mail import states
+from mailflow.models.mail import DUE_SQL
 
 CLAIM = f"SELECT id FROM outbox WHERE {DUE_SQL} AND next_attempt_at <= :t ORDER BY next_attempt_at LIMIT 200"
 
 
 def test_due_sql_names_exactly_the_due_statuses() -> None:
-    assert "status IN ({})".format(", ".join(f"'{s}'" for s in OutboxStatus.DUE)) == DUE_SQL
+    assert "status IN ({})".format(", ".join(f"'{s}'" for s in states.DUE)) == DUE_SQL
 
 
 def test_the_partial_index_holds_only_due_rows(ctx: AppContext) -> None:

@@ -18,8 +18,9 @@ import pytest
 from sqlalchemy import func, select
 
 from mailflow.db import Database, init_schema
+from mailflow.mail import states
 from mailflow.mail.outbox import enqueue
-from mailflow.models import OutboxMessage, OutboxStatus
+from mailflow.models import OutboxMessage
 from tests.mail.helpers import ScriptedSink
 from tests.peers import free_port, wait_until
 
@@ -145,7 +146,7 @@ def test_sigkill_during_dispatch_loses_nothing(tmp_path: Path, sink: ScriptedSin
     def unfinished() -> int:
         with db.session() as session:
             return session.scalar(select(func.count()).select_from(OutboxMessage)
-                                  .where(OutboxMessage.status.not_in(OutboxStatus.FINAL))) or 0
+                                  .where(OutboxMessage.status.not_in(states.FINAL))) or 0
 
     wait_until(lambda: unfinished() == 0, 180, "every mail to reach a final state")
     assert second.signal(signal.SIGTERM) == 0

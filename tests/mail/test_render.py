@@ -77,7 +77,8 @@ def test_every_template_builds_a_correct_message(settings: Settings, template: s
     if template in STAFF_TEMPLATES:
         # Customer service reads it: not told to phone itself, but every mail carries the support line and
         # hours (the contract), here as the line applicants are given.
-        staff_footer = "此mail為系統每日寄給客服的摘要,請勿直接回覆。申請人的客服專線:0809-088-568免付費,服務時間8:00~18:00"
+        staff_footer = ("此mail為系統每日寄給客服的摘要,請勿直接回覆。"
+                        "申請人的客服專線:0809-088-568免付費,服務時間8:00~18:00")
         assert text.rstrip().endswith(staff_footer) and staff_footer in html
         assert "若有問題" not in text and "若有問題" not in html
     else:
