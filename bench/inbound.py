@@ -50,12 +50,12 @@ from mailflow.context import AppContext  # noqa: E402
 from mailflow.db import Database, init_schema  # noqa: E402
 from mailflow.inbound import imap  # noqa: E402
 from mailflow.models import InboundMessage, SupportItem  # noqa: E402
+from tests.factories import add_applicant  # noqa: E402
 from tests.inbound.dovecot import DovecotServer, start_dovecot  # noqa: E402
 from tests.inbound.test_intake_helpers import (  # noqa: E402
     autoreply,
     complaint,
     dsn,
-    make_applicant,
     reply,
     sent_mail,
 )
@@ -74,7 +74,7 @@ def our_mails(ctx: AppContext, applicants: int) -> list[bytes]:
     """Bounces, complaints, auto-replies and replies about mails we sent to applicants of this run."""
     made: list[bytes] = []
     for i in range(applicants):
-        who = make_applicant(ctx, account=f"bench{i:04d}", email=f"user{i}@example.com")
+        who = add_applicant(ctx, account=f"bench{i:04d}", email=f"user{i}@example.com")
         mail = sent_mail(ctx, who)
         made += [dsn(ctx.settings, mail), complaint(ctx.settings, mail) if i % 4 == 0 else autoreply(mail),
                  reply(who.email, f"請問第 {i} 號申請什麼時候審核?", in_reply_to=mail.message_id),

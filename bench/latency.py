@@ -44,8 +44,9 @@ from mailflow.accounts.rules import ubn_checksum_ok  # noqa: E402
 from mailflow.context import AppContext  # noqa: E402
 from mailflow.inbound.imap import MailboxWatcher  # noqa: E402
 from mailflow.models import SupportItem  # noqa: E402
+from tests.factories import add_applicant  # noqa: E402
 from tests.inbound.dovecot import DovecotServer, start_dovecot  # noqa: E402
-from tests.inbound.test_intake_helpers import dsn, make_applicant, sent_mail  # noqa: E402
+from tests.inbound.test_intake_helpers import dsn, sent_mail  # noqa: E402
 from tests.peers import wait_until  # noqa: E402
 
 BOUNCE_TARGET_S = 3.0
@@ -74,7 +75,7 @@ def bounce_latency(url: str, n: int) -> list[float]:
     with tempfile.TemporaryDirectory() as folder:
         proc = worker(url, dovecot, Path(folder))
         try:
-            mails = [sent_mail(ctx, make_applicant(ctx, account=f"late{i:03d}", email=f"late{i}@example.com"))
+            mails = [sent_mail(ctx, add_applicant(ctx, account=f"late{i:03d}", email=f"late{i}@example.com"))
                      for i in range(n)]
             wait_until(lambda: leases.holder_of(ctx.db, MailboxWatcher.LEASE) is not None, 60,
                        "the worker to take the IMAP mailbox", check=lambda: _alive(proc, folder))

@@ -15,8 +15,8 @@ from mailflow.commands.table import cell_width, plain_lines, print_table
 from mailflow.context import AppContext
 from mailflow.models import ApplicationStatus, StaffUser
 from tests.cli_runner import Result, run_cli
+from tests.factories import make_applicant
 from tests.mail.helpers import queue_mail
-from tests.support.factories import make_applicant
 
 TAIPEI_ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+08:00$")
 

@@ -11,38 +11,14 @@ from mailflow.accounts import review
 from mailflow.context import AppContext
 from mailflow.mail.render import render_parts
 from mailflow.models import (
-    Account,
-    AccountKind,
-    AccountStatus,
-    Application,
     AuditEvent,
-    Document,
     OutboxMessage,
 )
+from tests.factories import add_submitted
 
 BRC = review.STANDARD_REASONS["brc-obsolete"]
 PERSON = review.STANDARD_REASONS["person-name"]
 UBN_MISMATCH = review.STANDARD_REASONS["ubn-mismatch"]
-
-
-def add_submitted(ctx: AppContext, account: str = "example1234", ubn: str = "04595257",
-                  password_hash: str = "not-used-here") -> int:
-    """A pending general account with its submitted application, as registration leaves them."""
-    email = f"{account}@example.com"
-    with ctx.db.session() as session:
-        row = Account(kind=AccountKind.GENERAL, account=account, account_key=account.lower(), name="王小明",
-                      mobile="0912345678", email=email, email_key=email, status=AccountStatus.PENDING,
-                      password_hash=password_hash)
-        document = Document(stored_name=f"{account}.pdf", original_name="proof.pdf",
-                            content_type="application/pdf", size=1, sha256="0" * 64)
-        session.add_all([row, document])
-        session.flush()
-        application = Application(account_id=row.id, ubn=ubn, ubn_key=ubn, company_phone="02-12345678",
-                                  company_name="臺灣港務股份有限公司基隆分公司", company_owner="陳大文",
-                                  company_address="804004高雄市鼓山區蓬萊路10號", document_id=document.id)
-        session.add(application)
-        session.flush()
-        return application.id
 
 
 def reject(ctx: AppContext, application_id: int, codes: list[str], texts: list[str]) -> None:

@@ -4,7 +4,6 @@ general account's password, expiry, unbinding from either side, flags on bound c
 from __future__ import annotations
 
 from datetime import timedelta
-from functools import cache
 
 import pytest
 from sqlalchemy import select
@@ -20,57 +19,15 @@ from mailflow.models import (
     AccountKind,
     AccountStatus,
     Application,
-    ApplicationStatus,
     AuditEvent,
     Binding,
     BindingStatus,
-    Document,
     OutboxMessage,
     TokenPurpose,
     VerificationToken,
 )
-from mailflow.passwords import hash_password
 from mailflow.timeutil import now
-
-GENERAL_PASSWORD = "Company1pass"
-SHARED_PASSWORD = "Shared1pass"
-
-
-@cache
-def password_hash(password: str) -> str:
-    """Argon2 is slow on purpose: hash each test password once per run."""
-    return hash_password(password)
-
-
-def add_general(ctx: AppContext, account: str, ubn: str, *, verified: bool = True,
-                status: str = AccountStatus.APPROVED) -> int:
-    """A general account with its approved company, as review and verification leave it."""
-    email = f"{account}@example.com"
-    with ctx.db.session() as session:
-        row = Account(kind=AccountKind.GENERAL, account=account, account_key=account.lower(), name="王小明",
-                      mobile="0912345678", email=email, email_key=email, status=status,
-                      password_hash=password_hash(GENERAL_PASSWORD), approved_at=now(),
-                      email_verified_at=now() if verified else None,
-                      email_verified_address=email if verified else None)
-        document = Document(stored_name=f"{account}.pdf", original_name="proof.pdf",
-                            content_type="application/pdf", size=1, sha256="0" * 64)
-        session.add_all([row, document])
-        session.flush()
-        session.add(Application(account_id=row.id, ubn=ubn, ubn_key=ubn, company_phone="02-12345678",
-                                company_name=f"{account}股份有限公司", company_owner="陳大文",
-                                company_address="804004高雄市鼓山區蓬萊路10號", document_id=document.id,
-                                status=ApplicationStatus.APPROVED))
-        return row.id
-
-
-def add_shared(ctx: AppContext, account: str = "manager01", *, verified: bool = True) -> int:
-    with ctx.db.session() as session:
-        clean = {"account": account, "name": "林美玲", "mobile": "0922333444",
-                 "email": f"{account}@example.org"}
-        row = shared.create_shared_account(session, clean, password_hash(SHARED_PASSWORD))
-        if verified:
-            row.email_verified_at, row.email_verified_address = now(), row.email
-        return row.id
+from tests.factories import PASSWORD, SHARED_PASSWORD, add_general, add_shared
 
 
 def ask(ctx: AppContext, shared_id: int, general_account: str) -> int:
@@ -138,7 +95,7 @@ def test_only_the_general_accounts_password_completes_the_binding(ctx: AppContex
             confirm(ctx, token, wrong)
         assert caught.value.status == 403
     assert companies(ctx, shared_id) == []
-    confirm(ctx, token, GENERAL_PASSWORD)
+    confirm(ctx, token, PASSWORD)
     listed = companies(ctx, shared_id)
     assert [(c["ubn"], c["name"], c["flags"]) for c in listed] == [("04595257", "harbor01股份有限公司", [])]
     with ctx.db.session() as session:
@@ -173,11 +130,11 @@ def test_asking_twice_is_refused_while_pending_and_after_binding_but_another_sha
     binding_id = ask(ctx, shared_id, "harbor01")
     status, message = refusal(ctx, shared_id, "harbor01")
     assert status == 409 and "等待" in message
-    confirm(ctx, consent_link(ctx, binding_id), GENERAL_PASSWORD)
+    confirm(ctx, consent_link(ctx, binding_id), PASSWORD)
     status, message = refusal(ctx, shared_id, "harbor01")
     assert status == 409 and "已經綁定" in message
     second = add_shared(ctx, "manager02")
-    confirm(ctx, consent_link(ctx, ask(ctx, second, "harbor01")), GENERAL_PASSWORD)
+    confirm(ctx, consent_link(ctx, ask(ctx, second, "harbor01")), PASSWORD)
     assert [c["ubn"] for c in companies(ctx, second)] == ["04595257"]
     assert [c["ubn"] for c in companies(ctx, shared_id)] == ["04595257"]
 
@@ -192,12 +149,12 @@ def test_an_expired_link_cannot_complete_and_the_request_may_be_made_again(ctx: 
                               .where(VerificationToken.binding_id == binding_id)).one()
         row.expires_at = now() - timedelta(minutes=1)
     with pytest.raises(TokenError) as caught:
-        confirm(ctx, token, GENERAL_PASSWORD)
+        confirm(ctx, token, PASSWORD)
     assert caught.value.status == 410
     again = ask(ctx, shared_id, "harbor01")
     with ctx.db.session() as session:
         assert session.get(Binding, binding_id).status == BindingStatus.EXPIRED  # type: ignore[union-attr]
-    confirm(ctx, consent_link(ctx, again), GENERAL_PASSWORD)
+    confirm(ctx, consent_link(ctx, again), PASSWORD)
     assert [c["ubn"] for c in companies(ctx, shared_id)] == ["04595257"]
 
 
@@ -236,7 +193,7 @@ def test_unbinding_from_either_side_mails_the_other_side(ctx: AppContext, side: 
     general_id = add_general(ctx, "harbor01", "04595257")
     shared_id = add_shared(ctx)
     binding_id = ask(ctx, shared_id, "harbor01")
-    confirm(ctx, consent_link(ctx, binding_id), GENERAL_PASSWORD)
+    confirm(ctx, consent_link(ctx, binding_id), PASSWORD)
     by_id, other_address = (shared_id, "harbor01@example.com") if side == "shared" else (
         general_id, "manager01@example.org")
     with ctx.db.session() as session:
@@ -273,7 +230,7 @@ def test_a_suspended_or_bouncing_company_stays_bound_and_is_flagged(ctx: AppCont
     bouncing_id = add_general(ctx, "harbor02", "12345675")
     shared_id = add_shared(ctx)
     for general in ("harbor01", "harbor02"):
-        confirm(ctx, consent_link(ctx, ask(ctx, shared_id, general)), GENERAL_PASSWORD)
+        confirm(ctx, consent_link(ctx, ask(ctx, shared_id, general)), PASSWORD)
     with ctx.db.session() as session:
         session.get(Account, suspended_id).status = AccountStatus.SUSPENDED  # type: ignore[union-attr]
         session.get(Account, bouncing_id).email_undeliverable = True  # type: ignore[union-attr]
@@ -287,7 +244,7 @@ def test_switching_selects_a_bound_company_only_and_is_audited(ctx: AppContext) 
     add_general(ctx, "harbor03", "22099131")
     shared_id = add_shared(ctx)
     for general in ("harbor01", "harbor02"):
-        confirm(ctx, consent_link(ctx, ask(ctx, shared_id, general)), GENERAL_PASSWORD)
+        confirm(ctx, consent_link(ctx, ask(ctx, shared_id, general)), PASSWORD)
     with ctx.db.session() as session:
         account = session.get(Account, shared_id)
         assert account is not None

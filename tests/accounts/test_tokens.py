@@ -16,19 +16,11 @@ from mailflow.accounts import tokens
 from mailflow.accounts.tokens import TokenError, consume, issue_token, load_token, void_tokens_for_address
 from mailflow.config import Settings, load_settings
 from mailflow.context import AppContext
-from mailflow.models import Account, AccountStatus, TokenPurpose, VerificationToken
-from mailflow.passwords import hash_password
+from mailflow.models import Account, TokenPurpose, VerificationToken
 from mailflow.timeutil import now
+from tests.factories import add_account
 
-
-def add_account(ctx: AppContext, account: str = "example1234", email: str = "Wang@Example.com") -> int:
-    with ctx.db.session() as session:
-        row = Account(account=account, account_key=account.lower(), name="王小明", mobile="0912345678",
-                      email=email, email_key=email.lower(), password_hash=hash_password("Secret-pass-1"),
-                      status=AccountStatus.APPROVED, approved_at=now())
-        session.add(row)
-        session.flush()
-        return row.id
+ADDRESS = "Wang@Example.com"
 
 
 def issue(ctx: AppContext, account_id: int, address: str = "Wang@Example.com",
@@ -65,7 +57,7 @@ def load_status(ctx: AppContext, token: str) -> int | str:
 
 
 def test_a_token_is_short_opaque_bound_server_side_and_stored_only_as_a_hash(ctx: AppContext) -> None:
-    account_id = add_account(ctx)
+    account_id = add_account(ctx, email=ADDRESS)
     token, row_id = issue(ctx, account_id)
     assert len(token) < 60 and len(token) == tokens.ID_CHARS + 1 + tokens.MAC_CHARS
     # Nothing readable in it: not the address, not the account, in any encoding.
@@ -95,14 +87,14 @@ MANGLES = [
 
 @pytest.mark.parametrize("mangle", MANGLES)
 def test_a_tampered_or_malformed_token_is_400(ctx: AppContext, mangle) -> None:
-    token, _ = issue(ctx, add_account(ctx))
+    token, _ = issue(ctx, add_account(ctx, email=ADDRESS))
     assert load_status(ctx, token) == "ok"
     assert load_status(ctx, mangle(token)) == 400
 
 
 @pytest.mark.parametrize("mangle", MANGLES)
 def test_a_tampered_legacy_token_is_400(ctx: AppContext, mangle) -> None:
-    token, _ = issue_legacy(ctx, add_account(ctx))
+    token, _ = issue_legacy(ctx, add_account(ctx, email=ADDRESS))
     assert load_status(ctx, token) == "ok"
     assert load_status(ctx, mangle(token)) == 400
 
@@ -113,7 +105,7 @@ def test_an_opaque_token_with_a_valid_mac_but_no_row_is_400(ctx: AppContext) -> 
 
 
 def test_a_token_of_another_purpose_than_asked_is_400(ctx: AppContext) -> None:
-    token, _ = issue(ctx, add_account(ctx), purpose=TokenPurpose.BINDING)
+    token, _ = issue(ctx, add_account(ctx, email=ADDRESS), purpose=TokenPurpose.BINDING)
     with ctx.db.session() as session, pytest.raises(TokenError) as caught:
         load_token(session, ctx.settings, token, purposes=(TokenPurpose.VERIFY_EMAIL,))
     assert caught.value.status == 400
@@ -122,7 +114,7 @@ def test_a_token_of_another_purpose_than_asked_is_400(ctx: AppContext) -> None:
 
 
 def test_a_legacy_link_still_loads_until_it_expires(ctx: AppContext) -> None:
-    account_id = add_account(ctx)
+    account_id = add_account(ctx, email=ADDRESS)
     token, row_id = issue_legacy(ctx, account_id)
     assert len(token) > 100 and load_status(ctx, token) == "ok"
     with ctx.db.session() as session:
@@ -133,7 +125,7 @@ def test_a_legacy_link_still_loads_until_it_expires(ctx: AppContext) -> None:
 
 
 def test_changing_the_bound_address_in_a_legacy_payload_breaks_the_signature(ctx: AppContext) -> None:
-    token, _ = issue_legacy(ctx, add_account(ctx))
+    token, _ = issue_legacy(ctx, add_account(ctx, email=ADDRESS))
     payload, sig = token.split(".")
     body = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     body["e"] = "forwarded@example.org"
@@ -142,7 +134,7 @@ def test_changing_the_bound_address_in_a_legacy_payload_breaks_the_signature(ctx
 
 
 def test_a_token_signed_with_another_key_or_for_another_purpose_is_400(ctx: AppContext, db_url: str) -> None:
-    account_id = add_account(ctx)
+    account_id = add_account(ctx, email=ADDRESS)
     other: Settings = load_settings(None, {"MAILFLOW_DATABASE__URL": db_url,
                                            "MAILFLOW_SECURITY__SECRET_KEY": "another-secret-key-0123456789"})
     for token, _ in (issue(ctx, account_id), issue_legacy(ctx, account_id, purpose=TokenPurpose.BINDING)):
@@ -158,13 +150,13 @@ def test_a_token_signed_with_another_key_or_for_another_purpose_is_400(ctx: AppC
 
 
 def test_a_validly_signed_token_unknown_to_the_database_is_400(ctx: AppContext) -> None:
-    account_id = add_account(ctx)
+    account_id = add_account(ctx, email=ADDRESS)
     token = tokens.sign_token(ctx.settings, account_id, "verify-email", "Wang@Example.com", 0, "never-issued")
     assert load_status(ctx, token) == 400
 
 
 def test_used_expired_and_voided_tokens_are_410(ctx: AppContext) -> None:
-    account_id = add_account(ctx)
+    account_id = add_account(ctx, email=ADDRESS)
     used, used_id = issue(ctx, account_id)
     with ctx.db.session() as session:
         row = load_token(session, ctx.settings, used)
@@ -186,7 +178,7 @@ def test_used_expired_and_voided_tokens_are_410(ctx: AppContext) -> None:
 
 
 def test_a_new_token_voids_only_the_same_purpose_of_the_same_account(ctx: AppContext) -> None:
-    first = add_account(ctx)
+    first = add_account(ctx, email=ADDRESS)
     second = add_account(ctx, "other5678", "other@example.com")
     verify_token, _ = issue(ctx, first)
     other_token, _ = issue(ctx, second, "other@example.com")
@@ -198,7 +190,7 @@ def test_a_new_token_voids_only_the_same_purpose_of_the_same_account(ctx: AppCon
 
 
 def test_void_tokens_for_address_matches_case_insensitively(ctx: AppContext) -> None:
-    account_id = add_account(ctx)
+    account_id = add_account(ctx, email=ADDRESS)
     token, _ = issue(ctx, account_id)
     with ctx.db.session() as session:
         assert void_tokens_for_address(session, account_id, "wang@EXAMPLE.com") == 1

@@ -12,8 +12,8 @@ import pytest
 from playwright.sync_api import expect
 
 from browser.conftest import LiveSite
-from tests.accounts.test_shared_bindings import SHARED_PASSWORD, add_general, add_shared
 from tests.browser.test_a11y_mobile import problems_on
+from tests.factories import SHARED_PASSWORD, add_general, add_shared
 
 pytestmark = [pytest.mark.browser, pytest.mark.once]
 

@@ -13,9 +13,8 @@ from sqlalchemy import select
 from browser.conftest import LiveSite, staff_login
 from mailflow.mail import suppression
 from mailflow.models import Application, ApplicationStatus, SupportItem
-from tests.accounts.test_review_reject import add_submitted
 from tests.browser.test_a11y_mobile import problems_on
-from tests.support.factories import STAFF_PASSWORD, make_staff
+from tests.factories import STAFF_PASSWORD, add_submitted, make_staff
 
 pytestmark = [pytest.mark.browser, pytest.mark.once]
 

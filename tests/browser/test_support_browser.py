@@ -16,8 +16,8 @@ from browser.conftest import LiveSite, staff_login
 from mailflow.context import AppContext
 from mailflow.mail import suppression
 from mailflow.models import Account, OutboxMessage, OutboxStatus
-from tests.support.factories import (
-    APPLICANT_PASSWORD,
+from tests.factories import (
+    PASSWORD,
     STAFF_PASSWORD,
     make_applicant,
     make_bounce_item,
@@ -74,7 +74,7 @@ def test_support_corrects_the_address_and_the_new_link_verifies(live_site: LiveS
     assert link and link.startswith(f"{origin}/verify/")
     answer = page.goto(link)
     assert answer is not None and answer.status == 200
-    page.fill("#password", APPLICANT_PASSWORD)
+    page.fill("#password", PASSWORD)
     with page.expect_response(lambda r: r.request.method == "POST" and "/verify/" in r.url) as posted:
         page.click("form button[type=submit]")
     assert posted.value.status == 200

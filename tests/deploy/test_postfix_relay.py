@@ -28,7 +28,8 @@ from mailflow.mail.returnpath import make_return_path
 from mailflow.models import Account, InboundMessage, OutboxMessage, OutboxStatus, SupportKind
 from mailflow.timeutil import now
 from tests.deploy.postfix import PostfixInstance, delivered_to, running_postfix
-from tests.inbound.test_intake_helpers import Applicant, items, make_applicant, suppressed
+from tests.factories import Applicant, add_applicant
+from tests.inbound.test_intake_helpers import items, suppressed
 from tests.peers import wait_until
 from tests.scale.sink import CountingHandler, CountingSink
 
@@ -162,8 +163,8 @@ def test_relay_through_postfix_keeps_return_path_and_headers(ctx: AppContext, si
 def test_refused_recipient_bounces_through_postfix_back_to_mailflow(ctx: AppContext, sink: CountingSink,
                                                                     inbound: InboundServer,
                                                                     postfix: PostfixInstance) -> None:
-    gone = make_applicant(ctx, "example1234", REFUSED)
-    fine = make_applicant(ctx, "example5678", "lin@example.com")
+    gone = add_applicant(ctx, "example1234", REFUSED)
+    fine = add_applicant(ctx, "example5678", "lin@example.com")
     bounced = queue_mail(ctx, gone.email, gone)
     delivered = queue_mail(ctx, fine.email, fine)
     run_dispatch(ctx, threading.Event())

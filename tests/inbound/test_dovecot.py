@@ -19,16 +19,9 @@ from mailflow.config import Settings
 from mailflow.context import AppContext
 from mailflow.inbound import imap
 from mailflow.models import Account, ImapCursor, InboundStatus, SupportKind
+from tests.factories import add_applicant
 from tests.inbound.dovecot import DovecotServer, dovecot  # noqa: F401  (the fixture)
-from tests.inbound.test_intake_helpers import (
-    dsn,
-    inbound_rows,
-    items,
-    make_applicant,
-    reply,
-    sent_mail,
-    suppressed,
-)
+from tests.inbound.test_intake_helpers import dsn, inbound_rows, items, reply, sent_mail, suppressed
 from tests.peers import wait_until
 
 pytestmark = pytest.mark.dovecot
@@ -64,7 +57,7 @@ def count(client: IMAPClient, folder: str) -> int:
 def test_bounce_in_the_mailbox_flags_the_applicant_and_a_restart_rereads_nothing(
         imap_ctx: AppContext, mailbox: IMAPClient) -> None:
     ctx = imap_ctx
-    who = make_applicant(ctx)
+    who = add_applicant(ctx)
     mail = sent_mail(ctx, who)
     mailbox.append("INBOX", dsn(ctx.settings, mail))
     result = imap.poll(ctx)
@@ -92,7 +85,7 @@ def test_bounce_in_the_mailbox_flags_the_applicant_and_a_restart_rereads_nothing
 def test_cursor_skips_what_was_handled_even_when_it_could_not_be_moved(imap_ctx: AppContext,
                                                                        mailbox: IMAPClient) -> None:
     ctx = imap_ctx
-    who = make_applicant(ctx)
+    who = add_applicant(ctx)
     mailbox.append("INBOX", reply(who.email, "第一封"))
     imap.poll(ctx)
     # The handled mail is put back where it was, as if the move had never happened: a new UID, so it is
@@ -109,7 +102,7 @@ def test_cursor_skips_what_was_handled_even_when_it_could_not_be_moved(imap_ctx:
 def test_a_broken_message_is_quarantined_and_the_next_one_still_processed(imap_ctx: AppContext,
                                                                           mailbox: IMAPClient) -> None:
     ctx = imap_ctx
-    who = make_applicant(ctx)
+    who = add_applicant(ctx)
     mail = sent_mail(ctx, who)
     mailbox.append("INBOX", BOUNCE_LIKE)
     mailbox.append("INBOX", dsn(ctx.settings, mail))
@@ -126,7 +119,7 @@ def test_a_broken_message_is_quarantined_and_the_next_one_still_processed(imap_c
 def test_uidvalidity_change_rescans_without_recording_twice(ctx: AppContext, dovecot: DovecotServer,  # noqa: F811
                                                             mailbox: IMAPClient) -> None:
     use_imap(ctx.settings, dovecot, folder="bounces")
-    who = make_applicant(ctx)
+    who = add_applicant(ctx)
     mail = sent_mail(ctx, who)
     bounce = dsn(ctx.settings, mail)
     mailbox.create_folder("bounces")
@@ -155,7 +148,7 @@ def test_copy_delete_expunge_when_move_is_not_used(imap_ctx: AppContext, mailbox
 
 def test_idle_loop_handles_mail_as_it_arrives_and_stops(imap_ctx: AppContext, mailbox: IMAPClient) -> None:
     ctx = imap_ctx
-    who = make_applicant(ctx)
+    who = add_applicant(ctx)
     stop = threading.Event()
     worker = threading.Thread(target=imap.run_idle_loop, args=(ctx, stop), daemon=True)
     worker.start()
@@ -218,7 +211,7 @@ def running(ctx: AppContext, **kwargs: float) -> Iterator[imap.MailboxWatcher]:
 def test_idle_turns_a_new_bounce_into_a_support_item_without_a_poll(watcher_ctx: AppContext,
                                                                      mailbox: IMAPClient) -> None:
     ctx = watcher_ctx
-    who = make_applicant(ctx)
+    who = add_applicant(ctx)
     mail = sent_mail(ctx, who)
     with running(ctx) as watcher:
         wait_until(lambda: watcher.status.idles >= 1, 30, "the reader to enter IDLE")
@@ -232,7 +225,7 @@ def test_idle_is_reissued_on_the_same_connection_and_still_hears_new_mail(watche
                                                                           mailbox: IMAPClient) -> None:
     """The re-issue before the server's 29-minute cut-off, shrunk to half a second."""
     ctx = watcher_ctx
-    who = make_applicant(ctx)
+    who = add_applicant(ctx)
     with running(ctx, idle_seconds=0.5) as watcher:
         wait_until(lambda: watcher.status.idles >= 4, 30, "IDLE to be ended and issued again three times")
         mailbox.append("INBOX", reply(who.email, "重新 IDLE 之後"))
@@ -243,7 +236,7 @@ def test_idle_is_reissued_on_the_same_connection_and_still_hears_new_mail(watche
 def test_the_reader_reconnects_after_the_server_restarts(watcher_ctx: AppContext,
                                                          dovecot: DovecotServer) -> None:  # noqa: F811
     ctx = watcher_ctx
-    who = make_applicant(ctx)
+    who = add_applicant(ctx)
     mail = sent_mail(ctx, who)
     with running(ctx) as watcher:
         wait_until(lambda: watcher.status.idles >= 1, 30, "the reader to enter IDLE")
@@ -268,7 +261,7 @@ def test_without_idle_on_offer_the_reader_polls(ctx: AppContext) -> None:
     try:
         use_imap(ctx.settings, server)
         ctx.settings.schedule.imap_poll_seconds = 0.3
-        who = make_applicant(ctx)
+        who = add_applicant(ctx)
         with running(ctx) as watcher:
             wait_until(lambda: watcher.status.mode != "", 30, "the reader to connect")
             client = IMAPClient(server.host, server.port, ssl=False, timeout=30)
@@ -289,7 +282,7 @@ def test_of_two_workers_one_reads_the_mailbox_and_the_other_takes_over(watcher_c
     ctx = watcher_ctx
     ctx.settings.schedule.lease_seconds = 3  # the idle worker looks again every second
     other = AppContext(ctx.settings, ctx.db, worker_id="other-worker")
-    who = make_applicant(ctx)
+    who = add_applicant(ctx)
     first, second = imap.MailboxWatcher(ctx).start(), imap.MailboxWatcher(other).start()
     try:
         wait_until(lambda: first.status.idles + second.status.idles >= 1, 30, "one reader to IDLE")
@@ -319,7 +312,7 @@ def test_mailflow_run_reads_the_mailbox_as_mail_arrives(watcher_ctx: AppContext,
 
     ctx = watcher_ctx
     ctx.settings.security.secret_key = SECRET_KEY  # the worker's key signs and checks the bounce tag
-    who = make_applicant(ctx)
+    who = add_applicant(ctx)
     mail = sent_mail(ctx, who)
     env = worker_env(db_url, 0, tmp_path, smtp__mode="capture", inbound__imap_host=dovecot.host,
                      inbound__imap_port=dovecot.port, inbound__imap_ssl="false",

@@ -17,7 +17,8 @@ from mailflow.inbound.importer import import_path
 from mailflow.inbound.store import header_message_id, store_mail
 from mailflow.models import InboundMessage, InboundStatus
 from mailflow.models.ops import SupportKind
-from tests.inbound.test_intake_helpers import dsn, items, make_applicant, reply, sent_mail, suppressed
+from tests.factories import add_applicant
+from tests.inbound.test_intake_helpers import dsn, items, reply, sent_mail, suppressed
 
 FINAL = (InboundStatus.PROCESSED, InboundStatus.QUARANTINED)
 
@@ -43,7 +44,7 @@ def test_any_bytes_are_stored_exactly_and_reach_a_final_state(ctx: AppContext, r
        at=st.integers(min_value=0, max_value=2000))
 def test_mutated_bounces_never_stop_the_pipeline(ctx: AppContext, cut: int, noise: bytes, at: int) -> None:
     tag = uuid.uuid4().hex[:12]
-    who = make_applicant(ctx, account=tag, email=f"{tag}@example.com")
+    who = add_applicant(ctx, account=tag, email=f"{tag}@example.com")
     mail = sent_mail(ctx, who)
     raw = dsn(ctx.settings, mail)
     mutated = raw[:at] + noise + raw[at:][: max(0, len(raw) - cut)]
@@ -67,7 +68,7 @@ def test_broken_mime_and_mixed_charsets(ctx: AppContext) -> None:
 
 
 def test_nul_characters_in_a_reply_do_not_cost_the_reply(ctx: AppContext) -> None:
-    who = make_applicant(ctx)
+    who = add_applicant(ctx)
     raw = reply(who.email, "請問\x00進度", subject="Re: 帳號\x00審核")
     row = intake(ctx, raw)
     assert row.status == InboundStatus.PROCESSED and row.subject == "Re: 帳號審核"
@@ -89,7 +90,7 @@ def test_ten_deep_nested_messages(ctx: AppContext) -> None:
 
 
 def test_one_bad_mail_does_not_stop_the_next(ctx: AppContext, tmp_path: Path) -> None:
-    who = make_applicant(ctx)
+    who = add_applicant(ctx)
     mail = sent_mail(ctx, who)
     folder = tmp_path / "mails"
     folder.mkdir()
@@ -109,7 +110,7 @@ def test_header_message_id_reads_folded_and_missing_headers() -> None:
 
 @pytest.mark.once
 def test_fifty_megabyte_reply_is_stored_and_routed(ctx: AppContext) -> None:
-    who = make_applicant(ctx)
+    who = add_applicant(ctx)
     body = "請見附件\r\n" + ("A" * 76 + "\r\n") * (50 * 1024 * 1024 // 78)
     row = intake(ctx, reply(who.email, body))
     assert row.size > 50 * 1000 * 1000 and row.status == InboundStatus.PROCESSED

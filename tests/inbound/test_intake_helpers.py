@@ -1,11 +1,10 @@
-"""What the intake tests share (no tests here): applicants made straight with the models, mails of ours
+"""What the intake tests share (no tests here; applicants come from tests/factories.py): mails of ours
 queued with enqueue and marked sent, and the mails that come back — DSN bounces, ARF complaints,
 auto-replies and replies — built as real RFC 3464 / RFC 5965 / RFC 3834 messages."""
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from email.utils import format_datetime
 
 from sqlalchemy import func, select
@@ -16,10 +15,6 @@ from mailflow.context import AppContext
 from mailflow.mail.outbox import enqueue
 from mailflow.mail.returnpath import make_return_path
 from mailflow.models import (
-    Account,
-    AccountStatus,
-    Application,
-    Document,
     InboundMessage,
     OutboxMessage,
     OutboxStatus,
@@ -27,31 +22,7 @@ from mailflow.models import (
     Suppression,
 )
 from mailflow.timeutil import now
-
-
-@dataclass(frozen=True)
-class Applicant:
-    account_id: int
-    application_id: int
-    email: str
-
-
-def make_applicant(ctx: AppContext, account: str = "example1234",
-                   email: str = "wang@example.com") -> Applicant:
-    with ctx.db.session() as session:
-        doc = Document(stored_name=uuid.uuid4().hex, original_name="公司登記表.pdf",
-                       content_type="application/pdf", size=10, sha256="0" * 64)
-        acc = Account(account=account, account_key=account.lower(), name="王小明", mobile="0912345678",
-                      email=email, email_key=email.lower(), password_hash="x", status=AccountStatus.APPROVED)
-        session.add_all([doc, acc])
-        session.flush()
-        app = Application(account_id=acc.id, ubn=f"{acc.id:08d}", ubn_key=f"{acc.id:08d}",
-                          company_phone="02-12345678", company_name="臺灣港務股份有限公司基隆分公司",
-                          company_address="804004高雄市鼓山區蓬萊路10號", company_owner="王大明",
-                          document_id=doc.id)
-        session.add(app)
-        session.flush()
-        return Applicant(acc.id, app.id, email)
+from tests.factories import Applicant
 
 
 def sent_mail(ctx: AppContext, who: Applicant, template: str = "account-approved", *,

@@ -12,12 +12,12 @@ from mailflow.context import AppContext
 from mailflow.inbound.importer import ImportError_, import_path
 from mailflow.models import InboundStatus, SupportKind
 from mailflow.support.items import AUTOREPLY
+from tests.factories import add_applicant
 from tests.inbound.test_intake_helpers import (
     autoreply,
     dsn,
     inbound_rows,
     items,
-    make_applicant,
     reply,
     sent_mail,
     suppressed,
@@ -25,7 +25,7 @@ from tests.inbound.test_intake_helpers import (
 
 
 def test_import_one_eml_twice_records_it_once(ctx: AppContext, tmp_path: Path) -> None:
-    who = make_applicant(ctx)
+    who = add_applicant(ctx)
     mail = sent_mail(ctx, who)
     eml = tmp_path / "bounce.eml"
     eml.write_bytes(dsn(ctx.settings, mail))
@@ -40,7 +40,7 @@ def test_import_one_eml_twice_records_it_once(ctx: AppContext, tmp_path: Path) -
 
 
 def test_import_mbox(ctx: AppContext, tmp_path: Path) -> None:
-    who = make_applicant(ctx)
+    who = add_applicant(ctx)
     mail = sent_mail(ctx, who, "registration-received")
     path = tmp_path / "inbox.mbox"
     box = mailbox.mbox(str(path))
@@ -59,7 +59,7 @@ def test_import_mbox(ctx: AppContext, tmp_path: Path) -> None:
 
 
 def test_import_maildir_and_a_folder_of_files(ctx: AppContext, tmp_path: Path) -> None:
-    who = make_applicant(ctx)
+    who = add_applicant(ctx)
     mail = sent_mail(ctx, who)
     maildir = mailbox.Maildir(str(tmp_path / "Maildir"), create=True)
     maildir.add(dsn(ctx.settings, mail))
@@ -83,7 +83,7 @@ def test_missing_path_is_a_clear_error(ctx: AppContext, tmp_path: Path) -> None:
 def test_cli_import_prints_a_summary(ctx: AppContext, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                      capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("MAILFLOW_DATABASE__URL", ctx.settings.database.url)
-    who = make_applicant(ctx)
+    who = add_applicant(ctx)
     mail = sent_mail(ctx, who)
     (tmp_path / "one.eml").write_bytes(dsn(ctx.settings, mail))
     (tmp_path / "two.eml").write_bytes(b"\x00\xff broken")

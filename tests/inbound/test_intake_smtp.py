@@ -12,15 +12,8 @@ from mailflow.context import AppContext
 from mailflow.inbound.smtp_server import InboundServer, accepted_domains, start_inbound_server
 from mailflow.mail.returnpath import make_return_path
 from mailflow.models import Account, InboundMessage, InboundStatus, SupportKind
-from tests.inbound.test_intake_helpers import (
-    dsn,
-    inbound_rows,
-    items,
-    make_applicant,
-    reply,
-    sent_mail,
-    suppressed,
-)
+from tests.factories import add_applicant
+from tests.inbound.test_intake_helpers import dsn, inbound_rows, items, reply, sent_mail, suppressed
 
 
 @pytest.fixture
@@ -45,7 +38,7 @@ def test_accepted_domains_are_ours(ctx: AppContext) -> None:
 
 
 def test_bounce_to_its_return_path_is_stored_and_processed(ctx: AppContext, server: InboundServer) -> None:
-    who = make_applicant(ctx)
+    who = add_applicant(ctx)
     mail = sent_mail(ctx, who)
     rcpt = make_return_path(ctx.settings, mail.id)
     assert send(server, rcpt, dsn(ctx.settings, mail)) == {}
@@ -62,7 +55,7 @@ def test_bounce_to_its_return_path_is_stored_and_processed(ctx: AppContext, serv
 
 
 def test_reply_to_the_reply_address_is_accepted(ctx: AppContext, server: InboundServer) -> None:
-    who = make_applicant(ctx)
+    who = add_applicant(ctx)
     mail = sent_mail(ctx, who, "registration-received")
     raw = reply(who.email, "請問進度", in_reply_to=mail.message_id)
     send(server, "reply@reply.twport.com.tw", raw, who.email)
@@ -93,7 +86,7 @@ def test_oversize_mail_is_refused_with_552_and_not_stored(ctx: AppContext, serve
 
 
 def test_forged_tag_over_smtp_is_recorded_and_ignored(ctx: AppContext, server: InboundServer) -> None:
-    who = make_applicant(ctx)
+    who = add_applicant(ctx)
     mail = sent_mail(ctx, who)
     forged = f"bounce+{mail.id}-abcdefghijklmnop@{ctx.settings.mail.bounce_domain}"
     send(server, forged, dsn(ctx.settings, mail, return_path=forged))

@@ -11,7 +11,8 @@ from mailflow.mail.suppression import lift, record_delivery, record_soft_bounce,
 from mailflow.models import OutboxMessage, OutboxStatus, SupportItem, SupportKind, Suppression
 from mailflow.support.items import open_item
 from mailflow.timeutil import now
-from tests.inbound.test_intake_helpers import make_applicant, sent_mail, suppressed
+from tests.factories import add_applicant
+from tests.inbound.test_intake_helpers import sent_mail, suppressed
 
 
 def test_suppress_once_lift_keeps_history_and_a_new_suppression_is_a_new_row(ctx: AppContext) -> None:
@@ -30,7 +31,7 @@ def test_suppress_once_lift_keeps_history_and_a_new_suppression_is_a_new_row(ctx
 
 
 def test_suppress_turns_waiting_mail_suppressed_but_leaves_sent_and_other_addresses(ctx: AppContext) -> None:
-    who = make_applicant(ctx)
+    who = add_applicant(ctx)
     sent = sent_mail(ctx, who)
     queued = sent_mail(ctx, who, "document-approved", sent=False)
     other = sent_mail(ctx, who, "verify-reminder", to="someone@else.example", sent=False)
@@ -74,7 +75,7 @@ def test_suppress_refuses_an_empty_address(ctx: AppContext) -> None:
 
 
 def test_open_item_has_no_duplicate_open_item_per_kind_account_and_mail(ctx: AppContext) -> None:
-    who = make_applicant(ctx)
+    who = add_applicant(ctx)
     mail = sent_mail(ctx, who)
     with ctx.db.session() as session:
         first = open_item(session, SupportKind.HARD_BOUNCE, account_id=who.account_id, outbox_id=mail.id,

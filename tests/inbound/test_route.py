@@ -25,13 +25,13 @@ from mailflow.models import (
     SupportKind,
     SupportNote,
 )
+from tests.factories import add_applicant
 from tests.inbound.test_intake_helpers import (
     autoreply,
     complaint,
     dsn,
     inbound_rows,
     items,
-    make_applicant,
     reply,
     sent_mail,
     suppressed,
@@ -48,7 +48,7 @@ def receive(ctx: AppContext, raw: bytes, envelope_to: str = "") -> InboundMessag
 
 
 def test_hard_bounce_suppresses_flags_the_applicant_and_opens_an_item(ctx: AppContext) -> None:
-    who = make_applicant(ctx)
+    who = add_applicant(ctx)
     mail = sent_mail(ctx, who)
     waiting = sent_mail(ctx, who, "document-approved", sent=False)
     row = receive(ctx, dsn(ctx.settings, mail))
@@ -76,7 +76,7 @@ def test_hard_bounce_suppresses_flags_the_applicant_and_opens_an_item(ctx: AppCo
 
 
 def test_processing_twice_changes_nothing_more(ctx: AppContext) -> None:
-    who = make_applicant(ctx)
+    who = add_applicant(ctx)
     mail = sent_mail(ctx, who)
     row = receive(ctx, dsn(ctx.settings, mail))
     assert route.process(ctx, row.id) == InboundStatus.PROCESSED
@@ -87,7 +87,7 @@ def test_processing_twice_changes_nothing_more(ctx: AppContext) -> None:
 
 
 def test_correlation_by_message_id_when_no_tag(ctx: AppContext) -> None:
-    who = make_applicant(ctx)
+    who = add_applicant(ctx)
     mail = sent_mail(ctx, who)
     sent_mail(ctx, who, "document-approved")  # later mail to the same address: must not be chosen
     raw = dsn(ctx.settings, mail, to="hep@twport.com.tw", return_path="hep@twport.com.tw")
@@ -96,7 +96,7 @@ def test_correlation_by_message_id_when_no_tag(ctx: AppContext) -> None:
 
 
 def test_correlation_by_address_and_time_as_last_resort(ctx: AppContext) -> None:
-    who = make_applicant(ctx)
+    who = add_applicant(ctx)
     sent_mail(ctx, who)
     latest = sent_mail(ctx, who, "document-approved")
     sent_mail(ctx, who, "verify-reminder", sent=False)  # not sent yet: cannot have bounced
@@ -118,7 +118,7 @@ def test_an_untagged_bounce_naming_an_applicant_cannot_stop_her_mail(ctx: AppCon
     """The attack: a DSN with no tag and no Message-ID of ours, only the victim's address, sent to our
     public address or to the bounce domain. It must not suppress the address, flag the account, or count
     towards the soft-bounce limit; the next mail to her is sent."""
-    who = make_applicant(ctx)
+    who = add_applicant(ctx)
     sent_mail(ctx, who)
     fake = OutboxMessage(id=10**9, to_address=who.email, message_id="<made-up@attacker.example>")
     for to in ("hep@twport.com.tw", f"bounce@{ctx.settings.mail.bounce_domain}"):
@@ -137,7 +137,7 @@ def test_an_untagged_bounce_naming_an_applicant_cannot_stop_her_mail(ctx: AppCon
 
 
 def test_forged_tag_is_recorded_and_changes_nothing(ctx: AppContext) -> None:
-    who = make_applicant(ctx)
+    who = add_applicant(ctx)
     mail = sent_mail(ctx, who)
     forged = f"bounce+{mail.id}-aaaaaaaaaaaaaaaa@{ctx.settings.mail.bounce_domain}"
     row = receive(ctx, dsn(ctx.settings, mail, return_path=forged), envelope_to=forged)
@@ -150,7 +150,7 @@ def test_forged_tag_is_recorded_and_changes_nothing(ctx: AppContext) -> None:
 
 
 def test_bounce_for_a_mail_we_never_sent_changes_nothing(ctx: AppContext) -> None:
-    who = make_applicant(ctx)
+    who = add_applicant(ctx)
     stranger = OutboxMessage(id=10**9, to_address="nobody@example.org", message_id="<n@elsewhere.example>")
     row = receive(ctx, dsn(ctx.settings, stranger, to="hep@twport.com.tw", return_path="x@elsewhere.example"))
     assert row.status == InboundStatus.PROCESSED and row.outbox_id is None
@@ -165,7 +165,7 @@ def soft(ctx: AppContext, mail: OutboxMessage) -> None:
 
 
 def test_five_soft_bounces_in_a_row_count_as_hard_and_a_delivery_resets(ctx: AppContext) -> None:
-    who = make_applicant(ctx)
+    who = add_applicant(ctx)
     mail = sent_mail(ctx, who)
     for _ in range(4):
         soft(ctx, mail)
@@ -185,7 +185,7 @@ def test_five_soft_bounces_in_a_row_count_as_hard_and_a_delivery_resets(ctx: App
 
 
 def test_delay_notice_is_recorded_but_not_counted(ctx: AppContext) -> None:
-    who = make_applicant(ctx)
+    who = add_applicant(ctx)
     mail = sent_mail(ctx, who)
     for _ in range(6):
         receive(ctx, dsn(ctx.settings, mail, status="4.4.7", action="delayed",
@@ -196,7 +196,7 @@ def test_delay_notice_is_recorded_but_not_counted(ctx: AppContext) -> None:
 
 
 def test_complaint_suppresses_and_opens_an_item(ctx: AppContext) -> None:
-    who = make_applicant(ctx)
+    who = add_applicant(ctx)
     mail = sent_mail(ctx, who)
     row = receive(ctx, complaint(ctx.settings, mail))
     assert row.kind == "complaint" and row.outbox_id == mail.id
@@ -209,7 +209,7 @@ def test_complaint_suppresses_and_opens_an_item(ctx: AppContext) -> None:
 
 
 def test_autoreply_is_recorded_on_the_mail_and_shown_to_support_at_low_priority(ctx: AppContext) -> None:
-    who = make_applicant(ctx)
+    who = add_applicant(ctx)
     mail = sent_mail(ctx, who)
     row = receive(ctx, autoreply(mail))
     receive(ctx, autoreply(mail))  # a second one goes on the same item
@@ -223,7 +223,7 @@ def test_autoreply_is_recorded_on_the_mail_and_shown_to_support_at_low_priority(
 
 
 def test_autoreply_without_references_matches_the_latest_mail_to_its_sender(ctx: AppContext) -> None:
-    who = make_applicant(ctx)
+    who = add_applicant(ctx)
     mail = sent_mail(ctx, who)
     raw = autoreply(mail).replace(f"In-Reply-To: {mail.message_id}\r\n".encode(), b"")
     row = receive(ctx, raw)
@@ -240,7 +240,7 @@ On Tue, 25 Nov 2026 at 10:00, 港區通行證通用管理系統工作小組 <hep
 
 
 def test_reply_opens_an_item_with_the_quoted_history_stripped(ctx: AppContext) -> None:
-    who = make_applicant(ctx)
+    who = add_applicant(ctx)
     mail = sent_mail(ctx, who, "registration-received")
     row = receive(ctx, reply(who.email, REPLY_TEXT, in_reply_to=mail.message_id))
     assert row.kind == "reply" and row.outbox_id == mail.id and row.account_id == who.account_id
@@ -254,7 +254,7 @@ def test_reply_opens_an_item_with_the_quoted_history_stripped(ctx: AppContext) -
 
 
 def test_second_reply_goes_on_the_open_item_as_a_note(ctx: AppContext) -> None:
-    who = make_applicant(ctx)
+    who = add_applicant(ctx)
     mail = sent_mail(ctx, who, "registration-received")
     receive(ctx, reply(who.email, "第一封", in_reply_to=mail.message_id))
     receive(ctx, reply(who.email, "第二封", in_reply_to=mail.message_id))
@@ -268,7 +268,7 @@ def test_second_reply_goes_on_the_open_item_as_a_note(ctx: AppContext) -> None:
 
 
 def test_reply_without_references_is_linked_by_the_sender_address(ctx: AppContext) -> None:
-    who = make_applicant(ctx)
+    who = add_applicant(ctx)
     row = receive(ctx, reply(who.email.upper(), "我的公司文件要重傳嗎?"))
     assert row.account_id == who.account_id
     with ctx.db.session() as session:
@@ -280,7 +280,7 @@ def test_reply_without_references_is_linked_by_the_sender_address(ctx: AppContex
 @pytest.mark.parametrize("template", ["account-approved", "verify-reminder"])
 def test_reply_to_a_verification_mail_from_another_address_is_a_forwarded_verification(
         ctx: AppContext, template: str) -> None:
-    who = make_applicant(ctx)
+    who = add_applicant(ctx)
     mail = sent_mail(ctx, who, template)
     receive(ctx, reply("colleague@other.example", "請幫我驗證", in_reply_to=mail.message_id))
     with ctx.db.session() as session:
@@ -290,7 +290,7 @@ def test_reply_to_a_verification_mail_from_another_address_is_a_forwarded_verifi
 
 
 def test_reply_to_a_verification_mail_from_the_same_address_is_a_plain_reply(ctx: AppContext) -> None:
-    who = make_applicant(ctx)
+    who = add_applicant(ctx)
     mail = sent_mail(ctx, who, "account-approved")
     receive(ctx, reply(who.email, "連結打不開", in_reply_to=mail.message_id))
     with ctx.db.session() as session:
@@ -299,7 +299,7 @@ def test_reply_to_a_verification_mail_from_the_same_address_is_a_plain_reply(ctx
 
 def test_a_failure_while_acting_quarantines_with_the_reason_and_changes_nothing(
         ctx: AppContext, monkeypatch: pytest.MonkeyPatch) -> None:
-    who = make_applicant(ctx)
+    who = add_applicant(ctx)
     mail = sent_mail(ctx, who)
 
     def half_done(session: Any, row: Any, analysis: Any, tagged: Any) -> None:
@@ -321,7 +321,7 @@ def test_process_of_an_unknown_id_does_not_raise(ctx: AppContext) -> None:
 
 
 def test_process_pending_finishes_mails_left_stored(ctx: AppContext) -> None:
-    who = make_applicant(ctx)
+    who = add_applicant(ctx)
     mail = sent_mail(ctx, who)
     stored = store_mail(ctx.db, dsn(ctx.settings, mail), "smtp", "crash")
     assert route.process_pending(ctx) == 1
@@ -332,7 +332,7 @@ def test_process_pending_finishes_mails_left_stored(ctx: AppContext) -> None:
 
 
 def test_tag_wins_over_a_quoted_message_id_of_another_mail(ctx: AppContext) -> None:
-    who = make_applicant(ctx)
+    who = add_applicant(ctx)
     first = sent_mail(ctx, who)
     second = sent_mail(ctx, who, "document-approved")
     raw = dsn(ctx.settings, first, to=make_return_path(ctx.settings, second.id))

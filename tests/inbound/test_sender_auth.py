@@ -19,10 +19,10 @@ from mailflow.context import AppContext
 from mailflow.inbound import sender_auth
 from mailflow.inbound.sender_auth import judge, parse_results
 from mailflow.models import InboundMessage, SupportNote
+from tests.factories import add_applicant, make_staff, sign_in
 from tests.inbound.dns_server import DkimKey, DnsServer, dns_server, make_dkim_key  # noqa: F401
-from tests.inbound.test_intake_helpers import items, make_applicant, sent_mail
+from tests.inbound.test_intake_helpers import items, sent_mail
 from tests.inbound.test_route import receive
-from tests.support.factories import make_staff, sign_in
 
 SELECTOR = "s2026"
 DOMAIN = "example.com"  # the applicant's (wang@example.com) mail domain
@@ -58,7 +58,7 @@ CHANGE_ME = "我的 Email 打錯了,請改成 wang.new@evil.example.net,謝謝�
 
 def test_a_genuinely_signed_reply_is_authenticated(ctx: AppContext, published: DkimKey,
                                                    dns_server: DnsServer) -> None:  # noqa: F811
-    who = make_applicant(ctx)
+    who = add_applicant(ctx)
     mail = sent_mail(ctx, who)
     row = receive(ctx, signed(reply_to(mail.message_id, CHANGE_ME), published))
     assert (row.sender_auth, row.sender_auth_detail) == ("pass", f"dkim=pass header.d={DOMAIN} "
@@ -71,7 +71,7 @@ def test_a_genuinely_signed_reply_is_authenticated(ctx: AppContext, published: D
 
 def test_a_forged_signature_fails_and_no_signature_proves_nothing(ctx: AppContext, published: DkimKey,
                                                                   settings: Settings) -> None:
-    who = make_applicant(ctx)
+    who = add_applicant(ctx)
     mail = sent_mail(ctx, who)
     other_key = make_dkim_key()  # the attacker signs for example.com with a key DNS does not publish
     forged = receive(ctx, signed(reply_to(mail.message_id, CHANGE_ME), other_key))
@@ -96,7 +96,7 @@ def test_a_forged_signature_fails_and_no_signature_proves_nothing(ctx: AppContex
 
 def test_a_display_name_holding_the_applicants_address_is_not_their_address(
         ctx: AppContext, published: DkimKey) -> None:
-    who = make_applicant(ctx)
+    who = add_applicant(ctx)
     mail = sent_mail(ctx, who)
     raw = reply_to(mail.message_id, CHANGE_ME, sender='"wang@example.com" <x@evil.example.net>')
     row = receive(ctx, signed(raw, published))  # signed for example.com, but From is evil.example.net
@@ -104,7 +104,7 @@ def test_a_display_name_holding_the_applicants_address_is_not_their_address(
 
 
 def test_a_dns_failure_is_not_a_forgery(ctx: AppContext, settings: Settings, published: DkimKey) -> None:
-    who = make_applicant(ctx)
+    who = add_applicant(ctx)
     mail = sent_mail(ctx, who)
     settings.inbound.dns_resolver = "127.0.0.1:9"  # nothing answers there
     sender_auth._lookups.clear()
@@ -158,7 +158,7 @@ def trusting(settings: Settings) -> Settings:
         "forged-dmarc", "untrusted-id", "other-domain", "arc-only", "none"])
 def test_authentication_results_count_only_from_our_server_above_its_received_header(
         ctx: AppContext, trusting: Settings, top: str, verdict: str) -> None:
-    who = make_applicant(ctx)
+    who = add_applicant(ctx)
     mail = sent_mail(ctx, who)
     row = receive(ctx, reply_to(mail.message_id, CHANGE_ME, top=top))
     assert row.sender_auth == verdict, row.sender_auth_detail
@@ -166,7 +166,7 @@ def test_authentication_results_count_only_from_our_server_above_its_received_he
 
 def test_a_forged_copy_of_our_header_below_the_real_one_changes_nothing(ctx: AppContext,
                                                                        trusting: Settings) -> None:
-    who = make_applicant(ctx)
+    who = add_applicant(ctx)
     mail = sent_mail(ctx, who)
     top = (results(OUR_MX, f"dkim=none; dmarc=none header.from={DOMAIN}") + MX_RECEIVED
            + results(OUR_MX, f"dkim=pass header.d={DOMAIN}; dmarc=pass header.from={DOMAIN}"))
@@ -177,7 +177,7 @@ def test_a_forged_copy_of_our_header_below_the_real_one_changes_nothing(ctx: App
 def test_more_hops_of_our_own_move_the_line(ctx: AppContext, trusting: Settings) -> None:
     """MX then the mailbox server's LMTP: two Received headers of ours above the mail's own."""
     trusting.inbound.authserv_hops = 2
-    who = make_applicant(ctx)
+    who = add_applicant(ctx)
     mail = sent_mail(ctx, who)
     lmtp = (f"Received: from {OUR_MX} by imap.twport.com.tw with LMTP id q1;\r\n"
             "\tMon, 2 Mar 2026 10:00:02 +0800\r\n")
@@ -189,7 +189,7 @@ def test_more_hops_of_our_own_move_the_line(ctx: AppContext, trusting: Settings)
 
 def test_without_a_configured_authserv_id_no_header_is_believed(ctx: AppContext, settings: Settings) -> None:
     settings.inbound.dkim_verify = False
-    who = make_applicant(ctx)
+    who = add_applicant(ctx)
     mail = sent_mail(ctx, who)
     top = results(OUR_MX, f"dkim=pass header.d={DOMAIN}; dmarc=pass header.from={DOMAIN}") + MX_RECEIVED
     assert receive(ctx, reply_to(mail.message_id, CHANGE_ME, top=top)).sender_auth == "none"
@@ -223,10 +223,10 @@ def test_alignment_is_the_domain_or_a_parent_or_child_of_it() -> None:
 
 def test_the_item_page_warns_and_folds_the_correction_away_on_an_unproven_reply(
         ctx: AppContext, client: TestClient, settings: Settings, published: DkimKey) -> None:
-    who = make_applicant(ctx)
+    who = add_applicant(ctx)
     mail = sent_mail(ctx, who)
     receive(ctx, reply_to(mail.message_id, CHANGE_ME))  # unsigned
-    other = make_applicant(ctx, account="lin5678", email="lin@example.com")
+    other = add_applicant(ctx, account="lin5678", email="lin@example.com")
     other_mail = sent_mail(ctx, other)
     receive(ctx, signed(reply_to(other_mail.message_id, "請問何時可以登入?", sender="林 <lin@example.com>"),
                         published))
@@ -256,7 +256,7 @@ def test_the_item_page_warns_and_folds_the_correction_away_on_an_unproven_reply(
 def test_a_bounce_item_shows_no_sender_label(ctx: AppContext) -> None:
     from tests.inbound.test_intake_helpers import dsn
 
-    who = make_applicant(ctx)
+    who = add_applicant(ctx)
     mail = sent_mail(ctx, who)
     row = receive(ctx, dsn(ctx.settings, mail))
     with ctx.db.session() as session:
@@ -276,7 +276,7 @@ def test_a_dns_resolver_that_is_no_address_is_refused_naming_the_key(value: str)
 
 def test_a_new_mail_from_an_applicant_is_judged_like_a_reply(ctx: AppContext, published: DkimKey) -> None:
     """No Re: and no In-Reply-To: the mail is 'other', and reaches customer service as the applicant's."""
-    who = make_applicant(ctx)
+    who = add_applicant(ctx)
     fresh = reply_to("", CHANGE_ME).replace(b"In-Reply-To: \r\n", b"").replace(b"Re: ", b"")
     signed_row = receive(ctx, signed(fresh, published))
     unsigned_row = receive(ctx, fresh.replace(b"Message-ID: <", b"Message-ID: <x"))

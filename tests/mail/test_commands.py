@@ -57,9 +57,8 @@ def test_list_and_retry(relay_ctx: AppContext, sink: ScriptedSink, mailflow: Cal
 def test_retry_of_a_failed_verification_mail_gives_it_a_fresh_link(
     relay_ctx: AppContext, sink: ScriptedSink, mailflow: Callable[..., Result]
 ) -> None:
-    from support.factories import make_applicant
-
     from mailflow.accounts.verification import send_verification_mail
+    from tests.factories import make_applicant
 
     with relay_ctx.db.session() as session:
         account, _ = make_applicant(session, email="v@example.com")

@@ -13,7 +13,6 @@ from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import select
-from support.factories import make_applicant
 
 from mailflow.accounts.tokens import TokenError, load_token
 from mailflow.accounts.verification import send_verification_mail
@@ -22,6 +21,7 @@ from mailflow.mail.dispatch import run_dispatch
 from mailflow.mail.relay import REOPENS_PER_TICK, SESSION_TRIES
 from mailflow.mail.returnpath import make_return_path
 from mailflow.models import OutboxMessage, OutboxStatus
+from tests.factories import make_applicant
 from tests.mail.helpers import EITHER_WAY, ScriptedSink, outbox_row, queue_mail, serve
 
 NESTED = "503 5.5.1 Error: nested MAIL command"

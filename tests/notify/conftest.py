@@ -1,5 +1,5 @@
 """Fixtures of the Notifications API tests: a live mailflow (real uvicorn on a free port of 127.0.0.1),
-keys issued the way `mailflow apikey add` issues them, 帳號 with a verified address, and the mail tests'
+keys issued the way `mailflow apikey add` issues them, and the mail tests'
 SMTP sink (``sink``, ``relay_ctx``)."""
 
 from __future__ import annotations
@@ -14,9 +14,7 @@ import httpx
 import pytest
 
 from mailflow.context import AppContext
-from mailflow.models import Account, AccountStatus
 from mailflow.notify import apikeys
-from mailflow.timeutil import now
 from tests.mail.conftest import relay_ctx, sink  # noqa: F401 (the SMTP sink fixtures, shared)
 
 
@@ -56,17 +54,6 @@ def issue_key(ctx: AppContext, name: str = "pass-system", scopes: tuple[str, ...
     with ctx.db.session() as session:
         _row, key = apikeys.add_key(session, ctx.settings, name, list(scopes), rate)
     return key
-
-
-def verified_account(ctx: AppContext, account: str = "example1234", email: str = "wang@example.com") -> int:
-    """An approved general account whose ``email`` is verified; returns its id."""
-    with ctx.db.session() as session:
-        row = Account(account=account, account_key=account.lower(), name="王小明", mobile="0912345678",
-                      email=email, email_key=email.lower(), password_hash="x", status=AccountStatus.APPROVED,
-                      approved_at=now(), email_verified_at=now(), email_verified_address=email)
-        session.add(row)
-        session.flush()
-        return row.id
 
 
 PASS_ISSUED = {"name": "王小明", "company_name": "臺灣港務股份有限公司基隆分公司",

@@ -15,7 +15,8 @@ from mailflow.cli import main
 from mailflow.context import AppContext
 from mailflow.models import ApiKey, ApiKeyUse, AuditEvent
 from mailflow.notify import apikeys
-from tests.notify.conftest import Live, issue_key, pass_issued, verified_account
+from tests.factories import verified_account
+from tests.notify.conftest import Live, issue_key, pass_issued
 
 AT_ONCE = 24
 

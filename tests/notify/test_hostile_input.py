@@ -13,7 +13,8 @@ from sqlalchemy import func, select
 
 from mailflow.context import AppContext
 from mailflow.models import Notification, OutboxMessage
-from tests.notify.conftest import PASS_ISSUED, issue_key, verified_account
+from tests.factories import verified_account
+from tests.notify.conftest import PASS_ISSUED, issue_key
 from tests.scale.test_api_fuzz import documented_error
 
 SCALARS = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30)

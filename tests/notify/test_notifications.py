@@ -21,9 +21,9 @@ from mailflow.mail.suppression import suppress
 from mailflow.models import Event, Notification, OutboxMessage, SupportItem
 from mailflow.support.actions import correct_email
 from mailflow.timeutil import now
+from tests.factories import make_staff, sign_in, verified_account
 from tests.inbound.test_intake_helpers import dsn
-from tests.notify.conftest import PASS_ISSUED, Live, issue_key, pass_issued, verified_account
-from tests.support.factories import make_staff, sign_in
+from tests.notify.conftest import PASS_ISSUED, Live, issue_key, pass_issued
 
 AT_ONCE = 24
 

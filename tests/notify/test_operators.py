@@ -15,7 +15,8 @@ from mailflow.models import ApiKeyUse, Event, Notification, OutboxMessage, Outbo
 from mailflow.notify.events import emit_event
 from mailflow.ops import housekeeping
 from mailflow.timeutil import now
-from tests.notify.conftest import Live, issue_key, pass_issued, verified_account
+from tests.factories import verified_account
+from tests.notify.conftest import Live, issue_key, pass_issued
 
 
 def run(ctx: AppContext, *args: str) -> tuple[int, str, str]:

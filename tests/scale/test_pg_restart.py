@@ -13,12 +13,13 @@ import pytest
 from mailflow.config import load_settings
 from mailflow.context import AppContext
 from mailflow.db import Database, init_schema
+from tests.factories import add_account
 from tests.peers import wait_until
 from tests.scale import pgcluster
 from tests.scale.sink import CountingSink
 from tests.scale.test_faults import all_sent, check_alive, reclaimed
 from tests.scale.workers import Worker, message_ids, queue_mails, status_counts, worker_env
-from tests.web.test_verify import add_account, mail_link
+from tests.web.test_verify import mail_link
 
 pytestmark = [
     pytest.mark.postgres_only,

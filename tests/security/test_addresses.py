@@ -18,8 +18,8 @@ from mailflow.mail import suppression
 from mailflow.mail.render import Envelope, render_bytes
 from mailflow.models import Account, OutboxMessage, OutboxStatus
 from mailflow.support.items import account_by_address
+from tests.factories import make_applicant, make_item, make_staff, sign_in
 from tests.security.test_request_limits import csrf
-from tests.support.factories import make_applicant, make_item, make_staff, sign_in
 from tests.web.test_register_api import post as register
 
 SHARED = {"account": "manager01", "name": "王小明", "mobile": "0912345678", "password": "Harbour2024",

@@ -19,13 +19,10 @@ from mailflow.accounts import shared
 from mailflow.context import AppContext
 from mailflow.models import Account, AccountStatus, Application, Binding, OutboxMessage
 from tests.accounts.test_shared_bindings import (
-    GENERAL_PASSWORD,
-    SHARED_PASSWORD,
-    add_general,
-    add_shared,
     confirm,
     consent_link,
 )
+from tests.factories import PASSWORD, SHARED_PASSWORD, add_general, add_shared
 from tests.security.live import at_once, live_app
 from tests.security.test_signup_limits import statuses, valid_ubns
 
@@ -119,7 +116,7 @@ def test_no_company_data_reaches_the_requester_until_the_company_confirms(
     for words in company_words(ctx, "harbor01"):
         assert words not in asked.text and words not in listed.text and words not in page.text, words
     # The company confirms with its password: now the requester sees whom it bound.
-    confirm(ctx, consent_link(ctx, body["id"]), GENERAL_PASSWORD)
+    confirm(ctx, consent_link(ctx, body["id"]), PASSWORD)
     (row,) = client.get(BINDINGS).json()["bindings"]
     assert (row["general_account"], row["ubn"], row["company_name"]) == (
         "harbor01", "04595257", "harbor01股份有限公司")
@@ -131,7 +128,7 @@ def test_the_company_side_sees_who_asks(ctx: AppContext, client: TestClient) -> 
     asked = signed_in(client, "manager01").post(BINDINGS, json={"general_account": "harbor01"})
     assert asked.status_code == 202
     company = TestClient(client.app)
-    assert company.post("/api/session", json={"account": "harbor01", "password": GENERAL_PASSWORD}
+    assert company.post("/api/session", json={"account": "harbor01", "password": PASSWORD}
                         ).status_code == 200
     (row,) = company.get(BINDINGS).json()["bindings"]
     assert (row["shared_account"], row["general_account"], row["ubn"]) == (

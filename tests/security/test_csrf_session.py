@@ -14,7 +14,7 @@ from sqlalchemy import select
 from mailflow.context import AppContext
 from mailflow.models import SupportNote
 from mailflow.web.security import CSRF_COOKIE
-from tests.support.factories import make_item, make_staff, sign_in
+from tests.factories import make_item, make_staff, sign_in
 
 
 def token_of(client: TestClient, path: str) -> str:

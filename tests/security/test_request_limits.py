@@ -20,8 +20,8 @@ from mailflow.context import AppContext
 from mailflow.models import Account, AuditEvent, StaffUser, Suppression
 from mailflow.timeutil import now
 from mailflow.web import limits
+from tests.factories import PASSWORD, make_applicant, make_staff, sign_in
 from tests.security.live import Live, at_once, live_app, operations, raw_request, read_answer
-from tests.support.factories import APPLICANT_PASSWORD, make_applicant, make_staff, sign_in
 
 HUGE_IDS = ("99999999999999999999", str(2**63), str(2**31), "0")
 
@@ -115,7 +115,7 @@ def test_a_nul_in_a_form_or_a_query_is_a_zh_page(ctx: AppContext, admin: TestCli
     assert is_zh_page(lift, 400)
     # multipart text fields too, on a route that takes no file
     multipart = admin.post("/account/login", files={"account": (None, "wang\x001234"),
-                                                    "password": (None, APPLICANT_PASSWORD)})
+                                                    "password": (None, PASSWORD)})
     assert is_zh_page(multipart, 400)
     assert nothing_written(ctx)
 
@@ -299,7 +299,7 @@ def test_a_cross_site_form_cannot_post_to_a_json_route(ctx: AppContext, client: 
     routes = json_routes(client.app)
     assert {"/api/session", "/api/session/switch", "/api/shared-accounts/bindings",
             "/api/shared-accounts/bindings/1/unbind", "/api/verification-mails"} <= set(routes)
-    body = json.dumps({"account": "wang1234", "password": APPLICANT_PASSWORD})
+    body = json.dumps({"account": "wang1234", "password": PASSWORD})
     for path in routes:
         for kind in ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x",
                      "text/plain; a=application/json", None):

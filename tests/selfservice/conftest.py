@@ -21,10 +21,9 @@ from mailflow.models import (
     VerificationToken,
 )
 from mailflow.timeutil import now
-from tests.support.factories import APPLICANT_PASSWORD, make_applicant, password_hash
+from tests.factories import PASSWORD, make_applicant, password_hash
 from tests.test_story import Mailbox, capture, mailbox, text_of  # noqa: F401 (fixtures)
 
-PASSWORD = APPLICANT_PASSWORD
 NEW_PASSWORD = "Keelung-port-2025"
 LINK = re.compile(r"http://testserver(/\S+)")
 

@@ -247,7 +247,7 @@ def test_a_shared_account_resets_its_password_too(ctx: AppContext, client: TestC
 def test_support_sees_the_reset_on_the_trail_and_may_send_it_again(ctx: AppContext, client: TestClient,
                                                                     mailbox: Mailbox) -> None:
     from mailflow.support.actions import resend_mail
-    from tests.support.factories import make_staff, sign_in
+    from tests.factories import make_staff, sign_in
 
     account_id = holder(ctx)
     older = reset_link(client, mailbox)

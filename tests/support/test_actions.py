@@ -22,7 +22,7 @@ from mailflow.models import (
     VerificationToken,
 )
 from mailflow.support import actions
-from tests.support.factories import csrf_of, make_applicant, make_bounce_item, make_mail, make_staff, sign_in
+from tests.factories import csrf_of, make_applicant, make_bounce_item, make_mail, make_staff, sign_in
 
 
 def audit_actions(session: Session, actor: str = "staff:chen") -> list[str]:

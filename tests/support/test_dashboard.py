@@ -15,7 +15,7 @@ from mailflow.config import Settings
 from mailflow.context import AppContext
 from mailflow.models import AuditEvent, SupportItem, SupportKind
 from mailflow.timeutil import now, taipei
-from tests.support.factories import (
+from tests.factories import (
     ago,
     csrf_of,
     make_applicant,

@@ -20,7 +20,7 @@ from mailflow.models import (
 )
 from mailflow.support import digest
 from mailflow.timeutil import TAIPEI
-from tests.support.factories import make_applicant, make_bounce_item, make_item, make_mail
+from tests.factories import make_applicant, make_bounce_item, make_item, make_mail
 
 DAY = date(2025, 3, 10)  # the digest's morning; counts are of 2025-03-09 (Taipei)
 
@@ -92,7 +92,7 @@ def test_the_digest_counts_yesterday_in_taipei_and_lists_open_items(ctx: AppCont
     )
 
 
-def test_two_workers_at_eight_queue_one_digest(settings: Settings) -> None:
+def test_two_workers_at_eight_queue_one_digest(db_url: str, settings: Settings) -> None:
     first, second = AppContext.from_settings(settings), AppContext.from_settings(settings)
     first.worker_id, second.worker_id = "host-a:1", "host-b:2"
     try:

@@ -17,7 +17,7 @@ from mailflow.context import AppContext
 from mailflow.models import Account, Application, Document, SupportItem, SupportKind
 from mailflow.support import queries
 from mailflow.timeutil import now
-from tests.support.factories import make_staff, sign_in
+from tests.factories import make_staff, sign_in
 
 T = TypeVar("T")
 ITEMS = 100_000

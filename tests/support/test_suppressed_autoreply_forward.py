@@ -13,8 +13,8 @@ from mailflow.mail import suppression
 from mailflow.models import BounceRecipient, InboundMessage, OutboxMessage, SupportItem, SupportNote
 from mailflow.support import items
 from mailflow.timeutil import now
-from tests.support.factories import (
-    APPLICANT_PASSWORD,
+from tests.factories import (
+    PASSWORD,
     csrf_of,
     make_applicant,
     make_bounce_item,
@@ -121,17 +121,17 @@ def test_the_applicants_resend_refuses_a_suppressed_address(ctx: AppContext, cli
     with ctx.db.session() as session:
         acc, _ = make_applicant(session)
         suppression.suppress(session, acc.email, "userunknown")
-    api = client.post("/api/verification-mails", json={"account": "wang1234", "password": APPLICANT_PASSWORD})
+    api = client.post("/api/verification-mails", json={"account": "wang1234", "password": PASSWORD})
     assert api.status_code == 409
     assert "無法寄信" in api.json()["error"] and "客服" in api.json()["error"]
-    form = client.post("/verify/resend", data={"account": "wang1234", "password": APPLICANT_PASSWORD,
+    form = client.post("/verify/resend", data={"account": "wang1234", "password": PASSWORD,
                                                "csrf_token": csrf_of(client, "/verify/resend")})
     assert form.status_code == 409 and "無法寄信" in form.text and "0809-088-568" in form.text
     with ctx.db.session() as session:
         assert session.scalar(select(func.count(OutboxMessage.id))) == 0
         suppression.lift(session, acc.email, "staff:chen")
     again = client.post("/api/verification-mails",
-                        json={"account": "wang1234", "password": APPLICANT_PASSWORD})
+                        json={"account": "wang1234", "password": PASSWORD})
     assert again.status_code == 202 and again.json()["status"] == "queued"
 
 

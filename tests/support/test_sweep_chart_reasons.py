@@ -13,7 +13,7 @@ from mailflow.models import OutboxStatus, SupportItem, SupportKind
 from mailflow.support import chart, queries, unverified
 from mailflow.support.reasons_zh import REASON_SENTENCES, reason_sentence
 from mailflow.timeutil import now, taipei
-from tests.support.factories import ago, make_applicant, make_mail
+from tests.factories import ago, make_applicant, make_mail
 
 
 def items(ctx: AppContext, kind: str) -> list[SupportItem]:

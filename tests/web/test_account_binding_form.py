@@ -10,9 +10,9 @@ from sqlalchemy import select
 
 from mailflow.context import AppContext
 from mailflow.models import Binding, BindingStatus, VerificationToken
+from tests.factories import PASSWORD
 from tests.web.test_shared_web import (
     COMPANIES,
-    GENERAL_PASSWORD,
     SHARED_PASSWORD,
     add_general,
     csrf_of,
@@ -108,6 +108,6 @@ def test_a_general_account_sees_no_binding_form(ctx: AppContext, client: TestCli
     account, ubn = COMPANIES[0]
     add_general(ctx, account, ubn)
     other = second_client(client)
-    assert login(other, account, GENERAL_PASSWORD).status_code == 200
+    assert login(other, account, PASSWORD).status_code == 200
     page = other.get("/account").text
     assert 'action="/account/bindings"' not in page and "管理本公司的共用帳號" in page

@@ -5,8 +5,6 @@ answer — through the real app, middleware and database."""
 from __future__ import annotations
 
 import re
-import sys
-from pathlib import Path
 
 from fastapi.testclient import TestClient
 from httpx import Response
@@ -17,13 +15,16 @@ from mailflow.paths import templates_dir
 from mailflow.web.devmailbox import MAIL_HTML_CSP
 from mailflow.web.review import DOCUMENT_CSP
 from mailflow.web.security import PAGE_CSP
-from tests.support.factories import make_applicant, make_bounce_item, make_mail
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "accounts"))
-from test_review import add_staff, staff_login  # noqa: E402
-from test_review_reject import add_submitted  # noqa: E402
-from test_verify import add_account, mail_link  # noqa: E402
+from tests.factories import (
+    add_account,
+    add_staff,
+    add_submitted,
+    make_applicant,
+    make_bounce_item,
+    make_mail,
+    staff_login,
+)
+from tests.web.test_verify import mail_link
 
 PDF = b"%PDF-1.4\n<html><script>alert(document.cookie)</script></html>\n%%EOF\n"
 

@@ -17,7 +17,7 @@ from mailflow.context import AppContext
 from mailflow.mail import suppression
 from mailflow.models import Account, OutboxStatus
 from mailflow.web.labels import ACTION_LABELS, actor_label, mail_status_label, suppression_reason_label
-from tests.support.factories import make_applicant, make_bounce_item, make_mail, make_staff, sign_in
+from tests.factories import make_applicant, make_bounce_item, make_mail, make_staff, sign_in
 
 MAILFLOW = Path(__file__).resolve().parents[2] / "mailflow"
 

@@ -5,9 +5,7 @@ not lock out everyone behind the same NAT, while a password sprayer still stops.
 
 from __future__ import annotations
 
-import sys
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -18,17 +16,8 @@ from mailflow.context import AppContext
 from mailflow.models import Account, LoginAttempt
 from mailflow.support.actions import correct_email
 from mailflow.timeutil import now
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "accounts"))
-from test_shared_bindings import (  # noqa: E402
-    GENERAL_PASSWORD,
-    SHARED_PASSWORD,
-    add_general,
-    add_shared,
-    ask,
-    confirm,
-    consent_link,
-)
+from tests.accounts.test_shared_bindings import ask, confirm, consent_link
+from tests.factories import PASSWORD, SHARED_PASSWORD, add_general, add_shared
 
 COMPANY_UBN = "04595257"
 
@@ -41,7 +30,7 @@ def bound_shared_account(ctx: AppContext) -> None:
     """manager01, a verified shared account bound to harbor01's company, as the binding story leaves it."""
     add_general(ctx, "harbor01", COMPANY_UBN)
     shared_id = add_shared(ctx)
-    confirm(ctx, consent_link(ctx, ask(ctx, shared_id, "harbor01")), GENERAL_PASSWORD)
+    confirm(ctx, consent_link(ctx, ask(ctx, shared_id, "harbor01")), PASSWORD)
 
 
 def with_cookie(client: TestClient, cookie: str) -> TestClient:
@@ -94,7 +83,7 @@ def test_logout_without_a_session_or_with_a_forged_one_changes_nothing(ctx: AppC
 
 def test_an_email_correction_ends_the_old_sessions(ctx: AppContext, client: TestClient) -> None:
     account_id = add_general(ctx, "harbor01", COMPANY_UBN)
-    assert login(client, "harbor01", GENERAL_PASSWORD).status_code == 200
+    assert login(client, "harbor01", PASSWORD).status_code == 200
     assert client.get("/api/shared-accounts/bindings").status_code == 200
     with ctx.db.session() as session:
         correct_email(session, ctx.settings, account_id, "harbor01.new@example.com", "support01")
@@ -104,14 +93,14 @@ def test_an_email_correction_ends_the_old_sessions(ctx: AppContext, client: Test
         # fingerprint names the old address.
         account.email_verified_at, account.email_verified_address = now(), account.email
     assert client.get("/api/shared-accounts/bindings").status_code == 401
-    assert login(client, "harbor01", GENERAL_PASSWORD).status_code == 200
+    assert login(client, "harbor01", PASSWORD).status_code == 200
 
 
 def test_a_password_change_ends_the_old_sessions(ctx: AppContext, client: TestClient) -> None:
     from mailflow.passwords import hash_password
 
     account_id = add_general(ctx, "harbor01", COMPANY_UBN)
-    assert login(client, "harbor01", GENERAL_PASSWORD).status_code == 200
+    assert login(client, "harbor01", PASSWORD).status_code == 200
     with ctx.db.session() as session:
         session.execute(update(Account).where(Account.id == account_id)
                         .values(password_hash=hash_password("Another1pass")))
@@ -128,19 +117,19 @@ def test_ten_wrong_passwords_lock_that_account_from_that_address_only(ctx: AppCo
     tries = [login(client, "harbor01", f"guess-{n}").status_code for n in range(throttle.MAX_FAILURES)]
     assert tries == [401] * throttle.MAX_FAILURES
 
-    locked = login(client, "harbor01", GENERAL_PASSWORD)
+    locked = login(client, "harbor01", PASSWORD)
     assert locked.status_code == 429 and "嘗試次數過多" in locked.json()["error"]
     assert 0 < int(locked.headers["Retry-After"]) <= 15 * 60
     assert "set-cookie" not in locked.headers
 
-    assert login(client, "harbor02", GENERAL_PASSWORD).status_code == 200  # a colleague behind the same NAT
+    assert login(client, "harbor02", PASSWORD).status_code == 200  # a colleague behind the same NAT
     elsewhere = TestClient(client.app, client=("198.51.100.7", 40000))
-    assert login(elsewhere, "harbor01", GENERAL_PASSWORD).status_code == 200  # the holder, from home
+    assert login(elsewhere, "harbor01", PASSWORD).status_code == 200  # the holder, from home
 
     with ctx.db.session() as session:  # the window passes
         for attempt in session.scalars(select(LoginAttempt)):
             attempt.at -= timedelta(minutes=15, seconds=1)
-    assert login(client, "harbor01", GENERAL_PASSWORD).status_code == 200
+    assert login(client, "harbor01", PASSWORD).status_code == 200
 
 
 def test_spraying_many_accounts_from_one_address_stops_at_the_address_limit(ctx: AppContext,
@@ -150,10 +139,10 @@ def test_spraying_many_accounts_from_one_address_stops_at_the_address_limit(ctx:
     answers = [login(client, name, "Summer2024!").status_code for name in names]
     assert answers == [401] * throttle.CLIENT_LIMIT  # each name tried once: no pair limit reached
 
-    sprayed = login(client, "harbor01", GENERAL_PASSWORD)
+    sprayed = login(client, "harbor01", PASSWORD)
     assert sprayed.status_code == 429 and int(sprayed.headers["Retry-After"]) > 0
     elsewhere = TestClient(client.app, client=("198.51.100.7", 40000))
-    assert login(elsewhere, "harbor01", GENERAL_PASSWORD).status_code == 200
+    assert login(elsewhere, "harbor01", PASSWORD).status_code == 200
 
 
 def test_retry_after_is_when_the_limit_th_newest_failure_leaves_the_window(ctx: AppContext) -> None:
@@ -173,7 +162,7 @@ def test_a_successful_login_forgives_only_that_accounts_failures(ctx: AppContext
     add_general(ctx, "harbor01", COMPANY_UBN)
     for n in range(3):
         assert login(client, "harbor01", f"guess-{n}").status_code == 401
-    assert login(client, "harbor01", GENERAL_PASSWORD).status_code == 200
+    assert login(client, "harbor01", PASSWORD).status_code == 200
     with ctx.db.session() as session:
         keys = session.scalars(select(LoginAttempt.key)).all()
     assert keys == [throttle.client_key("testclient")] * 3  # the address still counts towards spraying

@@ -7,6 +7,7 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 
 from mailflow.context import AppContext
+from tests.factories import PASSWORD, add_account
 from tests.web.test_login_session import (
     SHARED_PASSWORD,
     bound_shared_account,
@@ -15,7 +16,6 @@ from tests.web.test_login_session import (
     with_cookie,
 )
 from tests.web.test_shared_web import csrf_of
-from tests.web.test_verify import PASSWORD, add_account
 
 
 def test_the_page_logout_ends_the_session_for_every_copy_of_the_cookie(ctx: AppContext,

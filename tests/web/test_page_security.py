@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import sys
 import threading
 import time
 from pathlib import Path
@@ -35,12 +34,9 @@ from mailflow.web.security import (
     csrf_valid,
     mint_csrf,
 )
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "accounts"))
-from test_shared_bindings import GENERAL_PASSWORD, SHARED_PASSWORD, add_general  # noqa: E402
-from test_shared_web import link_token, outbox, register_verified_shared  # noqa: E402
-from test_verify import PASSWORD, add_account, mail_link  # noqa: E402
+from tests.factories import PASSWORD, SHARED_PASSWORD, add_account, add_general
+from tests.web.test_shared_web import link_token, outbox, register_verified_shared
+from tests.web.test_verify import mail_link
 
 
 def hidden_csrf(html: str) -> str:
@@ -122,7 +118,7 @@ def test_the_binding_page_names_the_shared_account_that_asks(ctx: AppContext, cl
     assert "確認共用帳號綁定" in page.text
     assert "manager01" in page.text and "林美玲" in page.text and "harbor01" in page.text
     completed = TestClient(client.app).post(f"/verify/{link_token(consent)}",
-                                            data={"password": GENERAL_PASSWORD})
+                                            data={"password": PASSWORD})
     assert completed.status_code == 200
 
 

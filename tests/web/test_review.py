@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import re
 import sys
 from datetime import timedelta
 
@@ -13,28 +12,9 @@ from sqlalchemy import select
 from mailflow.cli import main
 from mailflow.context import AppContext
 from mailflow.models import StaffUser
-from mailflow.passwords import hash_password, verify_password
+from mailflow.passwords import verify_password
 from mailflow.timeutil import now
-
-STAFF_PASSWORD = "Reviewer-pass-2024"
-
-
-def add_staff(ctx: AppContext, name: str = "lin", role: str = "reviewer") -> None:
-    with ctx.db.session() as session:
-        session.add(StaffUser(name=name, role=role, password_hash=hash_password(STAFF_PASSWORD)))
-
-
-def csrf_of(client: TestClient, path: str = "/staff/login") -> str:
-    page = client.get(path)
-    found = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
-    assert found, page.text[:500]
-    return found.group(1)
-
-
-def staff_login(client: TestClient, name: str = "lin", password: str = STAFF_PASSWORD, next_url: str = ""):
-    token = csrf_of(client)
-    return client.post("/staff/login", data={"name": name, "password": password, "next": next_url,
-                                             "csrf_token": token}, follow_redirects=False)
+from tests.factories import STAFF_PASSWORD, add_staff, csrf_of, staff_login
 
 
 def test_review_redirects_to_login_and_back_then_back(ctx: AppContext, client: TestClient) -> None:

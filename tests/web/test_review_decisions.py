@@ -4,7 +4,6 @@ document (the function's own cases are in tests/accounts/test_review_reject.py).
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,10 +14,7 @@ from mailflow.accounts import review
 from mailflow.cli import main
 from mailflow.context import AppContext
 from mailflow.models import OutboxMessage
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "accounts"))
-from test_review import add_staff, csrf_of, staff_login  # noqa: E402
-from test_review_reject import add_submitted  # noqa: E402
+from tests.factories import add_staff, add_submitted, csrf_of, staff_login
 
 
 def mails(ctx: AppContext) -> list[tuple[str, str, list[str]]]:

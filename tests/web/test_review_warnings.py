@@ -5,8 +5,6 @@ could be sent and that customer service has an item to phone the applicant. The 
 from __future__ import annotations
 
 import re
-import sys
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -15,10 +13,7 @@ from sqlalchemy import select
 from mailflow.context import AppContext
 from mailflow.mail import suppression
 from mailflow.models import OutboxMessage, OutboxStatus, SupportItem, SupportKind
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "accounts"))
-from test_review import add_staff, csrf_of, staff_login  # noqa: E402
-from test_review_reject import add_submitted  # noqa: E402
+from tests.factories import add_staff, add_submitted, csrf_of, staff_login
 
 ADDRESS = "example1234@example.com"
 

@@ -6,8 +6,6 @@ ids: the number must reach the company that registered under it, not the account
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -16,9 +14,7 @@ from sqlalchemy import select
 from mailflow.accounts import review, shared
 from mailflow.context import AppContext
 from mailflow.models import Account, Binding
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_shared_web import (  # noqa: E402
+from tests.web.test_shared_web import (
     SHARED_PASSWORD,
     link_token,
     login,

@@ -8,8 +8,9 @@ from fastapi.testclient import TestClient
 
 from mailflow.context import AppContext
 from mailflow.mail.render import render_parts
+from tests.factories import add_account
 from tests.web.test_shared_web import SHARED_FIELDS, outbox
-from tests.web.test_verify import add_account, mail_link
+from tests.web.test_verify import mail_link
 
 
 def test_registering_a_shared_account_mails_its_own_verification_wording(ctx: AppContext,

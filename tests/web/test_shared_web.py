@@ -8,9 +8,7 @@ and links are read from the outbox rows the way dispatch would put them into mai
 from __future__ import annotations
 
 import re
-import sys
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -28,10 +26,9 @@ from mailflow.models import (
     VerificationToken,
 )
 from mailflow.timeutil import now
+from tests.factories import PASSWORD, SHARED_PASSWORD, add_general
 
 # The company factory is shared with the tests below the web (tests/accounts/test_shared_bindings.py).
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "accounts"))
-from test_shared_bindings import GENERAL_PASSWORD, SHARED_PASSWORD, add_general  # noqa: E402
 
 COMPANIES = (("harbor01", "04595257"), ("harbor02", "12345675"), ("harbor03", "22099131"))
 SHARED_FIELDS = {"account": "manager01", "name": "林美玲", "mobile": "0922333444",
@@ -111,13 +108,13 @@ def test_the_whole_story(ctx: AppContext, client: TestClient) -> None:
     token1 = link_token(consent["harbor01"][0])
     assert open_link(company_browser, token1, SHARED_PASSWORD).status_code == 403  # the requester's password
     assert open_link(company_browser, token1, "Wrong1password").status_code == 403
-    assert open_link(company_browser, token1, GENERAL_PASSWORD).status_code == 200
-    assert open_link(company_browser, link_token(consent["harbor02"][0]), GENERAL_PASSWORD).status_code == 200
+    assert open_link(company_browser, token1, PASSWORD).status_code == 200
+    assert open_link(company_browser, link_token(consent["harbor02"][0]), PASSWORD).status_code == 200
     with ctx.db.session() as db:
         token3 = db.scalars(select(VerificationToken).where(
             VerificationToken.id == consent["harbor03"][0].token_id)).one()
         token3.expires_at = now() - timedelta(seconds=1)
-    assert open_link(company_browser, link_token(consent["harbor03"][0]), GENERAL_PASSWORD).status_code == 410
+    assert open_link(company_browser, link_token(consent["harbor03"][0]), PASSWORD).status_code == 410
 
     session = login(client, "manager01", SHARED_PASSWORD)
     assert sorted(c["ubn"] for c in session.json()["companies"]) == ["04595257", "12345675"]
@@ -139,7 +136,7 @@ def test_the_whole_story(ctx: AppContext, client: TestClient) -> None:
     assert notice.context["ended_by"] == "shared" and notice.context["shared_account"] == "manager01"
     assert [c["ubn"] for c in login(client, "manager01", SHARED_PASSWORD).json()["companies"]] == ["12345675"]
 
-    assert login(company_browser, "harbor02", GENERAL_PASSWORD).status_code == 200
+    assert login(company_browser, "harbor02", PASSWORD).status_code == 200
     theirs = company_browser.get("/api/shared-accounts/bindings").json()["bindings"]
     assert [b["shared_account"] for b in theirs] == ["manager01"]
     ended = company_browser.post(f"/api/shared-accounts/bindings/{theirs[0]['id']}/unbind", json={})
@@ -245,7 +242,7 @@ def test_the_account_page_switches_and_unbinds_with_one_click(ctx: AppContext, c
         asked = client.post("/api/shared-accounts/bindings", json={"general_account": account})
         assert asked.status_code == 202
         (mail,) = outbox(ctx, "binding-request", f"{account}@example.com")
-        assert open_link(company_browser, link_token(mail), GENERAL_PASSWORD).status_code == 200
+        assert open_link(company_browser, link_token(mail), PASSWORD).status_code == 200
     with ctx.db.session() as db:  # a company whose mails bounce stays listed, marked
         db.scalars(select(Account).where(Account.account_key == "harbor02")).one().email_undeliverable = True
 

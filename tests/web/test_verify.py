@@ -17,19 +17,7 @@ from mailflow.context import AppContext
 from mailflow.models import Account, AccountStatus, OutboxMessage, SupportItem, VerificationToken
 from mailflow.passwords import hash_password
 from mailflow.timeutil import now
-
-PASSWORD = "Harbour2024"
-
-
-def add_account(ctx: AppContext, account: str = "example1234", email: str = "example@gmail.com",
-                status: str = AccountStatus.APPROVED) -> int:
-    with ctx.db.session() as session:
-        row = Account(account=account, account_key=account.lower(), name="王小明", mobile="0912345678",
-                      email=email, email_key=email.lower(), password_hash=hash_password(PASSWORD),
-                      status=status, approved_at=now() if status == AccountStatus.APPROVED else None)
-        session.add(row)
-        session.flush()
-        return row.id
+from tests.factories import PASSWORD, add_account
 
 
 def mail_link(ctx: AppContext, account_id: int, template: str = "account-approved") -> str:

@@ -6,9 +6,7 @@ the address (mailflow.support.actions), and the applicant uses the old and then 
 
 from __future__ import annotations
 
-import sys
 from datetime import timedelta
-from pathlib import Path
 from urllib.parse import urlsplit
 
 from fastapi.testclient import TestClient
@@ -17,21 +15,17 @@ from sqlalchemy import select
 from mailflow.accounts import review
 from mailflow.context import AppContext
 from mailflow.models import Account, Application, OutboxMessage, SupportItem, VerificationToken
-from mailflow.passwords import hash_password
 from mailflow.support import actions
 from mailflow.timeutil import now
+from tests.factories import PASSWORD, add_submitted
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "accounts"))
-from test_review_reject import add_submitted  # noqa: E402
-
-PASSWORD = "Harbour2024"
 OLD, NEW = "example1234@example.com", "wang.new@example.org"
 MOVED = "帳號的 Email 已變更為其他地址"
 
 
 def approved(ctx: AppContext) -> int:
     """An approved applicant's account id; its account-approved mail went to OLD."""
-    application_id = add_submitted(ctx, password_hash=hash_password(PASSWORD))
+    application_id = add_submitted(ctx)
     with ctx.db.session() as session:
         review.approve(session, ctx.settings, application_id, "staff:lin")
         application = session.get(Application, application_id)

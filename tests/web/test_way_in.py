@@ -12,8 +12,8 @@ from fastapi.testclient import TestClient
 from mailflow.accounts.login import MSG_PENDING, MSG_REJECTED, MSG_UNVERIFIED
 from mailflow.context import AppContext
 from mailflow.models import StaffRole
-from tests.web.test_review import add_staff, staff_login
-from tests.web.test_verify import PASSWORD, add_account, csrf, mail_link
+from tests.factories import PASSWORD, add_account, add_staff, staff_login
+from tests.web.test_verify import csrf, mail_link
 
 
 def links(page: str) -> dict[str, str]:
