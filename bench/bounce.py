@@ -80,6 +80,12 @@ def _timed(cmd: list[str], env: dict[str, str], runs: int) -> tuple[float, float
     return statistics.median(walls), statistics.median(cpus)
 
 
+def _has_sisimai() -> bool:
+    if shutil.which("perl") is None:
+        return False
+    return subprocess.run(["perl", "-MSisimai", "-e", "1"], capture_output=True).returncode == 0
+
+
 def startup(sample: Path, runs: int) -> None:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     env.pop("PYTHONDONTWRITEBYTECODE", None)
@@ -91,7 +97,7 @@ def startup(sample: Path, runs: int) -> None:
             ("python -m mailflow bounce parse FILE", ours),
             ("python -c pass", [sys.executable, "-c", "pass"]),
         ]
-        if shutil.which("perl"):
+        if _has_sisimai():
             perl = ["perl", "-MSisimai", "-e", "Sisimai->make($ARGV[0])", str(sample)]
             rows.insert(1, ("perl -MSisimai -e 'Sisimai->make(FILE)'", perl))
         for label, cmd in rows:

@@ -351,3 +351,18 @@ def test_address_status_names_whose_address(command: str, status: str, diagnosti
 def test_block_list_words_outrank_an_unknown_user_code(status: str, reason: str) -> None:
     diagnostic = f"550 {status} Service unavailable; Client host [192.0.2.1] blocked using zen.spamhaus.org"
     assert _classified("RCPT", status, diagnostic) == reason
+
+
+def test_the_one_pass_phrase_search_finds_what_asking_each_reason_finds() -> None:
+    from mailflow.inbound.bounce.reasons.catalogue import FULL
+
+    def slow(low: str) -> frozenset[str]:
+        return frozenset(r.name for r in FULL.reasons.values() if any(p in low for p in r.all_phrases))
+
+    texts = ["", "550 5.1.1 ok", "x" * 3]
+    for reason in FULL.reasons.values():
+        for phrase in reason.all_phrases:
+            half = phrase[: len(phrase) // 2]
+            texts += [phrase, f"550 {phrase}.", phrase[:-1], phrase[1:], f"{half} {phrase}"]
+    for low in texts:
+        assert FULL.phrased(low) == slow(low), low

@@ -69,6 +69,8 @@ def _fields(text: str) -> list[tuple[str, str]]:
 
 def _report(ctx: Context) -> list[tuple[str, str]] | None:
     """The fields of the feedback report part: message/feedback-report, or a part that holds them."""
+    if "message/feedback-report" not in ctx.content_types and "feedback-type:" not in ctx.head_lower:
+        return None  # neither the part nor its fields in the notice's text parts: no need to walk
     for count, part in enumerate(ctx.msg.walk()):
         if count > _MAX_PARTS:
             break

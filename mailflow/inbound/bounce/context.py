@@ -41,17 +41,22 @@ class Context:
     def header(self, name: str) -> str:
         """The first value of a header of the bounce itself, '' when it has none."""
         values = self.headers.get(name.lower())
-        return str(values[0]) if values else ""
+        return self._fetched(*values[0]) if values else ""
 
     def header_all(self, name: str) -> list[str]:
-        return [str(v) for v in self.headers.get(name.lower(), ())]
+        return [self._fetched(*pair) for pair in self.headers.get(name.lower(), ())]
+
+    def _fetched(self, name: str, raw: str) -> str:
+        # what Message.get returns for this field, done only for the fields a detector asks for
+        return str(self.msg.policy.header_fetch_parse(name, raw))
 
     @cached_property
-    def headers(self) -> dict[str, list[object]]:
-        """The bounce's headers by lower-cased name, read once (Message.get scans them all per call)."""
-        found: dict[str, list[object]] = {}
-        for name, value in self.msg.items():
-            found.setdefault(name.lower(), []).append(value)
+    def headers(self) -> dict[str, list[tuple[str, str]]]:
+        """The bounce's raw header fields by lower-cased name, read once (Message.get scans them all
+        per call, and Message.items() prepares every value, most of which no detector reads)."""
+        found: dict[str, list[tuple[str, str]]] = {}
+        for name, raw in self.msg.raw_items():
+            found.setdefault(name.lower(), []).append((name, raw))
         return found
 
     @cached_property

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -39,27 +40,38 @@ class Reason:
     hard: bool = False
     rule: Rule | None = field(default=None, compare=False)
 
-    def matches(self, low: str) -> bool:
-        """Does lower-cased diagnostic `low` say this reason?"""
+    def matches(self, low: str, phrased: bool | None = None) -> bool:
+        """Does lower-cased diagnostic `low` say this reason?  `phrased`: whether one of its phrases
+        is in `low`, when the caller knows already (`Catalogue.phrased`)."""
         if not low:
             return False
         for phrase in self.unless:
             if phrase in low:
                 return False
-        for phrase in self.phrases:
-            if phrase in low:
-                return True
-        for phrase, _ in self.documented:
-            if phrase in low:
-                return True
+        if phrased is None:
+            phrased = any(phrase in low for phrase in self.all_phrases)
+        if phrased:
+            return True
         for word in self.words:
             if word.strip() in low and standing_alone(low, word):
                 return True
-        return any(in_order(low, parts) for parts in self.pairs)
+        for longest, parts in self._pairs_by_longest:  # noqa: SIM110 (a loop: no generator per call)
+            if longest in low and in_order(low, parts):
+                return True
+        return False
 
     @property
     def documented_phrases(self) -> tuple[str, ...]:
         return tuple(p for p, _ in self.documented)
+
+    @cached_property
+    def all_phrases(self) -> tuple[str, ...]:
+        return self.phrases + self.documented_phrases
+
+    @cached_property
+    def _pairs_by_longest(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        """Each pair with its longest part: a cheap test that rules most pairs out."""
+        return tuple((max(parts, key=len), parts) for parts in self.pairs)
 
     def without(self, phrases: Iterable[str]) -> Reason:
         """This reason without some of its phrases, words or pairs (named by `pair_key`)."""
@@ -112,3 +124,41 @@ class Catalogue:
     def says(self, reason: str, low: str) -> bool:
         entry = self.reasons.get(reason)
         return entry is not None and entry.matches(low)
+
+    @cached_property
+    def _phrase_index(self) -> tuple[dict[str, list[tuple[str, str, int]]], list[tuple[str, str]]]:
+        """Every reason's phrases by one of their _GRAM-character pieces — the piece fewest phrases
+        share, with its offset in the phrase — and the phrases shorter than that."""
+        pieces: dict[str, int] = {}
+        long: list[tuple[str, str]] = []
+        short: list[tuple[str, str]] = []
+        for reason in self.reasons.values():
+            for phrase in reason.all_phrases:
+                if len(phrase) < _GRAM:
+                    short.append((reason.name, phrase))
+                    continue
+                long.append((reason.name, phrase))
+                for piece in {phrase[i : i + _GRAM] for i in range(len(phrase) - _GRAM + 1)}:
+                    pieces[piece] = pieces.get(piece, 0) + 1
+        index: dict[str, list[tuple[str, str, int]]] = {}
+        for name, phrase in long:
+            at = min(range(len(phrase) - _GRAM + 1), key=lambda i: pieces[phrase[i : i + _GRAM]])
+            index.setdefault(phrase[at : at + _GRAM], []).append((name, phrase, at))
+        return index, short
+
+    def phrased(self, low: str) -> frozenset[str]:
+        """The reasons one of whose phrases `low` contains: one pass over `low` for all of them, where
+        asking each reason in turn costs one substring search per phrase (about 850)."""
+        index, short = self._phrase_index
+        found = {name for name, phrase in short if phrase in low}
+        get = index.get
+        for i in range(len(low) - _GRAM + 1):
+            candidates = get(low[i : i + _GRAM])
+            if candidates:
+                for name, phrase, at in candidates:
+                    if at <= i and low.startswith(phrase, i - at):
+                        found.add(name)
+        return frozenset(found)
+
+
+_GRAM = 6

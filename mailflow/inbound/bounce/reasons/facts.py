@@ -7,6 +7,7 @@ once per reason and recipient.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from mailflow.inbound.bounce.model import Hit
 from mailflow.inbound.bounce.reasons.entry import Catalogue
@@ -26,8 +27,15 @@ class Facts:
     def says(self, reason: str) -> bool:
         found = self._said.get(reason)
         if found is None:
-            found = self._said[reason] = self.catalogue.says(reason, self.low)
+            entry = self.catalogue.reasons.get(reason)
+            found = entry is not None and entry.matches(self.low, reason in self.phrased)
+            self._said[reason] = found
         return found
+
+    @cached_property
+    def phrased(self) -> frozenset[str]:
+        """The reasons whose phrases the diagnostic contains, found in one pass."""
+        return self.catalogue.phrased(self.low)
 
     @property
     def temporary(self) -> bool:
