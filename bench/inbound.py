@@ -104,9 +104,9 @@ def settings_for(url: str, dovecot: DovecotServer | None = None) -> Settings:
            "MAILFLOW_INBOUND__DNS_RESOLVER": os.environ.get("BENCH_DNS", "")}
     settings = load_settings(None, {k: v for k, v in env.items() if v})
     if dovecot is not None:
-        cfg = settings.inbound
-        cfg.imap_host, cfg.imap_port, cfg.imap_ssl = dovecot.host, dovecot.port, False
-        cfg.imap_user, cfg.imap_password = dovecot.user, dovecot.password
+        settings = settings.updated(inbound={"imap_host": dovecot.host, "imap_port": dovecot.port,
+                                             "imap_ssl": False, "imap_user": dovecot.user,
+                                             "imap_password": dovecot.password})
     return settings
 
 
@@ -186,8 +186,7 @@ def serve(which: str, url: str) -> None:
 
     logging.basicConfig(level=logging.ERROR)
 
-    settings = settings_for(url)
-    settings.inbound.smtp_host, settings.inbound.smtp_port = "127.0.0.1", 0
+    settings = settings_for(url).updated(inbound={"smtp_host": "127.0.0.1", "smtp_port": 0})
     ctx = AppContext.from_settings(settings)
     server = start_inbound_server(ctx)
     print(server.port, flush=True)

@@ -3,6 +3,16 @@
 Where the file comes from: ``--config FILE``, else ``$MAILFLOW_CONFIG``, else ``config/mailflow.toml``
 (the embedded default, looked up in the working directory and then beside the package). Every value is
 checked once at start; a bad one stops the program with one line naming the key.
+
+Relative paths (a SQLite database.url, storage.documents_dir) do not depend on the folder a command is
+run from: from the file or the defaults they are read against the data folder — the folder of the
+configuration file, or the one above it when the file sits in a `config/` folder (this checkout's
+layout: config/ beside var/); with no file at all, $XDG_DATA_HOME/mailflow (~/.local/share/mailflow).
+From the environment they are read against the working folder, as a shell user typing them means.
+`mailflow run` prints the database and the documents folder it uses.
+
+Settings are frozen once loaded (a change is a new Settings: Settings.updated), and their repr shows no
+secret (passwords, the secret key, a password inside database.url).
 """
 
 from __future__ import annotations
@@ -11,11 +21,12 @@ import dataclasses
 import ipaddress
 import math
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 from zoneinfo import ZoneInfo
 
 from email_validator import EmailNotValidError, validate_email
@@ -40,19 +51,46 @@ class StartupError(RuntimeError):
     names the key and the cause, never a password."""
 
 
+def _secret(default: str = "") -> Any:
+    """A setting that repr() must not show (a password, a key)."""
+    return field(default=default, metadata={"secret": True})
+
+
+def hide_url_password(url: str) -> str:
+    """``scheme://user:***@host/…``: a database URL as it may be shown or logged."""
+    return re.sub(r"^([\w+.-]+://[^:/@]*:)[^@]*@", r"\1***@", url)
+
+
+class _Section:
+    """repr() of a settings section: secrets as '***' (or '' when unset), URLs without their password."""
+
+    def __repr__(self) -> str:
+        shown = []
+        for item in dataclasses.fields(self):  # type: ignore[arg-type]
+            value = getattr(self, item.name)
+            if item.metadata.get("secret"):
+                text = "'***'" if value else "''"
+            elif isinstance(value, str) and "://" in value:
+                text = repr(hide_url_password(value))
+            else:
+                text = repr(value)
+            shown.append(f"{item.name}={text}")
+        return f"{type(self).__name__}({', '.join(shown)})"
+
+
 def _bounded(default: float, *, least: float | None = None, above: float | None = None,
              most: float | None = None) -> Any:
     """A numeric setting and its allowed range, kept beside the key; validate() checks every one."""
     return field(default=default, metadata={"least": least, "above": above, "most": most})
 
 
-@dataclass
-class DatabaseSettings:
+@dataclass(frozen=True, repr=False)
+class DatabaseSettings(_Section):
     url: str = "sqlite:///var/mailflow.db"
 
 
-@dataclass
-class HttpSettings:
+@dataclass(frozen=True, repr=False)
+class HttpSettings(_Section):
     host: str = "127.0.0.1"
     # 0 lets the worker role, which serves no HTTP, start without a port; `run` refuses it for HTTP.
     port: int = _bounded(8080, least=0, most=65535)
@@ -61,19 +99,23 @@ class HttpSettings:
     base_url: str = ""
 
 
-@dataclass
-class SmtpSettings:
-    mode: str = "capture"
+SmtpMode = Literal["capture", "relay"]
+SMTP_MODES: tuple[str, ...] = get_args(SmtpMode)
+
+
+@dataclass(frozen=True, repr=False)
+class SmtpSettings(_Section):
+    mode: SmtpMode = "capture"
     host: str = "127.0.0.1"
     port: int = _bounded(0, least=0, most=65535)  # capture: 0 picks a free port; relay needs one
     starttls: bool = False
     username: str = ""
-    password: str = ""
+    password: str = _secret()
     timeout_seconds: float = _bounded(30.0, above=0, most=3600)
 
 
-@dataclass
-class InboundSettings:
+@dataclass(frozen=True, repr=False)
+class InboundSettings(_Section):
     smtp_host: str = "127.0.0.1"
     smtp_port: int = _bounded(0, least=0, most=65535)  # 0 = off
     # Below 1 KiB not even a bounce's headers fit.
@@ -81,7 +123,7 @@ class InboundSettings:
     imap_host: str = ""
     imap_port: int = _bounded(993, least=1, most=65535)  # IMAP is off by an empty imap_host
     imap_user: str = ""
-    imap_password: str = ""
+    imap_password: str = _secret()
     imap_folder: str = "INBOX"
     imap_ssl: bool = True
     # Sender authentication of replies (mailflow.inbound.sender_auth): the authserv-id(s) our receiving
@@ -94,8 +136,8 @@ class InboundSettings:
     dns_resolver: str = ""
 
 
-@dataclass
-class MailSettings:
+@dataclass(frozen=True, repr=False)
+class MailSettings(_Section):
     # "from" is a Python keyword; the TOML key and the environment key stay `from`.
     from_: str = "港區通行證通用管理系統工作小組 <hep@twport.com.tw>"
     bounce_domain: str = "bounces.twport.com.tw"
@@ -110,16 +152,16 @@ class MailSettings:
     pass_system_url: str = "https://hep.twport.com.tw/twportpass/"
 
 
-@dataclass
-class SecuritySettings:
-    secret_key: str = DEV_SECRET_KEY
+@dataclass(frozen=True, repr=False)
+class SecuritySettings(_Section):
+    secret_key: str = _secret(DEV_SECRET_KEY)
     # At most a year: a link or a login that never expires is not one.
     token_ttl_hours: float = _bounded(72.0, above=0, most=HOURS_PER_YEAR)
     session_ttl_hours: float = _bounded(8.0, above=0, most=HOURS_PER_YEAR)
 
 
-@dataclass
-class StorageSettings:
+@dataclass(frozen=True, repr=False)
+class StorageSettings(_Section):
     # Where documents' bytes go: "filesystem" (files under documents_dir) or "database" (chunks written in
     # the registration's transaction). Empty: database when database.url is PostgreSQL, else filesystem.
     backend: str = ""
@@ -129,8 +171,8 @@ class StorageSettings:
     retention_days: int = _bounded(180, least=1, most=36_500)
 
 
-@dataclass
-class ScheduleSettings:
+@dataclass(frozen=True, repr=False)
+class ScheduleSettings(_Section):
     # Intervals run at least once a day (the digest catch-up rides on support_sweep_seconds); the
     # upper bounds also keep every value inside what timedelta and APScheduler can hold.
     dispatch_seconds: float = _bounded(2.0, above=0, most=SECONDS_PER_DAY)
@@ -148,21 +190,21 @@ class ScheduleSettings:
     timezone: str = "Asia/Taipei"
 
 
-@dataclass
-class RetentionSettings:
+@dataclass(frozen=True, repr=False)
+class RetentionSettings(_Section):
     # 0 or less would make the first housekeeping run delete every stored mail.
     mail_days: int = _bounded(400, least=1, most=36_500)
     raw_inbound_days: int = _bounded(30, least=1, most=36_500)
 
 
-@dataclass
-class ApiSettings:
+@dataclass(frozen=True, repr=False)
+class ApiSettings(_Section):
     # What a new key may do per minute unless `mailflow apikey add --rate N` says otherwise.
     rate_per_minute: int = _bounded(600, least=1, most=1_000_000)
 
 
-@dataclass
-class WebhookSettings:
+@dataclass(frozen=True, repr=False)
+class WebhookSettings(_Section):
     timeout_seconds: float = _bounded(10.0, above=0, most=300)
     # A failing subscriber is tried again after retry_first_seconds, doubling up to retry_max_seconds,
     # and disabled once it has failed for give_up_hours (the events wait for it; none is dropped).
@@ -171,7 +213,7 @@ class WebhookSettings:
     give_up_hours: float = _bounded(72.0, above=0, most=HOURS_PER_YEAR)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Settings:
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     http: HttpSettings = field(default_factory=HttpSettings)
@@ -185,6 +227,7 @@ class Settings:
     api: ApiSettings = field(default_factory=ApiSettings)
     webhooks: WebhookSettings = field(default_factory=WebhookSettings)
     source: str = ""  # the file these settings came from, for messages
+    data_dir: str = ""  # the folder relative paths of the file and the defaults were read against
 
     @property
     def tz(self) -> ZoneInfo:
@@ -200,6 +243,16 @@ class Settings:
         if self.storage.backend:
             return self.storage.backend
         return "database" if self.database.url.startswith("postgresql") else "filesystem"
+
+    def updated(self, **sections: Mapping[str, Any]) -> Settings:
+        """A copy with some keys changed, e.g. ``settings.updated(smtp={"mode": "relay", "port": 25})``
+        (attribute names: ``from_`` for mail.from). Not validated: for tests and tools that know better."""
+        changed = {name: dataclasses.replace(getattr(self, name), **values)
+                   for name, values in sections.items()}
+        return dataclasses.replace(self, **changed)
+
+
+DEFAULTS = Settings()
 
 
 def _attr(key: str) -> str:
@@ -240,15 +293,20 @@ def _coerce(key: str, default: Any, value: Any) -> Any:
     return value
 
 
-def _apply(settings: Settings, section: str, key: str, value: Any) -> None:
+# Keys holding a path that is read against the data folder when it is relative.
+PATH_KEYS = ("database.url", "storage.documents_dir")
+
+
+def _put(values: dict[str, dict[str, Any]], section: str, key: str, value: Any) -> None:
+    """Check one ``section.key`` against the defaults and keep its value, coerced to the default's type."""
     name = f"{section}.{key}"
-    group = getattr(settings, section, None)
-    if section == "source" or group is None or not dataclasses.is_dataclass(group):
+    group = getattr(DEFAULTS, section, None)
+    if group is None or not dataclasses.is_dataclass(group):
         raise ConfigError(f"{name}: unknown section [{section}]")
     attr = _attr(key)
-    if not hasattr(group, attr):
+    if attr not in {item.name for item in dataclasses.fields(group)}:
         raise ConfigError(f"{name}: unknown key")
-    setattr(group, attr, _coerce(name, getattr(group, attr), value))
+    values.setdefault(section, {})[attr] = _coerce(name, getattr(group, attr), value)
 
 
 def resolve_config_path(explicit: str | None, env: Mapping[str, str]) -> Path | None:
@@ -262,30 +320,63 @@ def resolve_config_path(explicit: str | None, env: Mapping[str, str]) -> Path | 
     return None  # the built-in defaults equal the shipped file
 
 
+def data_dir(file: Path | None, env: Mapping[str, str]) -> Path:
+    """The folder relative paths of the file and of the defaults mean: the configuration file's folder,
+    or its parent when that folder is a `config/` (the layout shipped: config/mailflow.toml beside var/);
+    without a file, $XDG_DATA_HOME/mailflow (default ~/.local/share/mailflow)."""
+    if file is not None:
+        folder = file.resolve().parent
+        return folder.parent if folder.name == "config" else folder
+    xdg = env.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(xdg).resolve() / "mailflow"
+
+
+def _anchored(key: str, value: str, base: Path) -> str:
+    """``value`` of a PATH_KEYS key with a relative path made absolute against ``base``."""
+    if key == "database.url":
+        prefix = "sqlite:///"
+        path = value[len(prefix):] if value.startswith(prefix) else ""
+        if not path or path.startswith("/") or path.startswith(":memory:") or path.startswith("file:"):
+            return value  # not SQLite, absolute, in memory, or a URI filename: as given
+        return prefix + str(base / path)
+    return value if Path(value).is_absolute() else str(base / value)
+
+
 def load_settings(path: str | None = None, env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
-    settings = Settings()
+    values: dict[str, dict[str, Any]] = {}
+    from_env: set[str] = set()
     file = resolve_config_path(path, env)
     if file is not None:
-        settings.source = str(file)
         try:
             data = tomllib.loads(file.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise ConfigError(f"config: file not found: {file}") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config: {file} is not valid TOML: {exc}") from None
-        for section, values in data.items():
-            if not isinstance(values, dict):
+        for section, entries in data.items():
+            if not isinstance(entries, dict):
                 raise ConfigError(f"{section}: expected a [section] table")
-            for key, value in values.items():
-                _apply(settings, section, key, value)
+            for key, value in entries.items():
+                _put(values, section, key, value)
     for name, value in env.items():
         if not name.startswith(ENV_PREFIX) or "__" not in name or name == "MAILFLOW_CONFIG":
             continue
         section, _, key = name[len(ENV_PREFIX):].partition("__")
-        _apply(settings, section.lower(), key.lower(), value)
-    if not settings.http.base_url:
-        settings.http.base_url = local_base_url(settings.http.host, settings.http.port)
+        _put(values, section.lower(), key.lower(), value)
+        from_env.add(f"{section.lower()}.{key.lower()}")
+    base = data_dir(file, env)
+    defaults = DEFAULTS
+    for key in PATH_KEYS:
+        section, _, attr = key.partition(".")
+        given = values.get(section, {}).get(attr, getattr(getattr(defaults, section), attr))
+        anchor = Path.cwd() if key in from_env else base
+        values.setdefault(section, {})[attr] = _anchored(key, given, anchor)
+    http = values.setdefault("http", {})
+    if not http.get("base_url"):
+        http["base_url"] = local_base_url(http.get("host", defaults.http.host),
+                                          http.get("port", defaults.http.port))
+    settings = dataclasses.replace(defaults.updated(**values), source=str(file or ""), data_dir=str(base))
     validate(settings)
     return settings
 
@@ -409,7 +500,7 @@ def validate(settings: Settings) -> None:
     if settings.storage.backend not in {"", "filesystem", "database"}:
         raise ConfigError(f"storage.backend: must be 'filesystem' or 'database', "
                           f"got {settings.storage.backend!r}")
-    if settings.smtp.mode not in {"capture", "relay"}:
+    if settings.smtp.mode not in SMTP_MODES:
         raise ConfigError(f"smtp.mode: must be 'capture' or 'relay', got {settings.smtp.mode!r}")
     if not settings.http.base_url.startswith(("http://", "https://")):
         raise ConfigError("http.base_url: must start with http:// or https://")

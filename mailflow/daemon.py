@@ -10,9 +10,11 @@ lost either way.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import signal
+import socket
 import sys
 import tempfile
 import threading
@@ -22,7 +24,7 @@ from typing import Any
 import uvicorn
 
 from mailflow import leases
-from mailflow.config import ConfigError, Settings
+from mailflow.config import ConfigError, Settings, hide_url_password
 from mailflow.context import AppContext
 
 log = logging.getLogger(__name__)
@@ -48,12 +50,40 @@ def _check_documents_dir(folder: Path) -> None:
         raise ConfigError(f"storage.documents_dir: {folder} is not a writable folder ({reason})") from None
 
 
+def _check_port_free(key: str, host: str, port: int) -> None:
+    """Bind ``host:port`` for a moment, as the server will (SO_REUSEADDR, like uvicorn and aiosmtpd), so a
+    port another program holds stops the start with a line naming it, before the banner promises URLs."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
+                                                             flags=socket.AI_PASSIVE)[0]
+    except socket.gaierror as exc:
+        raise ConfigError(f"{key}: cannot listen on {host}:{port}: {exc.strerror}") from None
+    probe = socket.socket(family, kind, proto)
+    try:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind(address)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise ConfigError(f"{key}: {host}:{port} is already in use (another mailflow, or another "
+                              f"program, listens there); stop it or choose another {key}") from None
+        raise ConfigError(f"{key}: cannot listen on {host}:{port}: {exc.strerror}") from None
+    finally:
+        probe.close()
+
+
 def check_before_start(settings: Settings, role: str) -> None:
-    """What only a serving daemon needs, refused with one line naming the key before anything starts."""
+    """What the daemon needs, refused with one line naming the key before anything starts: the ports it
+    will listen on are free, and (serving HTTP) a writable documents folder."""
+    if role in ("all", "worker"):
+        if settings.smtp.mode == "capture" and settings.smtp.port:
+            _check_port_free("smtp.port", "127.0.0.1", settings.smtp.port)
+        if settings.inbound.smtp_port:
+            _check_port_free("inbound.smtp_port", settings.inbound.smtp_host, settings.inbound.smtp_port)
     if role not in SERVES_HTTP:
         return  # a worker stores no documents and listens on no HTTP port
     if settings.http.port == 0:
         raise ConfigError("http.port: must be between 1 and 65535 to serve HTTP (0 only with --role worker)")
+    _check_port_free("http.port", settings.http.host, settings.http.port)
     if settings.document_backend == "filesystem":
         _check_documents_dir(settings.documents_path)
 
@@ -61,6 +91,11 @@ def check_before_start(settings: Settings, role: str) -> None:
 def _banner(ctx: AppContext, role: str, extra: list[str]) -> None:
     base = ctx.settings.http.base_url.rstrip("/")
     lines = [f"mailflow is running (role {role}, worker {ctx.worker_id}):"]
+    settings = ctx.settings
+    lines.append(f"  database            {hide_url_password(settings.database.url)}")
+    if role in SERVES_HTTP and settings.document_backend == "filesystem":
+        lines.append(f"  documents folder    {settings.documents_path}")
+    lines.append(f"  configuration       {settings.source or '(built-in defaults)'}")
     if role in ("all", "web"):
         lines += [
             f"  registration form   {base}/register",
@@ -83,7 +118,7 @@ def _start_mail_servers(ctx: AppContext, servers: list[Any], extra: list[str]) -
         from mailflow.mail.capture import start_capture_server
 
         servers.append(start_capture_server(ctx))
-        extra.append(f"  capture SMTP        127.0.0.1:{ctx.settings.smtp.port}")
+        extra.append(f"  capture SMTP        127.0.0.1:{ctx.capture_port}")
     if ctx.settings.inbound.smtp_port:
         from mailflow.inbound.smtp_server import start_inbound_server
 

@@ -30,11 +30,19 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+def sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite URL; None for another database or an in-memory one."""
+    if not url.startswith("sqlite"):
+        return None
+    path = url.split("///", 1)[1] if "///" in url else ""
+    return Path(path) if path and path != ":memory:" else None
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     if url.startswith("sqlite"):
-        path = url.split("///", 1)[1] if "///" in url else ""
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        path = sqlite_path(url)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
@@ -130,6 +138,12 @@ def schema_is_current(db: Database) -> bool:
     head = ScriptDirectory.from_config(alembic_config(db.url)).get_current_head()
     with db.engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision() == head
+
+
+def has_schema(db: Database) -> bool:
+    """Whether Alembic has put any revision of the schema there (init_schema upgrades an older one)."""
+    with db.engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision() is not None
 
 
 def init_schema(db: Database) -> None:

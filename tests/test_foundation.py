@@ -15,7 +15,9 @@ from mailflow.db import Database, init_schema, schema_is_current
 
 def test_defaults_are_the_embedded_config() -> None:
     settings = load_settings(None, {})
-    assert settings.database.url == "sqlite:///var/mailflow.db"
+    # config/mailflow.toml's sqlite:///var/mailflow.db, read against the checkout (config/ beside var/)
+    assert settings.database.url == f"sqlite:///{Path(settings.data_dir) / 'var' / 'mailflow.db'}"
+    assert settings.data_dir == str(Path(settings.source).resolve().parent.parent)
     assert settings.smtp.mode == "capture"
     assert settings.mail.from_ == "港區通行證通用管理系統工作小組 <hep@twport.com.tw>"
     assert settings.mail.support_phone == "0809-088-568"

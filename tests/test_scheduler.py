@@ -17,7 +17,7 @@ def test_every_job_of_the_daemon_is_scheduled(ctx: AppContext) -> None:
     assert ids == {"inbound-pending", "support-sweep", "reminders", "housekeeping", "digest",
                    "digest-catch-up", "webhooks"}
     # The IMAP mailbox is read by the daemon's MailboxWatcher (IDLE), not by a scheduler tick.
-    ctx.settings.inbound.imap_host = "127.0.0.1"
+    ctx.settings = ctx.settings.updated(inbound={"imap_host": "127.0.0.1"})
     assert "imap" not in {job.id for job in build_scheduler(ctx).get_jobs()}
 
 
@@ -36,8 +36,8 @@ def test_an_unreachable_imap_server_is_one_warning_line_per_tick(ctx: AppContext
     from mailflow.inbound import imap
     from mailflow.scheduler import guarded
 
-    ctx.settings.inbound.imap_host, ctx.settings.inbound.imap_port = "127.0.0.1", 9  # nothing listens
-    ctx.settings.inbound.imap_ssl = False
+    # nothing listens on port 9
+    ctx.settings = ctx.settings.updated(inbound={"imap_host": "127.0.0.1", "imap_port": 9, "imap_ssl": False})
     with caplog.at_level(logging.WARNING, logger="mailflow.scheduler"):
         guarded("imap", imap.poll, ctx)()
     [record] = [r for r in caplog.records if r.name == "mailflow.scheduler"]

@@ -9,14 +9,24 @@ from sqlalchemy.exc import DBAPIError
 
 from mailflow.config import Settings, StartupError, load_settings
 from mailflow.context import AppContext
-from mailflow.db import init_schema
+from mailflow.db import has_schema, init_schema, sqlite_path
 
 
-def app_context(args: argparse.Namespace, *, ensure_schema: bool = True) -> AppContext:
+def app_context(args: argparse.Namespace, *, ensure_schema: bool = True, create: bool = False) -> AppContext:
     """Settings from --config / $MAILFLOW_CONFIG / the default, a database, and an up-to-date schema. A
-    database that cannot be reached ends every command the same way: one line naming database.url."""
+    database that cannot be reached ends every command the same way: one line naming database.url; one
+    without a schema too, unless ``create`` (init, run, demo), so a command run against the wrong
+    database says which one it used instead of answering from a new empty one."""
     settings = load_settings(getattr(args, "config", None))
-    return open_database(settings) if ensure_schema else AppContext.from_settings(settings)
+    return open_database(settings, create=create) if ensure_schema else AppContext.from_settings(settings)
+
+
+def _no_schema(settings: Settings, shown: str) -> StartupError:
+    """A database without a mailflow schema is most likely not the one the command was meant for."""
+    origin = f" (database.url of {settings.source})" if settings.source else " (database.url)"
+    return StartupError(f"no mailflow schema in {shown}{origin}: nothing is stored there. `mailflow init` "
+                         "creates it; or name the database you meant with --config FILE or "
+                         "MAILFLOW_DATABASE__URL")
 
 
 def _cause(exc: DBAPIError, password: str | None) -> str:
@@ -25,11 +35,16 @@ def _cause(exc: DBAPIError, password: str | None) -> str:
     return text.replace(password, "***") if password else text
 
 
-def open_database(settings: Settings) -> AppContext:
+def open_database(settings: Settings, *, create: bool = True) -> AppContext:
     """A context whose database answers and whose schema is current. A database that cannot be reached
-    stops the start with one line naming database.url and why, the URL shown without its password."""
+    stops the start with one line naming database.url and why, the URL shown without its password; one
+    without a schema is given one when ``create``, else refused naming it (StartupError) and left as
+    it was (no SQLite file is made)."""
     url = make_url(settings.database.url)
     shown = url.render_as_string(hide_password=True)
+    path = sqlite_path(settings.database.url)
+    if not create and path is not None and not path.exists():
+        raise _no_schema(settings, shown)
     try:
         ctx = AppContext.from_settings(settings)  # SQLite: creates the file's folder
     except OSError as exc:
@@ -41,6 +56,9 @@ def open_database(settings: Settings) -> AppContext:
     except DBAPIError as exc:
         ctx.db.dispose()
         raise StartupError(f"database.url: cannot connect to {shown}: {_cause(exc, url.password)}") from exc
+    if not create and not has_schema(ctx.db):
+        ctx.db.dispose()
+        raise _no_schema(settings, shown)
     init_schema(ctx.db)
     return ctx
 

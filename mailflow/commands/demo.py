@@ -234,7 +234,7 @@ def print_report(settings: Settings, report: DemoReport) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    ctx = app_context(args)
+    ctx = app_context(args, create=True)  # a fresh checkout's first command, before `mailflow run`
     try:
         if ctx.settings.smtp.mode != "capture":
             print("mailflow: demo data is for capture mode only (smtp.mode = capture); nothing seeded",

@@ -94,9 +94,9 @@ class CaptureServer:
 
 
 def start_capture_server(ctx: AppContext) -> CaptureServer:
-    """Start the capture server and point dispatch at it (ctx.settings.smtp.port becomes the real port)."""
+    """Start the capture server and point dispatch at it (ctx.capture_port becomes the real port)."""
     controller = start_controller(CaptureHandler(ctx.db), ctx.settings.smtp.port, enable_SMTPUTF8=True,
                                   data_size_limit=ctx.settings.inbound.max_message_bytes)
-    ctx.settings.smtp.port = controller.port
+    ctx.capture_port = controller.port
     log.info("capture SMTP server listening on 127.0.0.1:%d", controller.port)
     return CaptureServer(controller)

@@ -323,20 +323,20 @@ def send_batch(ctx: AppContext, batch: list[Claimed], link: SmtpLink, stop: thre
             return
 
 
-def can_send(settings: Settings) -> bool:
+def can_send(ctx: AppContext) -> bool:
     # Capture mode with port 0 means no capture server runs in this process (e.g. a CLI call).
-    return settings.smtp.port != 0
+    return ctx.smtp_port() != 0
 
 
 def run_dispatch(ctx: AppContext, stop: threading.Event | None = None) -> TickReport:
     """One scheduler tick: drain what is due now, batch by batch, over one SMTP connection."""
     stop = STOP if stop is None else stop
     report = TickReport()
-    if stop.is_set() or not can_send(ctx.settings):
+    if stop.is_set() or not can_send(ctx):
         return report
     report.reclaimed = reclaim_expired(ctx)
     started = now()
-    link = SmtpLink(ctx.settings)
+    link = SmtpLink(ctx.settings, ctx.smtp_port())
     try:
         while not stop.is_set() and report.link_down is None:
             # Only rows due at the tick's start: a row rescheduled during this tick waits for a later one.

@@ -128,8 +128,9 @@ def _path(address: str) -> str:
 class SmtpLink:
     """The SMTP session of one dispatch tick: opened on first use, re-opened after trouble."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, port: int) -> None:
         self.settings = settings
+        self.port = port  # smtp.port, or in capture mode the capture server's (AppContext.smtp_port)
         self.conn: smtplib.SMTP | None = None
         self.pipelining = False
         self.step = ""  # the session step under way while opening, named in the failure's detail
@@ -139,7 +140,7 @@ class SmtpLink:
     @property
     def target(self) -> str:
         smtp = self.settings.smtp
-        return f"{smtp.host if smtp.mode == 'relay' else '127.0.0.1'}:{smtp.port}"
+        return f"{smtp.host if smtp.mode == 'relay' else '127.0.0.1'}:{self.port}"
 
     # --- opening and closing ---------------------------------------------------------------------------
 
@@ -147,7 +148,7 @@ class SmtpLink:
         smtp = self.settings.smtp
         relay = smtp.mode == "relay"
         self.step = "connect"
-        conn = smtplib.SMTP(smtp.host if relay else "127.0.0.1", smtp.port, local_hostname=helo_name(),
+        conn = smtplib.SMTP(smtp.host if relay else "127.0.0.1", self.port, local_hostname=helo_name(),
                             timeout=smtp.timeout_seconds)
         try:
             self.step = "EHLO"

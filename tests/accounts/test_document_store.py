@@ -64,7 +64,7 @@ def valid_ubns(count: int) -> list[str]:
 
 @pytest.fixture
 def dbctx(ctx: AppContext) -> AppContext:
-    ctx.settings.storage.backend = "database"
+    ctx.settings = ctx.settings.updated(storage={"backend": "database"})
     return ctx
 
 
@@ -133,7 +133,7 @@ def test_a_document_goes_into_the_database_in_chunks_and_comes_back_with_the_pol
 
 
 def test_the_content_check_and_the_size_limit_hold_and_store_nothing(dbctx: AppContext) -> None:
-    dbctx.settings.storage.max_document_bytes = DB_CHUNK
+    dbctx.settings = dbctx.settings.updated(storage={"max_document_bytes": DB_CHUNK})
     refused = register(dbctx, b"MZ\x90\x00 not a pdf" * 100, name="proof.pdf")
     assert isinstance(refused, RegistrationRefused) and refused.status == 422 and "document" in refused.errors
     too_big = register(dbctx, pdf_of(DB_CHUNK + 1))
@@ -147,8 +147,8 @@ def test_a_document_survives_a_restart(dbctx: AppContext) -> None:
     application_id = register(dbctx, content)
     dbctx.db.dispose()
     # A new process on another host: a fresh context, an empty documents folder of its own.
-    settings = dbctx.settings
-    settings.storage.documents_dir = str(Path(settings.storage.documents_dir).parent / "other-host")
+    other_host = Path(dbctx.settings.storage.documents_dir).parent / "other-host"
+    settings = dbctx.settings.updated(storage={"documents_dir": str(other_host)})
     again = AppContext.from_settings(settings)
     client = viewer(again)
     try:
@@ -185,7 +185,7 @@ def test_a_failed_transaction_leaves_no_document_row_and_no_bytes(
 
 def test_twenty_concurrent_uploads_each_store_exactly_their_own_bytes(dbctx: AppContext) -> None:
     # 20 at once, every fourth over the limit: the accepted ones whole, the refused ones leave nothing.
-    dbctx.settings.storage.max_document_bytes = 2 * DB_CHUNK
+    dbctx.settings = dbctx.settings.updated(storage={"max_document_bytes": 2 * DB_CHUNK})
     count = 22
     contents = {i: pdf_of(2 * DB_CHUNK + (1 if i % 4 == 3 else -i), seed=i) for i in range(count)}
     valid_ubns(23)  # computed outside the race
@@ -214,14 +214,14 @@ def test_twenty_concurrent_uploads_each_store_exactly_their_own_bytes(dbctx: App
 
 
 def file_registrations(ctx: AppContext, count: int) -> dict[int, bytes]:
-    ctx.settings.storage.backend = "filesystem"
+    ctx.settings = ctx.settings.updated(storage={"backend": "filesystem"})
     stored = {}
     for index in range(count):
         content = pdf_of(DB_CHUNK + 100 * index, seed=index)
         application_id = register(ctx, content, index)
         assert isinstance(application_id, int)
         stored[application_id] = content
-    ctx.settings.storage.backend = "database"
+    ctx.settings = ctx.settings.updated(storage={"backend": "database"})
     return stored
 
 
@@ -298,7 +298,7 @@ def decide(ctx: AppContext, application_id: int, status: str, days_ago: float) -
 def test_retention_removes_only_documents_of_applications_rejected_long_enough_ago(
     ctx: AppContext, backend: str
 ) -> None:
-    ctx.settings.storage.backend = backend
+    ctx.settings = ctx.settings.updated(storage={"backend": backend})
     ids = [register(ctx, pdf_of(DB_CHUNK + i, seed=i), i) for i in range(5)]
     assert all(isinstance(i, int) for i in ids)
     old_reject, new_reject, old_approve, pending, edge = (int(i) for i in ids)  # type: ignore[arg-type]

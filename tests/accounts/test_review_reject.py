@@ -87,7 +87,7 @@ def test_every_document_code_is_a_standard_reason_and_the_person_ones_are_not() 
 
 
 def test_document_approved_carries_the_configured_pass_system_address(ctx: AppContext) -> None:
-    ctx.settings.mail.pass_system_url = "https://pass.example.gov.tw/apply/"
+    ctx.settings = ctx.settings.updated(mail={"pass_system_url": "https://pass.example.gov.tw/apply/"})
     application_id = add_submitted(ctx)
     with ctx.db.session() as session:
         review.approve(session, ctx.settings, application_id, "reviewer:lin", note="文件齊全")

@@ -120,15 +120,14 @@ def live_site_fixture(ctx: AppContext) -> Iterator[LiveSite]:
     from mailflow.inbound.smtp_server import start_inbound_server
     from mailflow.mail.capture import start_capture_server
 
-    ctx.settings.smtp.mode = "capture"
-    ctx.settings.smtp.port = 0
-    ctx.settings.inbound.smtp_host = "127.0.0.1"
-    ctx.settings.inbound.smtp_port = 0
+    ctx.settings = ctx.settings.updated(smtp={"mode": "capture", "port": 0},
+                                        inbound={"smtp_host": "127.0.0.1", "smtp_port": 0})
     capture = start_capture_server(ctx)
     inbound = start_inbound_server(ctx)
     server, thread, port = _serve(ctx)
     url = f"http://127.0.0.1:{port}"
-    ctx.settings.http.base_url = url  # the links in the mails must lead back to this server
+    # the links in the mails must lead back to this server
+    ctx.settings = ctx.settings.updated(http={"base_url": url})
     stop = threading.Event()
     dispatcher = threading.Thread(target=_dispatch_loop, args=(ctx, stop), name="live-dispatch", daemon=True)
     dispatcher.start()

@@ -76,8 +76,8 @@ def dkim_record(ctx: AppContext, tmp_path: Path) -> bytes:
     (tmp_path / "dkim.pem").write_bytes(key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
         serialization.NoEncryption()))
-    ctx.settings.mail.dkim_key = str(tmp_path / "dkim.pem")
-    ctx.settings.mail.dkim_selector = SELECTOR
+    ctx.settings = ctx.settings.updated(mail={
+        "dkim_key": str(tmp_path / "dkim.pem"), "dkim_selector": SELECTOR})
     public = key.public_key().public_bytes(serialization.Encoding.DER,
                                            serialization.PublicFormat.SubjectPublicKeyInfo)
     return b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
@@ -93,8 +93,8 @@ def sink() -> Iterator[CountingSink]:
 
 @pytest.fixture
 def inbound(ctx: AppContext) -> Iterator[InboundServer]:
-    ctx.settings.inbound.smtp_host = "127.0.0.1"
-    ctx.settings.inbound.smtp_port = 0  # a free port; Postfix's transport map is written with it
+    # a free port; Postfix's transport map is written with it
+    ctx.settings = ctx.settings.updated(inbound={"smtp_host": "127.0.0.1", "smtp_port": 0})
     server = start_inbound_server(ctx)
     yield server
     server.stop()
@@ -104,11 +104,9 @@ def inbound(ctx: AppContext) -> Iterator[InboundServer]:
 def postfix(ctx: AppContext, sink: CountingSink, inbound: InboundServer) -> Iterator[PostfixInstance]:
     with running_postfix(sink.port, inbound.port) as instance:
         # mailflow in relay mode, as /etc/mailflow/mailflow.env sets it up, pointed at this Postfix.
-        ctx.settings.smtp.mode = "relay"
-        ctx.settings.smtp.host = instance.host
-        ctx.settings.smtp.port = instance.port
-        ctx.settings.smtp.timeout_seconds = 10
-        ctx.settings.security.secret_key = "postfix-test-secret-key-0123456789"
+        ctx.settings = ctx.settings.updated(
+            smtp={"mode": "relay", "host": instance.host, "port": instance.port, "timeout_seconds": 10},
+            security={"secret_key": "postfix-test-secret-key-0123456789"})
         yield instance
 
 

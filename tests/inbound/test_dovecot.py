@@ -15,7 +15,6 @@ from imapclient import IMAPClient
 from sqlalchemy import select
 
 from mailflow import leases
-from mailflow.config import Settings
 from mailflow.context import AppContext
 from mailflow.inbound import imap
 from mailflow.models import Account, ImapCursor, InboundStatus, SupportKind
@@ -32,14 +31,14 @@ BOUNCE_LIKE = (b"From: MAILER-DAEMON@mx.example.net\r\nSubject: Undelivered Mail
 
 @pytest.fixture
 def imap_ctx(ctx: AppContext, dovecot: DovecotServer) -> AppContext:  # noqa: F811
-    use_imap(ctx.settings, dovecot)
+    use_imap(ctx, dovecot)
     return ctx
 
 
-def use_imap(settings: Settings, server: DovecotServer, folder: str = "INBOX") -> None:
-    cfg = settings.inbound
-    cfg.imap_host, cfg.imap_port, cfg.imap_ssl = server.host, server.port, False
-    cfg.imap_user, cfg.imap_password, cfg.imap_folder = server.user, server.password, folder
+def use_imap(ctx: AppContext, server: DovecotServer, folder: str = "INBOX") -> None:
+    ctx.settings = ctx.settings.updated(inbound={
+        "imap_host": server.host, "imap_port": server.port, "imap_ssl": False, "imap_user": server.user,
+        "imap_password": server.password, "imap_folder": folder})
 
 
 @pytest.fixture
@@ -118,7 +117,7 @@ def test_a_broken_message_is_quarantined_and_the_next_one_still_processed(imap_c
 
 def test_uidvalidity_change_rescans_without_recording_twice(ctx: AppContext, dovecot: DovecotServer,  # noqa: F811
                                                             mailbox: IMAPClient) -> None:
-    use_imap(ctx.settings, dovecot, folder="bounces")
+    use_imap(ctx, dovecot, folder="bounces")
     who = add_applicant(ctx)
     mail = sent_mail(ctx, who)
     bounce = dsn(ctx.settings, mail)
@@ -168,8 +167,7 @@ def test_idle_loop_handles_mail_as_it_arrives_and_stops(imap_ctx: AppContext, ma
 
 
 def test_idle_loop_survives_an_unreachable_server(ctx: AppContext) -> None:
-    ctx.settings.inbound.imap_host, ctx.settings.inbound.imap_port = "127.0.0.1", 1
-    ctx.settings.inbound.imap_ssl = False
+    ctx.settings = ctx.settings.updated(inbound={"imap_host": "127.0.0.1", "imap_port": 1, "imap_ssl": False})
     stop = threading.Event()
     worker = threading.Thread(target=imap.run_idle_loop, args=(ctx, stop), daemon=True)
     worker.start()
@@ -195,7 +193,7 @@ def open_items(ctx: AppContext) -> list[str]:
 @pytest.fixture
 def watcher_ctx(imap_ctx: AppContext) -> AppContext:
     # An hour between polls: whatever is handled within the test's bound was announced by IDLE.
-    imap_ctx.settings.schedule.imap_poll_seconds = 3600
+    imap_ctx.settings = imap_ctx.settings.updated(schedule={"imap_poll_seconds": 3600})
     return imap_ctx
 
 
@@ -259,8 +257,8 @@ def test_without_idle_on_offer_the_reader_polls(ctx: AppContext) -> None:
     server = start_dovecot("imap_capability = IMAP4rev1 LITERAL+ SASL-IR LOGIN-REFERRALS ID ENABLE "
                            "UIDPLUS MOVE NAMESPACE\n")
     try:
-        use_imap(ctx.settings, server)
-        ctx.settings.schedule.imap_poll_seconds = 0.3
+        use_imap(ctx, server)
+        ctx.settings = ctx.settings.updated(schedule={"imap_poll_seconds": 0.3})
         who = add_applicant(ctx)
         with running(ctx) as watcher:
             wait_until(lambda: watcher.status.mode != "", 30, "the reader to connect")
@@ -280,7 +278,8 @@ def test_without_idle_on_offer_the_reader_polls(ctx: AppContext) -> None:
 def test_of_two_workers_one_reads_the_mailbox_and_the_other_takes_over(watcher_ctx: AppContext,
                                                                         mailbox: IMAPClient) -> None:
     ctx = watcher_ctx
-    ctx.settings.schedule.lease_seconds = 3  # the idle worker looks again every second
+    # the idle worker looks again every second
+    ctx.settings = ctx.settings.updated(schedule={"lease_seconds": 3})
     other = AppContext(ctx.settings, ctx.db, worker_id="other-worker")
     who = add_applicant(ctx)
     first, second = imap.MailboxWatcher(ctx).start(), imap.MailboxWatcher(other).start()
@@ -311,7 +310,8 @@ def test_mailflow_run_reads_the_mailbox_as_mail_arrives(watcher_ctx: AppContext,
     from tests.scale.workers import SECRET_KEY, Worker, worker_env
 
     ctx = watcher_ctx
-    ctx.settings.security.secret_key = SECRET_KEY  # the worker's key signs and checks the bounce tag
+    # the worker's key signs and checks the bounce tag
+    ctx.settings = ctx.settings.updated(security={"secret_key": SECRET_KEY})
     who = add_applicant(ctx)
     mail = sent_mail(ctx, who)
     env = worker_env(db_url, 0, tmp_path, smtp__mode="capture", inbound__imap_host=dovecot.host,

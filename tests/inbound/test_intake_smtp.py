@@ -18,10 +18,10 @@ from tests.inbound.test_intake_helpers import dsn, inbound_rows, items, reply, s
 
 @pytest.fixture
 def server(ctx: AppContext) -> Iterator[InboundServer]:
-    ctx.settings.inbound.smtp_host = "127.0.0.1"
-    ctx.settings.inbound.smtp_port = 0  # the server picks a free port
-    ctx.settings.inbound.max_message_bytes = 200_000
-    ctx.settings.mail.reply_address = "客服 <reply@reply.twport.com.tw>"
+    # the server picks a free port
+    ctx.settings = ctx.settings.updated(
+        inbound={"smtp_host": "127.0.0.1", "smtp_port": 0, "max_message_bytes": 200_000},
+        mail={"reply_address": "客服 <reply@reply.twport.com.tw>"})
     running = start_inbound_server(ctx)
     yield running
     running.stop()
@@ -33,7 +33,7 @@ def send(server: InboundServer, rcpt: str, raw: bytes, mail_from: str = "") -> d
 
 
 def test_accepted_domains_are_ours(ctx: AppContext) -> None:
-    ctx.settings.mail.reply_address = "reply@Reply.Twport.com.tw"
+    ctx.settings = ctx.settings.updated(mail={"reply_address": "reply@Reply.Twport.com.tw"})
     assert accepted_domains(ctx.settings) == {"bounces.twport.com.tw", "twport.com.tw", "reply.twport.com.tw"}
 
 

@@ -46,10 +46,10 @@ def signed(raw: bytes, key: DkimKey, domain: str = DOMAIN) -> bytes:
 
 
 @pytest.fixture
-def published(dns_server: DnsServer, settings: Settings) -> DkimKey:  # noqa: F811
+def published(dns_server: DnsServer, ctx: AppContext) -> DkimKey:  # noqa: F811
     key = make_dkim_key()
     dns_server.publish(f"{SELECTOR}._domainkey.{DOMAIN}", key.record)
-    settings.inbound.dns_resolver = dns_server.address
+    ctx.settings = ctx.settings.updated(inbound={"dns_resolver": dns_server.address})
     return key
 
 
@@ -103,16 +103,18 @@ def test_a_display_name_holding_the_applicants_address_is_not_their_address(
     assert row.from_address == "x@evil.example.net" and row.sender_auth == "none"
 
 
-def test_a_dns_failure_is_not_a_forgery(ctx: AppContext, settings: Settings, published: DkimKey) -> None:
+def test_a_dns_failure_is_not_a_forgery(ctx: AppContext, published: DkimKey) -> None:
     who = add_applicant(ctx)
     mail = sent_mail(ctx, who)
-    settings.inbound.dns_resolver = "127.0.0.1:9"  # nothing answers there
+    # nothing answers there
+    ctx.settings = ctx.settings.updated(inbound={"dns_resolver": "127.0.0.1:9"})
     sender_auth._lookups.clear()
     row = receive(ctx, signed(reply_to(mail.message_id, CHANGE_ME), published))
     assert row.sender_auth == "none" and "key lookup failed" in row.sender_auth_detail
 
 
-def test_two_from_headers_are_never_authenticated(settings: Settings, published: DkimKey) -> None:
+def test_two_from_headers_are_never_authenticated(ctx: AppContext, published: DkimKey) -> None:
+    settings = ctx.settings
     raw = signed(reply_to("<x@twport.com.tw>", "hi"), published)
     doubled = raw.replace(b"From: ", b"From: <x@evil.example.net>\r\nFrom: ", 1)
     assert judge(doubled, settings).verdict == "none"
@@ -131,10 +133,11 @@ def results(authserv_id: str, body: str) -> str:
 
 
 @pytest.fixture
-def trusting(settings: Settings) -> Settings:
-    settings.inbound.authserv_id = f"{OUR_MX}, backup-mx.twport.com.tw"
-    settings.inbound.dkim_verify = False  # only the headers decide in these tests
-    return settings
+def trusting(ctx: AppContext) -> Settings:
+    # only the headers decide in these tests
+    ctx.settings = ctx.settings.updated(inbound={
+        "authserv_id": f"{OUR_MX}, backup-mx.twport.com.tw", "dkim_verify": False})
+    return ctx.settings
 
 
 @pytest.mark.parametrize(("top", "verdict"), [
@@ -176,7 +179,7 @@ def test_a_forged_copy_of_our_header_below_the_real_one_changes_nothing(ctx: App
 
 def test_more_hops_of_our_own_move_the_line(ctx: AppContext, trusting: Settings) -> None:
     """MX then the mailbox server's LMTP: two Received headers of ours above the mail's own."""
-    trusting.inbound.authserv_hops = 2
+    ctx.settings = trusting.updated(inbound={"authserv_hops": 2})
     who = add_applicant(ctx)
     mail = sent_mail(ctx, who)
     lmtp = (f"Received: from {OUR_MX} by imap.twport.com.tw with LMTP id q1;\r\n"
@@ -187,8 +190,8 @@ def test_more_hops_of_our_own_move_the_line(ctx: AppContext, trusting: Settings)
     assert receive(ctx, reply_to(mail.message_id, CHANGE_ME + "!", top=forged)).sender_auth == "none"
 
 
-def test_without_a_configured_authserv_id_no_header_is_believed(ctx: AppContext, settings: Settings) -> None:
-    settings.inbound.dkim_verify = False
+def test_without_a_configured_authserv_id_no_header_is_believed(ctx: AppContext) -> None:
+    ctx.settings = ctx.settings.updated(inbound={"dkim_verify": False})
     who = add_applicant(ctx)
     mail = sent_mail(ctx, who)
     top = results(OUR_MX, f"dkim=pass header.d={DOMAIN}; dmarc=pass header.from={DOMAIN}") + MX_RECEIVED

@@ -19,8 +19,6 @@ def sink() -> Iterator[ScriptedSink]:
 @pytest.fixture
 def relay_ctx(ctx: AppContext, sink: ScriptedSink) -> AppContext:
     """The test context sending to the sink as a relay (what production does to its MTA)."""
-    ctx.settings.smtp.mode = "relay"
-    ctx.settings.smtp.host = "127.0.0.1"
-    ctx.settings.smtp.port = sink.port
-    ctx.settings.smtp.timeout_seconds = 10
+    ctx.settings = ctx.settings.updated(smtp={
+        "mode": "relay", "host": "127.0.0.1", "port": sink.port, "timeout_seconds": 10})
     return ctx

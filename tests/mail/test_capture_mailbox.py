@@ -26,7 +26,9 @@ def capture(ctx: AppContext) -> Iterator[CaptureServer]:
 
 
 def test_capture_binds_a_free_port_and_dispatch_uses_it(ctx: AppContext, capture: CaptureServer) -> None:
-    assert ctx.settings.smtp.port == capture.port != 0
+    # The port lives on the context; the settings stay as loaded (frozen, smtp.port 0 = pick one).
+    assert ctx.capture_port == ctx.smtp_port() == capture.port != 0
+    assert ctx.settings.smtp.port == 0
     queue_mail(ctx, "wang@example.com", template="account-approved")
     assert run_dispatch(ctx, threading.Event()).results == {"sent": 1}
     with ctx.db.session() as session:
@@ -100,7 +102,7 @@ def test_a_broken_captured_mail_still_shows(ctx: AppContext, client: TestClient)
 
 
 def test_relay_mode_has_no_mailbox(ctx: AppContext) -> None:
-    ctx.settings.smtp.mode = "relay"
+    ctx.settings = ctx.settings.updated(smtp={"mode": "relay"})
     with TestClient(create_app(ctx)) as relay_client:
         assert relay_client.get("/dev/mailbox").status_code == 404
         assert relay_client.get("/dev/mailbox/api/messages").status_code == 404

@@ -112,7 +112,7 @@ def test_an_unreachable_relay_means_retry_not_loss(relay_ctx: AppContext, sink: 
 
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
-        relay_ctx.settings.smtp.port = s.getsockname()[1]
+        relay_ctx.settings = relay_ctx.settings.updated(smtp={"port": s.getsockname()[1]})
     outbox_id = queue_mail(relay_ctx, "x@example.com")
     run_dispatch(relay_ctx, threading.Event())
     row = outbox_row(relay_ctx, outbox_id)
@@ -254,7 +254,7 @@ def test_a_line_starting_with_a_dot_is_stuffed_and_arrives_intact(relay_ctx: App
     from mailflow.mail.dispatch import SmtpLink
 
     raw = b"Subject: dots\r\nTo: d@example.com\r\n\r\n.first\r\nmiddle\r\n..second\r\n.\r\nend"
-    link = SmtpLink(relay_ctx.settings)
+    link = SmtpLink(relay_ctx.settings, relay_ctx.smtp_port())
     try:
         outcome = link.send("bounce+1-x@bounces.twport.com.tw", "d@example.com", raw)
     finally:

@@ -46,8 +46,8 @@ def smtp_sink(tmp_path: Path) -> Iterator[tuple[int, Path]]:
 
 def test_pipelined_dispatch_to_postfix_smtp_sink(relay_ctx: AppContext, smtp_sink: tuple[int, Path]) -> None:
     port, dumps = smtp_sink
-    relay_ctx.settings.smtp.port = port
-    link = SmtpLink(relay_ctx.settings)
+    relay_ctx.settings = relay_ctx.settings.updated(smtp={"port": port})
+    link = SmtpLink(relay_ctx.settings, relay_ctx.smtp_port())
     assert link.connect() is None and link.pipelining  # what a Postfix relay offers
     link.close()
 

@@ -57,9 +57,9 @@ def auth_sink(gate: Gate) -> Iterator[ScriptedSink]:
 
 @pytest.fixture
 def auth_ctx(ctx: AppContext, auth_sink: ScriptedSink) -> AppContext:
-    smtp = ctx.settings.smtp
-    smtp.mode, smtp.host, smtp.port, smtp.timeout_seconds = "relay", "127.0.0.1", auth_sink.port, 10
-    smtp.starttls, smtp.username, smtp.password = False, USER, PASSWORD
+    ctx.settings = ctx.settings.updated(smtp={
+        "mode": "relay", "host": "127.0.0.1", "port": auth_sink.port, "timeout_seconds": 10,
+        "starttls": False, "username": USER, "password": PASSWORD})
     return ctx
 
 
@@ -104,7 +104,7 @@ def test_a_refused_login_retries_the_mails_and_they_go_once_the_relay_accepts(
 
 
 def test_the_tick_claims_no_further_batch_after_a_refused_login(auth_ctx: AppContext, gate: Gate) -> None:
-    auth_ctx.settings.schedule.dispatch_batch = 2
+    auth_ctx.settings = auth_ctx.settings.updated(schedule={"dispatch_batch": 2})
     ids = [queue_mail(auth_ctx, f"user{i}@example.com") for i in range(5)]
     report = run_dispatch(auth_ctx, threading.Event())
     assert report.claimed == 2 and report.results == {"retry": 2}
@@ -117,8 +117,8 @@ def test_a_relay_that_cannot_be_reached_is_a_retry_for_the_whole_batch(ctx: AppC
     controller = start_controller(handler, 0)
     port = controller.port
     controller.stop()  # nothing listens on this port any more: connections are refused
-    smtp = ctx.settings.smtp
-    smtp.mode, smtp.host, smtp.port, smtp.timeout_seconds = "relay", "127.0.0.1", port, 10
+    ctx.settings = ctx.settings.updated(smtp={"mode": "relay", "host": "127.0.0.1", "port": port,
+                                              "timeout_seconds": 10})
     ids = [queue_mail(ctx, f"user{i}@example.com") for i in range(3)]
     assert run_dispatch(ctx, threading.Event()).results == {"retry": 3}
     for outbox_id in ids:

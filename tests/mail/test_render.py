@@ -148,7 +148,7 @@ def test_an_unusable_address_or_template_is_a_render_error(settings: Settings) -
 
 def test_reply_to_only_when_configured(settings: Settings) -> None:
     assert render(settings, "registration-received")[1]["Reply-To"] is None
-    settings.mail.reply_address = "hep-support@twport.com.tw"
+    settings = settings.updated(mail={"reply_address": "hep-support@twport.com.tw"})
     assert render(settings, "registration-received")[1]["Reply-To"] == "hep-support@twport.com.tw"
 
 
@@ -202,8 +202,7 @@ def dkim_signed(settings: Settings, tmp_path: Path) -> Signed:
         asked.append(name)
         return record if name == b"mf2026._domainkey.twport.com.tw." else b""
 
-    settings.mail.dkim_key = str(tmp_path / "dkim.pem")
-    settings.mail.dkim_selector = "mf2026"
+    settings = settings.updated(mail={"dkim_key": str(tmp_path / "dkim.pem"), "dkim_selector": "mf2026"})
     return render(settings, "account-approved")[0], dns, asked
 
 

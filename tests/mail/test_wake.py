@@ -36,7 +36,7 @@ BOUND = 30  # seconds: how long a test waits for a mail before failing (the poll
 def dispatching(relay_ctx: AppContext) -> Iterator[DispatchLoop]:
     """The daemon's dispatch loop with an hour between polls: its first tick runs at once, then it
     sleeps until woken."""
-    relay_ctx.settings.schedule.dispatch_seconds = AN_HOUR
+    relay_ctx.settings = relay_ctx.settings.updated(schedule={"dispatch_seconds": AN_HOUR})
     loop = DispatchLoop(relay_ctx)
     loop.start()
     if loop.listener is not None:

@@ -53,8 +53,8 @@ def test_every_template_is_written_byte_for_byte_like_the_stdlib(settings: Setti
 
 
 def test_reply_to_and_odd_sender_names_too(settings: Settings) -> None:
-    settings.mail.reply_address = "hep-support@twport.com.tw"
-    settings.mail.from_ = '"Port, Pass" <hep@twport.com.tw>'
+    settings = settings.updated(mail={
+        "reply_address": "hep-support@twport.com.tw", "from_": '"Port, Pass" <hep@twport.com.tw>'})
     envelope = Envelope("account-approved", "wang@example.com", "王小明", "<m@x.tw>",
                         sample_context("account-approved", settings))
     reference, direct = both(settings, envelope)

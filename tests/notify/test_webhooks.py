@@ -47,9 +47,8 @@ def receiver() -> Iterator[Receiver]:
 @pytest.fixture
 def quick(relay: AppContext) -> AppContext:
     """Retries in fractions of a second, so 'a while' of failures fits in a test."""
-    relay.settings.webhooks.retry_first_seconds = 0.1
-    relay.settings.webhooks.retry_max_seconds = 0.3
-    relay.settings.webhooks.timeout_seconds = 5
+    relay.settings = relay.settings.updated(webhooks={
+        "retry_first_seconds": 0.1, "retry_max_seconds": 0.3, "timeout_seconds": 5})
     return relay
 
 
@@ -233,7 +232,8 @@ def test_a_replayed_or_resigned_request_does_not_verify(ctx: AppContext) -> None
 def test_a_subscriber_that_keeps_failing_is_disabled_and_shown(quick: AppContext, receiver: Receiver,
                                                                live: Live) -> None:
     ctx = quick
-    ctx.settings.webhooks.give_up_hours = 1 / 3600  # a second of failing stands for three days
+    # a second of failing stands for three days
+    ctx.settings = ctx.settings.updated(webhooks={"give_up_hours": 1 / 3600})
     subscribe(ctx, receiver.url, ("account.verified",))
     receiver.failing = True
     with ctx.db.session() as session:

@@ -102,8 +102,7 @@ def test_raw_inbound_is_emptied_only_when_processed_long_enough_ago(ctx: AppCont
 
 
 def test_retention_days_come_from_the_settings(ctx: AppContext) -> None:
-    ctx.settings.retention.mail_days = 10
-    ctx.settings.retention.raw_inbound_days = 2
+    ctx.settings = ctx.settings.updated(retention={"mail_days": 10, "raw_inbound_days": 2})
     add_mail(ctx, OutboxStatus.SENT, now() - 11 * DAY)
     add_mail(ctx, OutboxStatus.SENT, now() - 9 * DAY)
     add_inbound(ctx, InboundStatus.PROCESSED, now() - 3 * DAY)

@@ -138,7 +138,8 @@ def test_a_digest_that_failed_to_queue_leaves_its_day_unclaimed_and_is_caught_up
 
 
 def test_catch_up_follows_the_configured_schedule(ctx: AppContext) -> None:
-    ctx.settings.schedule.digest_cron = "30 9 * * sat"  # DAY, 2025-03-10, is a Monday
+    # DAY, 2025-03-10, is a Monday
+    ctx.settings = ctx.settings.updated(schedule={"digest_cron": "30 9 * * sat"})
     assert digest.due_today("30 9 * * sat", "Asia/Taipei", at(DAY, 12)) is None
     assert digest.catch_up(ctx, at(DAY, 12)) is None
     saturday = DAY + timedelta(days=5)

@@ -154,7 +154,7 @@ def test_over_long_fields_are_refused_not_crashed(client: Any, ctx: AppContext) 
 
 
 def test_a_document_over_the_limit_is_413_and_at_the_limit_is_accepted(client: Any, ctx: AppContext) -> None:
-    ctx.settings.storage.max_document_bytes = 2048
+    ctx.settings = ctx.settings.updated(storage={"max_document_bytes": 2048})
     over = PDF + b"x" * (2049 - len(PDF))
     response = post(client, document=("big.pdf", over, "application/pdf"))
     assert response.status_code == 413
@@ -165,7 +165,7 @@ def test_a_document_over_the_limit_is_413_and_at_the_limit_is_accepted(client: A
 
 
 def test_a_body_far_over_the_limit_is_413_before_it_is_read(client: Any, ctx: AppContext) -> None:
-    ctx.settings.storage.max_document_bytes = 1024 * 1024
+    ctx.settings = ctx.settings.updated(storage={"max_document_bytes": 1024 * 1024})
     huge = PDF + b"x" * (3 * 1024 * 1024)
     response = post(client, document=("huge.pdf", huge, "application/pdf"))
     assert response.status_code == 413

@@ -167,7 +167,7 @@ def test_a_token_without_its_cookie_is_403(client: Any, ctx: AppContext) -> None
 
 
 def test_an_oversized_upload_through_the_form_is_413_with_the_message(client: Any, ctx: AppContext) -> None:
-    ctx.settings.storage.max_document_bytes = 4096
+    ctx.settings = ctx.settings.updated(storage={"max_document_bytes": 4096})
     token = csrf_from(client.get("/register").text)
     response = submit(client, token, document=PDF + b"x" * 5000)
     assert response.status_code == 413

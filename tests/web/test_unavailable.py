@@ -20,18 +20,19 @@ def test_a_documents_folder_that_is_a_file_is_a_clear_503(client: Any, ctx: AppC
                                                           tmp_path: Path) -> None:
     blocker = tmp_path / "documents-is-a-file"
     blocker.write_bytes(b"not a folder")
-    ctx.settings.storage.documents_dir = str(blocker)
+    ctx.settings = ctx.settings.updated(storage={"documents_dir": str(blocker)})
     response = post(client)
     assert response.status_code == 503, response.text
     assert "document" in response.json()["errors"]
     assert blocker.read_bytes() == b"not a folder"
-    ctx.settings.storage.documents_dir = str(tmp_path / "documents")
+    ctx.settings = ctx.settings.updated(storage={"documents_dir": str(tmp_path / "documents")})
     assert nothing_stored(ctx)
 
 
 def test_a_database_that_does_not_answer_is_a_clear_503(settings: Settings, tmp_path: Path) -> None:
-    settings.database.url = "postgresql+psycopg://mailflow@127.0.0.1:9/gone"  # nothing listens on port 9
-    settings.storage.documents_dir = str(tmp_path / "documents")
+    # nothing listens on port 9
+    settings = settings.updated(database={"url": "postgresql+psycopg://mailflow@127.0.0.1:9/gone"},
+                                storage={"documents_dir": str(tmp_path / "documents")})
     down = AppContext.from_settings(settings)
     try:
         with TestClient(create_app(down)) as client:
