@@ -1,6 +1,13 @@
 """Shared fixtures: a fresh, migrated database per test (SQLite by default, PostgreSQL with --db=postgresql),
 settings pointing at temporary folders, an AppContext and an HTTP client on the real app.
 
+Database tests are found, not declared: a test whose fixtures reach one of DATABASE_FIXTURES (directly or
+through other fixtures: ``ctx``, ``client``, ``settings`` in a test that also has a database ...) gets the
+``db`` mark at collection. The PostgreSQL pass (--db=postgresql) runs only those; the database-free rest
+ran in the SQLite pass and does not depend on the backend. A test that reaches the database without the mark
+(a fixture asked for at run time) fails in either pass instead of dropping out of the PostgreSQL one;
+tests/test_conftest.py holds the classifier to that.
+
 In CI (CI=true) the PostgreSQL pass fails instead of skipping when the server does not answer.
 """
 
@@ -27,13 +34,46 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                      choices=["sqlite", "postgresql"], help="database backend for the tests")
 
 
+# The fixtures through which a test reaches a database or chooses its behaviour by backend.
+DATABASE_FIXTURES = frozenset({"db_url", "db_backend", "pg_template", "sqlite_template"})
+
+
+def uses_database(item: pytest.Item) -> bool:
+    """True when ``item`` must run on each backend: its fixture closure (every fixture it gets, directly or
+    through other fixtures, autouse ones included) reaches a database fixture, or it is marked ``db`` or
+    ``postgres_only``."""
+    closure = set(getattr(item, "fixturenames", ()))
+    return bool(closure & DATABASE_FIXTURES) or any(
+        item.get_closest_marker(name) is not None for name in ("db", "postgres_only"))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "db: reaches a database (set at collection from the fixtures; "
+                            "the PostgreSQL pass runs only these)")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     backend = config.getoption("--db")
+    kept, left = [], []
     for item in items:
+        database = uses_database(item)
+        if database:
+            item.add_marker(pytest.mark.db)
         if backend == "sqlite" and "postgres_only" in item.keywords:
             item.add_marker(pytest.mark.skip(reason="needs --db=postgresql"))
-        if backend == "postgresql" and "once" in item.keywords:
-            item.add_marker(pytest.mark.skip(reason="runs in the SQLite pass only"))
+        if backend == "postgresql" and (not database or "once" in item.keywords):
+            left.append(item)  # database-free, or heavy and run in the SQLite pass only
+        else:
+            kept.append(item)
+    if left:
+        config.hook.pytest_deselected(items=left)
+        items[:] = kept
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    if config.getoption("--db") == "postgresql":
+        return "database: postgresql (database-free and 'once' tests deselected: the SQLite pass runs them)"
+    return "database: sqlite"
 
 
 def _pg_admin_engine():
@@ -88,8 +128,13 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def db_url(db_backend: str, pg_template: str | None, sqlite_template: Path, tmp_path: Path) -> Iterator[str]:
+def db_url(request: pytest.FixtureRequest, db_backend: str, pg_template: str | None, sqlite_template: Path,
+           tmp_path: Path) -> Iterator[str]:
     """A fresh, migrated database for one test."""
+    if request.node.get_closest_marker("db") is None:
+        pytest.fail(f"{request.node.nodeid} reached the database at run time without the db mark, so the "
+                    "PostgreSQL pass would leave it out: name a database fixture in its signature (or a "
+                    "fixture's), or mark it pytest.mark.db", pytrace=False)
     if db_backend == "sqlite":
         target = tmp_path / "mailflow.db"
         shutil.copy(sqlite_template, target)
@@ -105,10 +150,18 @@ def db_url(db_backend: str, pg_template: str | None, sqlite_template: Path, tmp_
     admin.dispose()
 
 
+# What a database-free test's settings name: a file SQLite cannot create, so a test that opens a database
+# through them without a database fixture fails at once instead of passing on a database of its own.
+NO_DATABASE_URL = "sqlite:////proc/no-database-fixture/mailflow.db"
+
+
 @pytest.fixture
-def settings(db_url: str, tmp_path: Path) -> Settings:
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    """Settings on temporary folders, in capture mode. With a database when the test has one (``ctx``,
+    ``client`` or ``db_url`` among its fixtures: then these are ``ctx.settings``), else none at all."""
+    database = request.getfixturevalue("db_url") if "db_url" in request.fixturenames else NO_DATABASE_URL
     env = {
-        "MAILFLOW_DATABASE__URL": db_url,
+        "MAILFLOW_DATABASE__URL": database,
         "MAILFLOW_STORAGE__DOCUMENTS_DIR": str(tmp_path / "documents"),
         "MAILFLOW_HTTP__BASE_URL": "http://testserver",
         "MAILFLOW_SMTP__MODE": "capture",
@@ -120,7 +173,7 @@ def settings(db_url: str, tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def ctx(settings: Settings) -> Iterator[AppContext]:
+def ctx(db_url: str, settings: Settings) -> Iterator[AppContext]:
     context = AppContext.from_settings(settings)
     yield context
     context.db.dispose()
