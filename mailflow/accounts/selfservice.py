@@ -24,7 +24,8 @@ transaction of its own:
 - per account, ACCOUNT_LIMIT reset mails per ACCOUNT_WINDOW, and per address ADDRESS_LIMIT recovery
   mails per ADDRESS_WINDOW: past them nothing is sent and the answer stays the same 202, so a limit
   cannot tell whether an account exists, and nobody can flood a holder's mailbox;
-- per account, EMAIL_CHANGE_LIMIT email-change mails per ACCOUNT_WINDOW (a signed-in holder: a 429).
+- per account, EMAIL_CHANGE_LIMIT email-change mails per ACCOUNT_WINDOW (a signed-in holder: a 429;
+  counted in the request's transaction, see request_email_change).
 Password checks (change of password, request of an Email change) count towards the login throttle.
 
 Concurrency: issuing a reset link locks the account's row first (SELECT … FOR UPDATE on PostgreSQL; on
@@ -342,8 +343,8 @@ def change_password(session: Session, settings: Settings, account: Account, curr
     return password_changed(session, settings, account, new, via="account")
 
 
-def request_email_change(db: Database, session: Session, settings: Settings, account: Account, email: str,
-                         password: str, client: str | None) -> OutboxMessage:
+def request_email_change(session: Session, settings: Settings, account: Account, email: str, password: str,
+                         client: str | None) -> OutboxMessage:
     """變更 Email on /account: the password (429/403), the address (422), the suppression list (409),
     EMAIL_CHANGE_LIMIT an hour (429); then ``email-change`` to the new address with a /verify link bound
     to it (voiding an older change's link). The account keeps its address until the link is completed."""
@@ -355,12 +356,15 @@ def request_email_change(db: Database, session: Session, settings: Settings, acc
         raise SelfServiceRefused(422, MSG_SAME_ADDRESS, "same", errors={"email": MSG_SAME_ADDRESS})
     if is_suppressed(session, address):
         raise SelfServiceRefused(409, MSG_SUPPRESSED, "suppressed")
-    wait = _take(db, f"email-change|{account.id}", EMAIL_CHANGE_LIMIT, ACCOUNT_WINDOW)
+    # Counted in the request's own transaction, after the argon2 check: the counter is this account's
+    # alone, and a second connection per request would starve the pool under many requests at once.
+    wait = ratelimit.take(session, f"email-change|{account.id}", EMAIL_CHANGE_LIMIT, ACCOUNT_WINDOW)
     if wait is not None:
         raise SelfServiceRefused(429, MSG_CHANGE_LIMIT.format(limit=EMAIL_CHANGE_LIMIT), "limit",
                                  retry_after=wait)
     from mailflow.accounts.verification import verify_url
 
+    _locked(session, account.id)  # two requests at once: the second voids the first's link (module doc)
     token, row = issue_token(session, settings, account, TokenPurpose.EMAIL_CHANGE, address)
     row.expires_at = row.issued_at + EMAIL_CHANGE_TTL
     # No display name: the new address is not verified, and the name is only what the account holds.

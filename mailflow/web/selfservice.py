@@ -254,9 +254,8 @@ def _api_email(request: Request, session: Session, data: dict[str, Any] | None) 
         return JSONResponse({"errors": {"email": NEEDS_JSON}}, status_code=422)
     ctx = app_ctx(request)
     try:
-        message = selfservice.request_email_change(ctx.db, session, ctx.settings, account,
-                                                   _text(data, "email"), _text(data, "password", 1000),
-                                                   _client(request))
+        message = selfservice.request_email_change(session, ctx.settings, account, _text(data, "email"),
+                                                   _text(data, "password", 1000), _client(request))
     except SelfServiceRefused as exc:
         body: dict[str, Any] = {"errors": exc.errors} if exc.status == 422 else {"error": exc.message}
         return _retry(JSONResponse(body, status_code=exc.status), exc)
@@ -313,7 +312,7 @@ def _page_change(request: Request, session: Session, form: dict[str, str], what:
         return again(403, "表單已過期,請重新操作。")
     try:
         if what == "email":
-            message = selfservice.request_email_change(ctx.db, session, ctx.settings, account, typed,
+            message = selfservice.request_email_change(session, ctx.settings, account, typed,
                                                        form.get("password", "")[:1000], _client(request))
         else:
             selfservice.change_password(session, ctx.settings, account,
