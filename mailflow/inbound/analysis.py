@@ -273,8 +273,8 @@ def _after_notice(notice: str) -> str:
 
 def _verp_address(msg: Message, ctx: Context) -> str:
     for name in ("Delivered-To", "X-Original-To", "To", "Envelope-To", "X-Envelope-To"):
-        for value in msg.get_all(name) or []:
-            m = _VERP_RE.search(str(value))
+        for value in ctx.header_all(name):  # the fields read once for the parser, not a scan per name
+            m = _VERP_RE.search(value)
             if m:
                 return m.group(0).lower()
     if ctx.original is not None:
