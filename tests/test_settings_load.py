@@ -1,4 +1,4 @@
-"""The foundation: settings, schema, health."""
+"""Settings: the embedded defaults, environment and file overrides, and refusals that name the key."""
 
 from __future__ import annotations
 
@@ -7,10 +7,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from sqlalchemy import inspect
 
 from mailflow.config import ConfigError, load_settings
-from mailflow.db import Database, init_schema, schema_is_current
 
 
 def test_defaults_are_the_embedded_config() -> None:
@@ -67,54 +65,3 @@ def test_bad_config_stops_the_command_with_one_line(tmp_path: Path) -> None:
     assert result.returncode == 2
     expected = "mailflow: configuration error: http.port: expected an integer, got 'x'"
     assert result.stderr.strip().splitlines() == [expected]
-
-
-def test_init_is_idempotent(db_url: str) -> None:
-    db = Database(db_url)
-    init_schema(db)
-    init_schema(db)
-    assert schema_is_current(db)
-    tables = set(inspect(db.engine).get_table_names())
-    assert {"accounts", "applications", "outbox", "inbound_messages", "support_items"} <= tables
-    db.dispose()
-
-
-def test_migrations_match_the_models(db_url: str) -> None:
-    from alembic.autogenerate import compare_metadata
-    from alembic.runtime.migration import MigrationContext
-
-    from mailflow.models import Base
-
-    db = Database(db_url)
-    with db.engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
-    db.dispose()
-    assert diff == [], "models changed without a migration: run scripts/regen_initial_migration.sh"
-
-
-def test_healthz(client) -> None:
-    response = client.get("/healthz")
-    assert response.status_code == 200
-    assert response.json() == {"status": "ok"}
-
-
-def test_healthz_503_when_the_database_is_gone(tmp_path: Path) -> None:
-    from fastapi.testclient import TestClient
-
-    from mailflow.context import AppContext
-    from mailflow.web.app import create_app
-
-    settings = load_settings(None, {"MAILFLOW_DATABASE__URL": "postgresql+psycopg://nobody@127.0.0.1:1/none"})
-    ctx = AppContext.from_settings(settings)
-    with TestClient(create_app(ctx)) as c:
-        response = c.get("/healthz")
-    assert response.status_code == 503
-
-
-def test_unknown_api_routes_and_methods_answer_in_the_api_shape(client) -> None:
-    missing = client.get("/api/nothing-here")
-    assert missing.status_code == 404 and missing.json() == {"error": "找不到此 API"}
-    wrong = client.get("/api/applications")
-    assert wrong.status_code == 405 and wrong.json() == {"error": "此 API 不接受這個 HTTP 方法"}
-    assert "allow" in {k.lower() for k in wrong.headers}
-    assert client.get("/no-such-page").status_code == 404  # pages keep FastAPI's own answer
