@@ -158,7 +158,7 @@ def _decide(session: Session, application: Application, new_status: str, actor: 
     session.refresh(application)
 
 
-_STATUS_ZH = {ApplicationStatus.SUBMITTED: "待審核", ApplicationStatus.APPROVED: "已通過",
+_STATUS_ZH: dict[str, str] = {ApplicationStatus.SUBMITTED: "待審核", ApplicationStatus.APPROVED: "已通過",
               ApplicationStatus.REJECTED: "未通過"}
 
 

@@ -90,7 +90,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     actions = group.add_subparsers(dest="apikey_command", metavar="ACTION", required=True)
     p = actions.add_parser("add", help="issue a key (printed once)")
     p.add_argument("name", metavar="NAME")
-    p.add_argument("--scope", action="append", choices=list(ApiScope.ALL),
+    p.add_argument("--scope", action="append", choices=list(ApiScope),
                    help="notify (send, read status) and/or events (the event feed); default notify")
     p.add_argument("--rate", type=int, metavar="N", help="requests a minute (default: api.rate_per_minute)")
     p.set_defaults(func=cmd_add)

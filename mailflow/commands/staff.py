@@ -84,7 +84,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     actions = staff.add_subparsers(dest="staff_command", metavar="ACTION", required=True)
     p = actions.add_parser("add", help="add a staff login (password from a prompt or --password-stdin)")
     p.add_argument("name", metavar="NAME")
-    p.add_argument("--role", required=True, choices=list(StaffRole.ALL))
+    p.add_argument("--role", required=True, choices=list(StaffRole))
     p.add_argument("--password-stdin", action="store_true",
                    help="read the password from the first line of stdin")
     p.set_defaults(func=cmd_add)

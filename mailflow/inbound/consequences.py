@@ -27,6 +27,7 @@ from mailflow import audit
 from mailflow.config import Settings
 from mailflow.inbound import sender_auth
 from mailflow.inbound.analysis import Analysis, FailedRecipient
+from mailflow.inbound.bounce.vocabulary import BounceReason
 from mailflow.inbound.correlate import (
     by_message_id,
     check_tag,
@@ -88,7 +89,7 @@ def record_recipients(session: Session, row: InboundMessage, recipients: tuple[F
         mail = mails.get(address_key(r.address))
         session.add(BounceRecipient(
             inbound_id=row.id, address=printable(r.address)[:320], action=(r.action or "failed")[:10],
-            hard=r.hard, reason=(r.reason or "undefined")[:40], status=printable(r.status)[:12],
+            hard=r.hard, reason=(r.reason or BounceReason.UNDEFINED)[:40], status=printable(r.status)[:12],
             diagnostic=printable(r.diagnostic or ""),
             outbox_id=mail.id if mail is not None else None))
 

@@ -4,6 +4,7 @@ document, verification tokens, and shared-account bindings."""
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import ForeignKey, Index, LargeBinary, String, Text, text
@@ -12,12 +13,12 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from mailflow.models.base import Base, utcnow
 
 
-class AccountKind:
+class AccountKind(StrEnum):
     GENERAL = "general"
     SHARED = "shared"
 
 
-class AccountStatus:
+class AccountStatus(StrEnum):
     PENDING = "pending"  # submitted, waiting for review (general) / for its mail verification (shared)
     APPROVED = "approved"
     REJECTED = "rejected"
@@ -31,7 +32,7 @@ class Account(Base):
     __tablename__ = "accounts"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    kind: Mapped[str] = mapped_column(String(10), default=AccountKind.GENERAL)
+    kind: Mapped[AccountKind] = mapped_column(String(10), default=AccountKind.GENERAL)
     account: Mapped[str] = mapped_column(String(40))
     account_key: Mapped[str | None] = mapped_column(String(40), unique=True)
     name: Mapped[str] = mapped_column(String(60))
@@ -39,7 +40,7 @@ class Account(Base):
     email: Mapped[str] = mapped_column(String(320))
     email_key: Mapped[str] = mapped_column(String(320), index=True)  # lower-cased, for comparisons
     password_hash: Mapped[str] = mapped_column(String(255))
-    status: Mapped[str] = mapped_column(String(12), default=AccountStatus.PENDING, index=True)
+    status: Mapped[AccountStatus] = mapped_column(String(12), default=AccountStatus.PENDING, index=True)
     email_verified_at: Mapped[datetime | None]
     email_verified_address: Mapped[str | None] = mapped_column(String(320))
     email_undeliverable: Mapped[bool] = mapped_column(default=False)  # "Email 無法送達"
@@ -59,13 +60,13 @@ class Account(Base):
         return self.email_verified_at is not None and verified == self.email_key
 
 
-class ApplicationStatus:
+class ApplicationStatus(StrEnum):
     SUBMITTED = "submitted"
     APPROVED = "approved"
     REJECTED = "rejected"
 
 
-class DocumentStore:
+class DocumentStore(StrEnum):
     """Where a document's bytes are: a file under storage.documents_dir named ``stored_name``, or rows of
     ``document_chunks`` written in the transaction that wrote the document row."""
 
@@ -87,7 +88,7 @@ class Document(Base):
     size: Mapped[int]
     sha256: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    stored_in: Mapped[str] = mapped_column(String(12), default=DocumentStore.FILESYSTEM,
+    stored_in: Mapped[DocumentStore] = mapped_column(String(12), default=DocumentStore.FILESYSTEM,
                                            server_default=DocumentStore.FILESYSTEM)
     purged_at: Mapped[datetime | None]
 
@@ -118,7 +119,7 @@ class Application(Base):
     company_address: Mapped[str] = mapped_column(String(200))
     company_owner: Mapped[str] = mapped_column(String(60))
     document_id: Mapped[int] = mapped_column(ForeignKey("documents.id"))
-    status: Mapped[str] = mapped_column(String(12), default=ApplicationStatus.SUBMITTED)
+    status: Mapped[ApplicationStatus] = mapped_column(String(12), default=ApplicationStatus.SUBMITTED)
     submitted_at: Mapped[datetime] = mapped_column(default=utcnow)
     decided_at: Mapped[datetime | None]
     decided_by: Mapped[str | None] = mapped_column(String(60))
@@ -131,7 +132,7 @@ class Application(Base):
     __table_args__ = (Index("ix_applications_status_submitted", "status", "submitted_at"),)
 
 
-class TokenPurpose:
+class TokenPurpose(StrEnum):
     VERIFY_EMAIL = "verify-email"
     BINDING = "binding"
     PASSWORD_RESET = "password-reset"  # 1 h; voided by a login, a newer link, a password or Email change
@@ -148,7 +149,7 @@ class VerificationToken(Base):
     jti: Mapped[str] = mapped_column(String(64), unique=True)
     token_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
-    purpose: Mapped[str] = mapped_column(String(20))
+    purpose: Mapped[TokenPurpose] = mapped_column(String(20))
     address: Mapped[str] = mapped_column(String(320))
     binding_id: Mapped[int | None] = mapped_column(ForeignKey("bindings.id"))
     issued_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -158,7 +159,7 @@ class VerificationToken(Base):
     wrong_passwords: Mapped[int] = mapped_column(default=0)
 
 
-class BindingStatus:
+class BindingStatus(StrEnum):
     PENDING = "pending"
     ACTIVE = "active"
     EXPIRED = "expired"
@@ -173,7 +174,7 @@ class Binding(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     shared_account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
     general_account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
-    status: Mapped[str] = mapped_column(String(10), default=BindingStatus.PENDING)
+    status: Mapped[BindingStatus] = mapped_column(String(10), default=BindingStatus.PENDING)
     requested_at: Mapped[datetime] = mapped_column(default=utcnow)
     confirmed_at: Mapped[datetime | None]
     ended_at: Mapped[datetime | None]

@@ -4,6 +4,7 @@ to be, the recipients a bounce names, and the IMAP poller's position."""
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 
 from sqlalchemy import ForeignKey, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
@@ -11,7 +12,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from mailflow.models.base import Base, utcnow
 
 
-class InboundStatus:
+class InboundStatus(StrEnum):
     STORED = "stored"  # received, not yet understood
     PROCESSED = "processed"
     QUARANTINED = "quarantined"
@@ -30,7 +31,7 @@ class InboundMessage(Base):
     raw: Mapped[bytes | None] = mapped_column(LargeBinary)  # emptied by retention after processing
     envelope_from: Mapped[str] = mapped_column(String(320), default="")
     envelope_to: Mapped[str] = mapped_column(String(1000), default="")
-    status: Mapped[str] = mapped_column(String(12), default=InboundStatus.STORED, index=True)
+    status: Mapped[InboundStatus] = mapped_column(String(12), default=InboundStatus.STORED, index=True)
     kind: Mapped[str | None] = mapped_column(String(12))
     quarantine_reason: Mapped[str | None] = mapped_column(Text)
     forged: Mapped[bool] = mapped_column(default=False)

@@ -5,6 +5,7 @@ subscribers events are delivered to."""
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import BigInteger, ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint
@@ -13,10 +14,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 from mailflow.models.base import Base, utcnow
 
 
-class ApiScope:
+class ApiScope(StrEnum):
     NOTIFY = "notify"  # send notifications and read their status
     EVENTS = "events"  # read the event feed
-    ALL = (NOTIFY, EVENTS)
 
 
 class ApiKey(Base):

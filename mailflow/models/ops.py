@@ -4,6 +4,7 @@ singleton-job leases."""
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import BigInteger, ForeignKey, Index, String, Text
@@ -12,11 +13,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 from mailflow.models.base import Base, utcnow
 
 
-class StaffRole:
+class StaffRole(StrEnum):
     REVIEWER = "reviewer"
     SUPPORT = "support"
     ADMIN = "admin"
-    ALL = (REVIEWER, SUPPORT, ADMIN)
 
 
 class StaffUser(Base):
@@ -25,7 +25,7 @@ class StaffUser(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(60), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
-    role: Mapped[str] = mapped_column(String(10))
+    role: Mapped[StaffRole] = mapped_column(String(10))
     failed_logins: Mapped[int] = mapped_column(default=0)
     locked_until: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -48,7 +48,7 @@ class AuditEvent(Base):
     __table_args__ = (Index("ix_audit_target", "target_type", "target_id"),)
 
 
-class SupportKind:
+class SupportKind(StrEnum):
     HARD_BOUNCE = "hard_bounce"
     SOFT_BOUNCES = "soft_bounces"
     COMPLAINT = "complaint"
@@ -56,7 +56,7 @@ class SupportKind:
     FORWARDED_VERIFICATION = "forwarded_verification"
     UNVERIFIED = "unverified"
     MAIL_FAILED = "mail_failed"
-    ALL = (HARD_BOUNCE, SOFT_BOUNCES, COMPLAINT, REPLY, FORWARDED_VERIFICATION, UNVERIFIED, MAIL_FAILED)
+    AUTOREPLY = "autoreply"  # low priority: one item per account, later auto-replies as its notes
 
 
 class SupportItem(Base):
@@ -65,7 +65,7 @@ class SupportItem(Base):
     __tablename__ = "support_items"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    kind: Mapped[str] = mapped_column(String(30))
+    kind: Mapped[SupportKind] = mapped_column(String(30))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"), index=True)
     application_id: Mapped[int | None] = mapped_column(ForeignKey("applications.id"))

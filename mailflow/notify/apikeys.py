@@ -207,7 +207,7 @@ def _decide(session: Session, key_id: int, revoked: bool, scoped: bool,
 
 def valid_scopes(scopes: list[str]) -> list[str]:
     """``scopes`` when each is known (notify, events), else ValueError naming the unknown ones."""
-    unknown = sorted(set(scopes) - set(ApiScope.ALL))
+    unknown = sorted(set(scopes) - set(ApiScope))
     if unknown:
-        raise ValueError(f"unknown scope(s): {', '.join(unknown)}; known: {', '.join(ApiScope.ALL)}")
+        raise ValueError(f"unknown scope(s): {', '.join(unknown)}; known: {', '.join(ApiScope)}")
     return sorted(set(scopes))

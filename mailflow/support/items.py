@@ -16,8 +16,8 @@ from mailflow.timeutil import taipei
 # An auto-reply (a vacation notice) from an applicant: low priority, one open item per account however
 # many arrive; each later one is a note, so several in a row (an unattended mailbox) show on one item.
 # The kind column is a plain string, so this kind needs no schema change.
-AUTOREPLY = "autoreply"
-KINDS = (*SupportKind.ALL, AUTOREPLY)
+AUTOREPLY = SupportKind.AUTOREPLY
+KINDS = tuple(SupportKind)
 
 _FIELDS = ("account_id", "application_id", "outbox_id", "inbound_id", "address", "reason", "diagnostic",
            "summary", "sender_auth")

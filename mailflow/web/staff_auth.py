@@ -37,7 +37,8 @@ LOCK_AFTER = 5
 LOCK_FOR = timedelta(minutes=15)
 CLIENT_LIMIT = 30  # failures per client address in the throttle window, whatever names it tries
 ROLE_HOME = {StaffRole.REVIEWER: "/review", StaffRole.SUPPORT: "/support", StaffRole.ADMIN: "/review"}
-ROLE_LABEL = {StaffRole.REVIEWER: "審核人員", StaffRole.SUPPORT: "客服人員", StaffRole.ADMIN: "系統管理員"}
+ROLE_LABEL: dict[str, str] = {StaffRole.REVIEWER: "審核人員", StaffRole.SUPPORT: "客服人員",
+                              StaffRole.ADMIN: "系統管理員"}
 
 # Verifying against a fixed hash for unknown names keeps their answer as slow as a known name's.
 _DUMMY_HASH = hash_password("not-a-real-password")

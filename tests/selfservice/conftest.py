@@ -34,7 +34,7 @@ def holder(ctx: AppContext, account: str = "wang1234", email: str = "wang@exampl
     """An approved general account with its company; verified unless told otherwise."""
     with ctx.db.session() as session:
         acc, _ = make_applicant(session, account=account, email=email, ubn=ubn, company=company)
-        acc.status = status
+        acc.status = AccountStatus(status)
         if verified:
             acc.email_verified_at = now()
             acc.email_verified_address = email

@@ -29,6 +29,7 @@ from mailflow.inbound.bounce.reasons.catalogue import FULL, current
 from mailflow.inbound.bounce.reasons.entry import standing_alone as _standing_alone
 from mailflow.inbound.bounce.reasons.facts import BEFORE_DATA, Facts
 from mailflow.inbound.bounce.remote import remote_reason
+from mailflow.inbound.bounce.vocabulary import BounceReason
 
 __all__ = ["classify", "is_hard", "status_reason", "text_reason", "RETRY", "known_reasons"]
 
@@ -118,7 +119,7 @@ TEXT_ORDER = (
 
 def known_reasons() -> frozenset[str]:
     """Every reason the classifier can answer (for the zh-TW sentences customer service reads)."""
-    return frozenset(FULL.reasons) | {"undefined", "onhold"}
+    return frozenset(FULL.reasons) | {BounceReason.UNDEFINED, BounceReason.ONHOLD}
 
 
 def status_reason(status: str) -> str:
@@ -183,7 +184,7 @@ def _fallback(facts: Facts) -> str:
         found = check(facts)
         if found:
             return found
-    return "onhold" if facts.low.strip() else "undefined"
+    return BounceReason.ONHOLD if facts.low.strip() else BounceReason.UNDEFINED
 
 
 def _policy_after_data(facts: Facts) -> bool:
