@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 # fonts-wqy-microhei: the pages and mails are zh-TW; without a CJK font chromium lays them out with
 # empty boxes, and the browser tests would measure widths a person never sees.
 # dovecot-lmtpd: the bounce lab's full mailbox (tests/inbound/lab) is Dovecot LMTP with a quota.
-APT_PACKAGES=(dovecot-imapd dovecot-lmtpd chromium fonts-wqy-microhei wrk postfix)
+APT_PACKAGES=(dovecot-imapd dovecot-lmtpd chromium fonts-wqy-microhei wrk postfix haproxy)
 need=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")

@@ -54,10 +54,13 @@ def worker_env(db_url: str, smtp_port: int, workdir: Path, **settings: object) -
 class Worker:
     """One `mailflow run` subprocess, its output kept in a log file for when a test fails."""
 
-    def __init__(self, env: dict[str, str], log_dir: Path, role: str = "worker") -> None:
+    def __init__(self, env: dict[str, str], log_dir: Path, role: str = "worker", cwd: Path = REPO) -> None:
+        """``cwd``: the process's working folder, where its relative paths (var/…) land; a folder of
+        its own makes it a host of its own (tests/deploy/test_two_hosts.py)."""
         self.log_path = log_dir / f"{role}-{uuid.uuid4().hex[:6]}.log"
         self.log: IO[bytes] = self.log_path.open("wb")
-        self.proc = subprocess.Popen([sys.executable, "-m", "mailflow", "run", "--role", role], cwd=REPO,
+        env = {**env, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH", "")]))}
+        self.proc = subprocess.Popen([sys.executable, "-m", "mailflow", "run", "--role", role], cwd=cwd,
                                      env=env, stdout=self.log, stderr=subprocess.STDOUT)
 
     @property
