@@ -366,3 +366,19 @@ def test_the_one_pass_phrase_search_finds_what_asking_each_reason_finds() -> Non
             texts += [phrase, f"550 {phrase}.", phrase[:-1], phrase[1:], f"{half} {phrase}"]
     for low in texts:
         assert FULL.phrased(low) == slow(low), low
+
+
+@pytest.mark.parametrize(
+    ("status", "diagnostic", "reason", "hard"),
+    [
+        # Exchange Online's own 5.1.10 (Microsoft's NDR reference) is an unknown recipient ...
+        ("5.1.10", "550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP address lookup",
+         "userunknown", True),
+        # ... RFC 7505's x.1.10 is a domain that takes no mail
+        ("5.1.10", "550 5.1.10 Recipient address has null MX", "notaccept", True),
+        ("5.4.312", "550 5.4.312 DNS query failed", "networkerror", False),
+    ],
+)
+def test_exchange_online_codes(status: str, diagnostic: str, reason: str, hard: bool) -> None:
+    (got,) = analyze(_dsn("a@example.net", status, diagnostic)).recipients
+    assert (got.reason, got.hard) == (reason, hard)

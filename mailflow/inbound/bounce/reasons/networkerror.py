@@ -20,6 +20,7 @@ REASON = Reason(
             "qmail 1.03 qmail-remote: '... establish an SMTP connection. (#4.4.1)'",
         ),
         ("hop count exceeded", "Exchange NDR 5.4.6 / 5.4.14 'Hop count exceeded - possible mail loop'"),
+        ("dns query failed", "Exchange Online NDR 5.4.312 / 4.4.312 'DNS query failed'"),
     ),
     phrases=(
         "malformed or unexpected name server reply",

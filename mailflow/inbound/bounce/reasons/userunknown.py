@@ -17,6 +17,10 @@ OUTRANKED_BY = ("norelaying", "blocked", "mailboxfull", "hasmoved", "rejected", 
 DIRECTORY_LOOKUP = (
     "recipient name is not recognized",  # Exchange 2000/2003 NDR for 5.1.1
     "resolver.adr.recipnotfound",  # Exchange Online / 2007+ NDR 5.1.1
+    # Exchange Online NDR 5.1.10 "RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP address
+    # lookup" (Microsoft's NDR reference): Microsoft's 5.1.10, not RFC 7505's null MX
+    "resolver.adr.recipientnotfound",
+    "recipient not found by smtp address lookup",
     "not listed in domino directory",  # HCL/IBM Domino router
 )
 
