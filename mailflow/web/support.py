@@ -36,6 +36,7 @@ from mailflow.models import (
 from mailflow.models.base import MAX_ROW_ID
 from mailflow.support import actions, chart, queries
 from mailflow.support.reasons_zh import KIND_TITLES, SENDER_AUTH_HELP, mail_title
+from mailflow.support.received import received_view
 from mailflow.timeutil import now, taipei
 from mailflow.web.deps import DbSession, RowId, get_ctx, get_settings
 from mailflow.web.pages import render
@@ -207,9 +208,10 @@ def item_page(request: Request, item_id: RowId, staff: Staff, session: DbSession
     notes = list(session.scalars(select(SupportNote).where(SupportNote.item_id == item.id)
                                  .order_by(SupportNote.id)))
     inbound = session.get(InboundMessage, item.inbound_id) if item.inbound_id else None
+    received = received_view(inbound.raw) if inbound is not None and inbound.raw is not None else None
     panel = _account_panel(session, view.account) if view.account else {}
     return render(request, "support_item.html", staff=staff, view=view, item=item, notes=notes,
-                  inbound=inbound, failed_elsewhere=_failed_elsewhere(session, item, view),
+                  inbound=inbound, received=received, failed_elsewhere=_failed_elsewhere(session, item, view),
                   correction_guarded=view.sender_auth_label if view.sender_unproven else "",
                   sender_auth_help=SENDER_AUTH_HELP.get(item.sender_auth or "", ""),
                   trail=_audit_trail(session, item, view.account),
