@@ -51,22 +51,18 @@ def _check_documents_dir(folder: Path) -> None:
 
 
 def _check_port_free(key: str, host: str, port: int) -> None:
-    """Bind ``host:port`` for a moment, as the server will (SO_REUSEADDR, like uvicorn and aiosmtpd), so a
-    port another program holds stops the start with a line naming it, before the banner promises URLs."""
-    try:
-        family, kind, proto, _, address = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
-                                                             flags=socket.AI_PASSIVE)[0]
-    except socket.gaierror as exc:
-        raise ConfigError(f"{key}: cannot listen on {host}:{port}: {exc.strerror}") from None
-    probe = socket.socket(family, kind, proto)
+    """Bind ``host:port`` for a moment as uvicorn binds it (IPv6 when the host has a ':', SO_REUSEADDR), so
+    a port another program holds stops the start with a line naming it, before the banner promises URLs."""
+    probe = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     try:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        probe.bind(address)
+        probe.bind((host, port))
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             raise ConfigError(f"{key}: {host}:{port} is already in use (another mailflow, or another "
                               f"program, listens there); stop it or choose another {key}") from None
-        raise ConfigError(f"{key}: cannot listen on {host}:{port}: {exc.strerror}") from None
+        reason = exc.strerror or str(exc)
+        raise ConfigError(f"{key}: cannot listen on {host}:{port}: {reason}") from None
     finally:
         probe.close()
 
