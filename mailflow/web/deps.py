@@ -12,6 +12,7 @@ import anyio
 import anyio.to_thread
 from fastapi import Depends, Path, Request
 from sqlalchemy.orm import Session
+from starlette.convertors import Convertor, register_url_convertor
 
 from mailflow.config import Settings
 from mailflow.context import AppContext
@@ -57,6 +58,24 @@ DbSession = Annotated[Session, Depends(get_session, scope="function")]
 # Every id in a path: a number a row can have. Anything else (0, 20 digits) fails validation, which the app
 # answers 404 — it names nothing — before any query runs.
 RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
+
+
+class RowIdConvertor(Convertor[int]):
+    """``{name:rowid}`` in a path, for a route that must not match a word in that place (``/dev/mailbox/
+    {id}`` beside ``/dev/mailbox/api``): at most 20 digits, so a longer number simply matches no route (404).
+    Starlette's ``:int`` matches any run of digits and then fails on 5,000 of them, past Python's limit
+    for converting a string to an int: a 500."""
+
+    regex = "[0-9]{1,20}"
+
+    def convert(self, value: str) -> int:
+        return int(value)
+
+    def to_string(self, value: int) -> str:
+        return str(value)
+
+
+register_url_convertor("rowid", RowIdConvertor())
 
 
 def loop_reads(request: Request) -> LoopReads | None:

@@ -129,19 +129,19 @@ def mailbox(request: Request, session: DbSession,
     return render(request, "mailbox.html", mails=mails, total=total, page=page, pages=pages, single=False)
 
 
-@router.get("/{mail_id:int}", response_class=HTMLResponse)
+@router.get("/{mail_id:rowid}", response_class=HTMLResponse)
 def one_mail(request: Request, mail_id: RowId, session: DbSession) -> HTMLResponse:
     mails = [view(_load(session, mail_id))]
     return render(request, "mailbox.html", mails=mails, total=1, page=1, pages=1, single=True)
 
 
-@router.get("/{mail_id:int}/html")
+@router.get("/{mail_id:rowid}/html")
 def mail_html(mail_id: RowId, session: DbSession) -> Response:
     html = view(_load(session, mail_id)).html or "<p>(這封信沒有 HTML 內容)</p>"
     return HTMLResponse(html, headers={"Content-Security-Policy": MAIL_HTML_CSP, "Cache-Control": "no-store"})
 
 
-@router.get("/{mail_id:int}/raw")
+@router.get("/{mail_id:rowid}/raw")
 def mail_raw(mail_id: RowId, session: DbSession) -> Response:
     return PlainTextResponse(view(_load(session, mail_id)).raw)
 
@@ -153,6 +153,6 @@ def api_messages(session: DbSession, to: Annotated[str | None, Query(max_length=
     return JSONResponse([view(row).as_json() for row in _newest(session, to=to, limit=limit)])
 
 
-@router.get("/api/messages/{mail_id:int}")
+@router.get("/api/messages/{mail_id:rowid}")
 def api_message(mail_id: RowId, session: DbSession) -> JSONResponse:
     return JSONResponse(view(_load(session, mail_id)).as_json(with_raw=True))

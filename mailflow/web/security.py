@@ -172,12 +172,17 @@ class LazyCsrfToken:
         return self._value
 
 
-def csrf_ok(request: Request, submitted: str | None) -> bool:
+def csrf_ok(request: Request, submitted: object) -> bool:
+    """Whether the form's token is the request's valid CSRF cookie. What a form sends is anything: a file
+    part of that name, or text that is not ASCII (compare_digest takes no such str), is simply wrong."""
     settings: Settings = request.app.state.ctx.settings
     cookie = request.cookies.get(CSRF_COOKIE)
-    if not cookie or not submitted or not csrf_valid(settings, cookie, csrf_session(request)):
+    if not cookie or not isinstance(submitted, str) or not submitted:
         return False
-    return hmac.compare_digest(cookie, submitted)
+    if not csrf_valid(settings, cookie, csrf_session(request)):
+        return False
+    return hmac.compare_digest(cookie.encode("utf-8", "surrogateescape"),
+                               submitted.encode("utf-8", "surrogateescape"))
 
 
 def csrf_cookie_header(value: str, secure: bool) -> bytes:

@@ -6,6 +6,7 @@ requests at the same moment."""
 from __future__ import annotations
 
 import json
+import re
 import socket
 import threading
 import time
@@ -83,7 +84,7 @@ def read_answer(sock: socket.socket) -> RawAnswer:
     lines = head.decode("latin-1").split("\r\n")
     status = int(lines[0].split()[1])
     headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
-    length = int(headers.get("content-length", "-1"))
+    length = 0 if status in (204, 304) else int(headers.get("content-length", "-1"))  # no body: RFC 9110
     while length < 0 or len(body) < length:
         chunk = sock.recv(65536)
         if not chunk:
@@ -106,6 +107,33 @@ def raw_request(live: Live, method: str, path: str, headers: dict[str, str], bod
 def operations(app: Any) -> list[tuple[str, str]]:
     """Every (METHOD, path template) the app serves, as its OpenAPI description lists them."""
     return [(method.upper(), path) for path, ops in app.openapi()["paths"].items() for method in ops]
+
+
+def every_route(app: Any) -> list[tuple[str, str]]:
+    """Every (METHOD, path template) the app answers, walked from its router: the routes of its OpenAPI
+    description and those left out of it (the docs page, the favicon, the schema itself), and a file
+    under each mount (the static files). HEAD only where a route declares it alone."""
+    from starlette.routing import Mount, Route
+
+    found: set[tuple[str, str]] = set()
+
+    def walk(routes: Any, prefix: str) -> None:
+        for route in routes:
+            inner = getattr(route, "original_router", None)  # FastAPI's included routers
+            if inner is not None:
+                context = getattr(route, "include_context", None)
+                walk(inner.routes, prefix + (getattr(context, "prefix", "") or ""))
+            elif isinstance(route, Mount):
+                walk(route.routes, prefix + route.path) if route.routes else found.add(
+                    ("GET", f"{prefix}{route.path}/{{file}}"))
+            elif isinstance(route, Route):
+                methods = set(route.methods or ())
+                for method in methods - {"HEAD"} or methods:
+                    found.add((method, prefix + re.sub(r":\w+\}", "}", route.path)))
+
+    walk(app.routes, "")
+    found.update(operations(app))  # whatever the walk could not see (another router type)
+    return sorted(found)
 
 
 def at_once(count: int, work: Callable[[int], T]) -> list[T]:

@@ -195,25 +195,27 @@ def test_the_registrations_own_413_names_the_document(live: Live) -> None:
     assert page.status == 413 and "公司證明文件不可超過" in page.text
 
 
-def stream_chunked(live: Live, path: str, kind: str, chunk: bytes, most: int) -> tuple[Any, int]:
+def stream_chunked(live: Live, path: str, kind: str, chunk: bytes, most: int,
+                   method: str = "POST") -> tuple[Any, int]:
     """Send a chunked body of up to ``most`` bytes, stopping when the server answers; (answer, sent)."""
     with socket.create_connection((live.host, live.port), timeout=10) as sock:
-        sock.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: {kind}\r\n"
+        sock.sendall(f"{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: {kind}\r\n"
                      "Transfer-Encoding: chunked\r\n\r\n".encode())
         sent = 0
-        sock.settimeout(0.001)
         while sent < most:
             try:
                 sock.sendall(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
-            except (BrokenPipeError, ConnectionResetError):
+            except (BrokenPipeError, ConnectionResetError, TimeoutError):  # it stopped reading: answered
                 break
             sent += len(chunk)
+            sock.settimeout(0.001)  # has it answered yet? (a millisecond's wait also paces the sending)
             try:
                 if sock.recv(1, socket.MSG_PEEK):
                     break
             except (TimeoutError, BlockingIOError):
                 pass
-        sock.settimeout(10)
+            finally:
+                sock.settimeout(10)
         return read_answer(sock), sent
 
 
