@@ -50,3 +50,10 @@ echo "== tests on PostgreSQL (those that reach a database)"
 # CI=true makes the PostgreSQL fixtures fail instead of skip when the server does not answer.
 # Exit 5 (nothing selected) only when the arguments name database-free tests alone.
 python3 -m pytest -q -rs -p no:cacheprovider --db=postgresql "$@" || [ $? -eq 5 ]
+if [ "$#" -eq 0 ]; then
+  # The mails once more through the stdlib's build_message instead of the direct writer (mail/render.py
+  # says why and when to switch a server to it): the mail and outbox tests and the stories, on SQLite.
+  echo "== mail tests through the reference path"
+  python3 -m pytest -q -rs -p no:cacheprovider --db=sqlite --reference-paths tests/mail tests/test_story.py \
+    --deselect tests/mail/test_wire.py --deselect tests/mail/test_daemon.py
+fi

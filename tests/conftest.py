@@ -32,6 +32,9 @@ PG_ADMIN_URL = os.environ.get("MAILFLOW_TEST_PG_URL", "postgresql+psycopg://post
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--db", default=os.environ.get("MAILFLOW_TEST_DB", "sqlite"),
                      choices=["sqlite", "postgresql"], help="database backend for the tests")
+    parser.addoption("--reference-paths", action="store_true",
+                     help="send mails through the stdlib reference (build_message) instead of the direct "
+                     "writer, here and in the processes the tests start (MAILFLOW_REFERENCE_PATHS=1)")
 
 
 # The fixtures through which a test reaches a database or chooses its behaviour by backend.
@@ -50,6 +53,11 @@ def uses_database(item: pytest.Item) -> bool:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "db: reaches a database (set at collection from the fixtures; "
                             "the PostgreSQL pass runs only these)")
+    if config.getoption("--reference-paths"):
+        from mailflow.mail import render
+
+        os.environ["MAILFLOW_REFERENCE_PATHS"] = "1"  # for the daemons and commands the tests start
+        render.REFERENCE_PATHS = True
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -70,10 +78,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = kept
 
 
-def pytest_report_header(config: pytest.Config) -> str:
-    if config.getoption("--db") == "postgresql":
-        return "database: postgresql (database-free and 'once' tests deselected: the SQLite pass runs them)"
-    return "database: sqlite"
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    lines = ["database: postgresql (database-free and 'once' tests deselected: the SQLite pass runs them)"
+             if config.getoption("--db") == "postgresql" else "database: sqlite"]
+    if config.getoption("--reference-paths"):
+        lines.append("mails: through the reference path (build_message), not the direct writer")
+    return lines
 
 
 def _pg_admin_engine():

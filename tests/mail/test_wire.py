@@ -12,7 +12,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from mailflow.config import Settings
-from mailflow.mail import TEMPLATE_NAMES
+from mailflow.mail import TEMPLATE_NAMES, render
 from mailflow.mail.render import WIRE_POLICY, Envelope, RenderError, build_message, sample_context, wire_bytes
 
 MOMENT = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -74,3 +74,24 @@ def test_any_name_address_and_text_match_the_stdlib(settings: Settings, name: st
                         {**sample_context("account-rejected", settings), "company_name": body, "name": name})
     reference, direct = both(settings, envelope)
     assert direct == reference
+
+
+def _refuse(*args: object, **kwargs: object) -> bytes:
+    raise AssertionError("the other path was taken")
+
+
+def test_the_reference_switch_sends_what_build_message_writes(settings: Settings,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """MAILFLOW_REFERENCE_PATHS=1 (render.REFERENCE_PATHS) routes render_bytes through build_message and
+    never through the writer; off, the writer alone. Same bytes either way."""
+    envelope = Envelope("account-approved", "wang@example.com", "王小明", "<m1@twport.com.tw>",
+                        sample_context("account-approved", settings))
+    monkeypatch.setattr(render, "new_boundary", lambda: BOUNDARY)
+    expected = build_message(settings, envelope, MOMENT, BOUNDARY).as_bytes()
+    with monkeypatch.context() as switched:
+        switched.setattr(render, "REFERENCE_PATHS", True)
+        switched.setattr(render, "assemble", _refuse)
+        assert render.render_bytes(settings, envelope, MOMENT) == expected
+    monkeypatch.setattr(render, "REFERENCE_PATHS", False)
+    monkeypatch.setattr(render, "message_of", _refuse)
+    assert render.render_bytes(settings, envelope, MOMENT) == expected
