@@ -27,6 +27,8 @@ from mailflow.models import (
     OutboxMessage,
     OutboxStatus,
     SupportItem,
+    SupportKind,
+    SupportNote,
     Suppression,
 )
 from mailflow.support.items import KINDS
@@ -408,3 +410,65 @@ def bounce_outcomes(session: Session, mails: list[OutboxMessage]) -> dict[int, s
     to_key = {mail.id: mail.to_key for mail in mails}
     return {mail_id: "unproven" if state == "bounced" and mail_id in unproven and to_key[mail_id] not in
             suppressed else state for mail_id, state in outcomes.items()}
+
+
+# --- one item's and one applicant's pages -------------------------------------------------------------
+
+
+@dataclass
+class AccountPanel:
+    """What customer service sees of one applicant: the company, the latest mails and what bounces say
+    of them, whether the address is suppressed, the applicant's items and auto-replies."""
+
+    account: Account
+    application: Application | None
+    mails: list[OutboxMessage]
+    suppressed: list[Suppression]
+    bounces: dict[int, str]
+    autoreplies: list[InboundMessage]
+    account_items: list[SupportItem]
+
+
+def account_panel(session: Session, account: Account) -> AccountPanel:
+    application = latest_applications(session, {account.id}).get(account.id)
+    mails = list(session.scalars(select(OutboxMessage).where(OutboxMessage.account_id == account.id)
+                                 .order_by(OutboxMessage.id.desc()).limit(30)))
+    suppressed = list(session.scalars(select(Suppression).where(
+        Suppression.address_key == account.email_key, Suppression.lifted_at.is_(None))))
+    items = list(session.scalars(select(SupportItem).where(SupportItem.account_id == account.id)
+                                 .order_by(SupportItem.id.desc()).limit(50)))
+    autoreplies = list(session.scalars(select(InboundMessage).where(
+        InboundMessage.account_id == account.id, InboundMessage.kind == SupportKind.AUTOREPLY)
+        .order_by(InboundMessage.received_at.desc(), InboundMessage.id.desc()).limit(20)))
+    return AccountPanel(account, application, mails, suppressed, bounce_outcomes(session, mails), autoreplies,
+                        items)
+
+
+def item_notes(session: Session, item: SupportItem) -> list[SupportNote]:
+    return list(session.scalars(select(SupportNote).where(SupportNote.item_id == item.id)
+                                .order_by(SupportNote.id)))
+
+
+def audit_trail(session: Session, item: SupportItem | None, account: Account | None) -> list[AuditEvent]:
+    """The newest 100 audit events about the item and the applicant."""
+    targets = []
+    if item is not None:
+        targets.append((AuditEvent.target_type == "support_item") & (AuditEvent.target_id == item.id))
+    if account is not None:
+        targets.append((AuditEvent.target_type == "account") & (AuditEvent.target_id == account.id))
+    if not targets:
+        return []
+    query = select(AuditEvent).where(or_(*targets)).order_by(AuditEvent.id.desc()).limit(100)
+    return list(session.scalars(query))
+
+
+def failed_elsewhere(session: Session, item: SupportItem, view: ItemView) -> list[BounceRecipient]:
+    """The bounce's failed recipients whose address is not the applicant's: a mail the applicant's
+    mailbox forwarded on bounced at the forward target, and staff must see which address failed."""
+    if item.inbound_id is None:
+        return []
+    own = {a.strip().lower() for a in (view.address, view.account.email if view.account else "") if a}
+    rows = session.scalars(select(BounceRecipient).where(BounceRecipient.inbound_id == item.inbound_id,
+                                                         BounceRecipient.action == "failed")
+                           .order_by(BounceRecipient.id))
+    return [r for r in rows if r.address.strip().lower() not in own]

@@ -15,7 +15,6 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
-from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from mailflow.config import Settings
@@ -23,15 +22,10 @@ from mailflow.context import AppContext
 from mailflow.mail import suppression
 from mailflow.models import (
     Account,
-    AuditEvent,
-    BounceRecipient,
     InboundMessage,
-    OutboxMessage,
     StaffRole,
     StaffUser,
     SupportItem,
-    SupportNote,
-    Suppression,
 )
 from mailflow.models.base import MAX_ROW_ID
 from mailflow.support import actions, chart, queries
@@ -158,45 +152,9 @@ def export_csv(request: Request, staff: Staff, ctx: Annotated[AppContext, Depend
 
 
 def _account_panel(session: Session, account: Account) -> dict[str, Any]:
-    """Everything the applicant panel shows: company, mails, suppression of the address, items."""
-    application = actions.latest_application(session, account)
-    mails = list(session.scalars(select(OutboxMessage).where(OutboxMessage.account_id == account.id)
-                                 .order_by(OutboxMessage.id.desc()).limit(30)))
-    suppressed = list(session.scalars(select(Suppression).where(
-        Suppression.address_key == account.email_key, Suppression.lifted_at.is_(None))))
-    items = list(session.scalars(select(SupportItem).where(SupportItem.account_id == account.id)
-                                 .order_by(SupportItem.id.desc()).limit(50)))
-    autoreplies = list(session.scalars(select(InboundMessage).where(
-        InboundMessage.account_id == account.id, InboundMessage.kind == "autoreply")
-        .order_by(InboundMessage.received_at.desc(), InboundMessage.id.desc()).limit(20)))
-    return {"account": account, "application": application, "mails": mails, "suppressed": suppressed,
-            "bounces": queries.bounce_outcomes(session, mails),
-            "autoreplies": autoreplies,
-            "account_items": items, "mail_title": mail_title, "kinds": KIND_TITLES}
-
-
-def _audit_trail(session: Session, item: SupportItem | None, account: Account | None) -> list[AuditEvent]:
-    targets = []
-    if item is not None:
-        targets.append((AuditEvent.target_type == "support_item") & (AuditEvent.target_id == item.id))
-    if account is not None:
-        targets.append((AuditEvent.target_type == "account") & (AuditEvent.target_id == account.id))
-    if not targets:
-        return []
-    query = select(AuditEvent).where(or_(*targets)).order_by(AuditEvent.id.desc()).limit(100)
-    return list(session.scalars(query))
-
-
-def _failed_elsewhere(session: Session, item: SupportItem, view: queries.ItemView) -> list[BounceRecipient]:
-    """The bounce's failed recipients whose address is not the applicant's: a mail the applicant's
-    mailbox forwarded on bounced at the forward target, and staff must see which address failed."""
-    if item.inbound_id is None:
-        return []
-    own = {a.strip().lower() for a in (view.address, view.account.email if view.account else "") if a}
-    rows = session.scalars(select(BounceRecipient).where(BounceRecipient.inbound_id == item.inbound_id,
-                                                         BounceRecipient.action == "failed")
-                           .order_by(BounceRecipient.id))
-    return [r for r in rows if r.address.strip().lower() not in own]
+    """Everything the applicant panel shows (support.queries.account_panel) and how to label it."""
+    panel = queries.account_panel(session, account)
+    return {**vars(panel), "mail_title": mail_title, "kinds": KIND_TITLES}
 
 
 @router.get("/support/items/{item_id}")
@@ -205,16 +163,16 @@ def item_page(request: Request, item_id: RowId, staff: Staff, session: DbSession
     if item is None:
         return _refused(request, staff, "找不到此客服項目。", 404, "/support")
     view = queries.item_views(session, [item])[0]
-    notes = list(session.scalars(select(SupportNote).where(SupportNote.item_id == item.id)
-                                 .order_by(SupportNote.id)))
+    notes = queries.item_notes(session, item)
     inbound = session.get(InboundMessage, item.inbound_id) if item.inbound_id else None
     received = received_view(inbound.raw) if inbound is not None and inbound.raw is not None else None
     panel = _account_panel(session, view.account) if view.account else {}
     return render(request, "support_item.html", staff=staff, view=view, item=item, notes=notes,
-                  inbound=inbound, received=received, failed_elsewhere=_failed_elsewhere(session, item, view),
+                  inbound=inbound, received=received,
+                  failed_elsewhere=queries.failed_elsewhere(session, item, view),
                   correction_guarded=view.sender_auth_label if view.sender_unproven else "",
                   sender_auth_help=SENDER_AUTH_HELP.get(item.sender_auth or "", ""),
-                  trail=_audit_trail(session, item, view.account),
+                  trail=queries.audit_trail(session, item, view.account),
                   done=DONE_MESSAGES.get(done, ""),
                   back=f"/support/items/{item.id}", **panel)
 
@@ -225,8 +183,9 @@ def account_page(request: Request, account_id: RowId, staff: Staff, session: DbS
     account = session.get(Account, account_id)
     if account is None:
         return _refused(request, staff, "找不到此帳號。", 404, "/support")
-    return render(request, "support_account.html", staff=staff, trail=_audit_trail(session, None, account),
-                  done=DONE_MESSAGES.get(done, ""), back=f"/support/accounts/{account.id}",
+    return render(request, "support_account.html", staff=staff,
+                  trail=queries.audit_trail(session, None, account), done=DONE_MESSAGES.get(done, ""),
+                  back=f"/support/accounts/{account.id}",
                   **_account_panel(session, account))
 
 
