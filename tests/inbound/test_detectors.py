@@ -16,7 +16,7 @@ from mailflow.inbound.analysis import analyze, header_text
 from mailflow.inbound.bounce import build, find_failures
 from mailflow.inbound.bounce.model import Hit
 from mailflow.inbound.bounce.reasons import classify
-from mailflow.inbound.bounce.textblocks import command_in
+from mailflow.inbound.bounce.textblocks import command_in, smtp_command
 
 SAMPLES = Path(__file__).parent / "samples"
 
@@ -382,3 +382,20 @@ def test_the_one_pass_phrase_search_finds_what_asking_each_reason_finds() -> Non
 def test_exchange_online_codes(status: str, diagnostic: str, reason: str, hard: bool) -> None:
     (got,) = analyze(_dsn("a@example.net", status, diagnostic)).recipients
     assert (got.reason, got.hard) == (reason, hard)
+
+
+@pytest.mark.parametrize(
+    ("text", "command"),
+    [
+        # qmail 1.03 qmail-remote.c's own sentences for each step of the session
+        ("Connected to 192.0.2.1 but greeting failed.", "CONN"),
+        ("Connected to 192.0.2.1 but my name was rejected.", "HELO"),
+        ("Connected to 192.0.2.1 but sender was rejected.", "MAIL"),
+        ("192.0.2.1 does not like recipient.", "RCPT"),
+        ("192.0.2.1 failed on DATA command.", "DATA"),
+        ("192.0.2.1 failed after I sent the message.", "DATA"),
+        ("550 user unknown", ""),
+    ],
+)
+def test_qmail_remote_names_the_failed_step(text: str, command: str) -> None:
+    assert smtp_command(text) == command

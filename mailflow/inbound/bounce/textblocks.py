@@ -99,6 +99,9 @@ def smtp_command(text: str) -> str:
         return "RCPT"
     if "after end of data" in low:
         return "DATA"
+    for phrase, command in _QMAIL_REMOTE:
+        if phrase in low:
+            return command
     sent = _SENT_RE.findall(low) if ">>>" in low else []  # the last command sent was answered
     m = _AFTER_RE.search(low)
     if m is None and not sent:
@@ -109,6 +112,15 @@ def smtp_command(text: str) -> str:
             return cmd
     return ""
 
+
+# qmail 1.03 qmail-remote.c names the step of the session that failed in its own words.
+_QMAIL_REMOTE = (
+    ("but greeting failed", "CONN"),
+    ("but my name was rejected", "HELO"),
+    ("but sender was rejected", "MAIL"),
+    ("failed on data command", "DATA"),
+    ("failed after i sent the message", "DATA"),
+)
 
 # Matched against lower-cased text: a case-blind pattern scans several times slower.
 _AFTER_RE = lazy(
