@@ -21,5 +21,6 @@ MAILFLOW_SCREENSHOTS=docs python -m pytest -q -p no:cacheprovider \
     tests/browser/test_seed_story.py::test_the_seed_story_in_a_browser \
     tests/browser/test_a11y_mobile.py::test_every_page_fits_a_phone_and_names_its_fields \
     "tests/browser/test_account_binding.py::test_a_shared_account_asks_for_a_binding_and_cancels_it[360]" \
+    "tests/browser/test_password_reset.py::test_a_forgotten_password_is_reset_from_the_login_page[360]" \
     "tests/browser/test_mail_rendering.py::test_every_mail_reads_well_in_a_mail_app_and_in_webmail[account-approved]"
 ls -l docs/screenshots/
