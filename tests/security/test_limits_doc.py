@@ -1,0 +1,208 @@
+"""docs/DEPLOY.md's table of limits is written from the code: this module renders it from the constants
+(and the settings' defaults) and the test fails when the page says anything else, or when a module that
+holds limits gains one the table does not name. After changing a limit:
+
+    python -m tests.security.test_limits_doc      # rewrites the table in docs/DEPLOY.md
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from mailflow.config import Settings
+
+DEPLOY = Path(__file__).resolve().parents[2] / "docs" / "DEPLOY.md"
+BEGIN = ("<!-- limits: generated from the code by tests/security/test_limits_doc.py "
+         "(python -m tests.security.test_limits_doc); do not edit by hand -->")
+END = "<!-- /limits -->"
+
+# The modules whose module-level limits the table must name, and the names there that are no limit on
+# what a requester may do (an id scheme, a page size, …).
+MODULES = ("mailflow.accounts.signups", "mailflow.accounts.shared", "mailflow.accounts.throttle",
+           "mailflow.accounts.verification", "mailflow.accounts.login", "mailflow.web.staff_auth",
+           "mailflow.web.applicant", "mailflow.web.limits", "mailflow.notify.apikeys",
+           "mailflow.web.security", "mailflow.models.base")
+LIMIT_NAME = re.compile(r"^[A-Z][A-Z0-9_]*(LIMIT|FAILURES|PER_HOUR|LOCK_AFTER|LOCK_FOR|VOID|WAIT|_BYTES|"
+                        r"DEPTH|WINDOW|WINDOW_SECONDS|BODY_SECONDS|MAX_AGE_SECONDS|MAX_ROW_ID|PER_SECOND|"
+                        r"RESET_AFTER)$")
+NOT_LIMITS: frozenset[str] = frozenset({"KiB", "FORM_OVERHEAD_BYTES", "DONE_MAX_AGE_SECONDS"})
+
+
+def value(name: str) -> object:
+    module, _, attribute = name.rpartition(".")
+    return getattr(importlib.import_module(module), attribute)
+
+
+def n(name: str) -> int:
+    found = value(name)
+    if isinstance(found, timedelta):
+        return int(found.total_seconds())
+    assert isinstance(found, int | float), name
+    return int(found)
+
+
+def duration(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds % (24 * 3600) == 0:
+        return f"{seconds // (24 * 3600)} days"
+    if seconds % 3600 == 0:
+        return f"{seconds // 3600} hours"
+    if seconds % 60 == 0:
+        return f"{seconds // 60} minutes"
+    return f"{seconds} s"
+
+
+def per(count: str, window: str) -> str:
+    """'20 an hour', '3 a day (from 08:00 Taipei time)', '30 per 10 minutes' from two constants' names."""
+    seconds = n(window)
+    if seconds == 3600:
+        return f"{n(count)} an hour"
+    if seconds == 24 * 3600:
+        return f"{n(count)} a day (from 08:00 Taipei time)"
+    return f"{n(count)} per {duration(seconds)}"
+
+
+def size(count: int) -> str:
+    from mailflow.web.limits import size_text
+
+    return size_text(count)
+
+
+@dataclass(frozen=True)
+class Limit:
+    what: str
+    number: Callable[[Settings], str]
+    answer: str
+    names: tuple[str, ...]  # the constants (dotted) or settings (section.key) it is read from
+
+    def row(self, settings: Settings) -> str:
+        where = ", ".join(f"`{name}`" for name in self.names)
+        return f"| {self.what} | {self.number(settings)} | {self.answer} | {where} |"
+
+
+S = "mailflow.accounts.signups."
+B = "mailflow.accounts.shared."
+T = "mailflow.accounts.throttle."
+V = "mailflow.accounts.verification."
+L = "mailflow.web.limits."
+A = "mailflow.web.applicant."
+R = "429 + `Retry-After`"
+
+LIMITS: tuple[Limit, ...] = (
+    # sign-ups
+    Limit("Registrations and 共用帳號 sign-ups from one client address (refused ones count)",
+          lambda s: per(S + "CLIENT_LIMIT", S + "CLIENT_WINDOW"), R,
+          (S + "CLIENT_LIMIT", S + "CLIENT_WINDOW")),
+    Limit("Registration and sign-up mails to one address (requests that passed every rule)",
+          lambda s: per(S + "RECIPIENT_LIMIT", S + "RECIPIENT_WINDOW"), R,
+          (S + "RECIPIENT_LIMIT", S + "RECIPIENT_WINDOW")),
+    Limit("帳號 availability checks (`GET /api/account-availability`) from one client address",
+          lambda s: per(A + "AVAILABILITY_LIMIT", A + "AVAILABILITY_WINDOW_SECONDS"), R,
+          (A + "AVAILABILITY_LIMIT", A + "AVAILABILITY_WINDOW_SECONDS")),
+    # logins
+    Limit("Failed applicant logins for one 帳號 from one client address",
+          lambda s: per(T + "MAX_FAILURES", T + "WINDOW"), R,
+          (T + "MAX_FAILURES", T + "WINDOW")),
+    Limit("Failed logins (applicant) from one client address, whatever 帳號 they name",
+          lambda s: per(T + "CLIENT_LIMIT", T + "WINDOW"), R,
+          (T + "CLIENT_LIMIT", T + "WINDOW")),
+    Limit("Failed staff logins from one client address",
+          lambda s: per("mailflow.web.staff_auth.CLIENT_LIMIT", T + "WINDOW"),
+          "429, the login page says why", ("mailflow.web.staff_auth.CLIENT_LIMIT", T + "WINDOW")),
+    Limit("Failed staff logins for one staff name",
+          lambda s: (f"{n('mailflow.web.staff_auth.LOCK_AFTER')}, then locked for "
+                     f"{duration(n('mailflow.web.staff_auth.LOCK_FOR'))}"),
+          "429, the login page says why",
+          ("mailflow.web.staff_auth.LOCK_AFTER", "mailflow.web.staff_auth.LOCK_FOR")),
+    # verification
+    Limit("Wrong passwords on one verification or binding link",
+          lambda s: f"{n(V + 'WRONG_PASSWORDS_VOID')}, then the link is void", "403, then 410",
+          (V + "WRONG_PASSWORDS_VOID",)),
+    Limit("New verification mails (`POST /api/verification-mails`, `/verify/resend`) for one account",
+          lambda s: f"{n(V + 'RESENDS_PER_HOUR')} an hour", "429", (V + "RESENDS_PER_HOUR",)),
+    Limit("A verification or binding link is valid for",
+          lambda s: f"{s.security.token_ttl_hours:g} hours", "410 after", ("security.token_ttl_hours",)),
+    Limit("A login (applicant or staff) lasts",
+          lambda s: f"{s.security.session_ttl_hours:g} hours", "signed out after",
+          ("security.session_ttl_hours",)),
+    Limit("A form's CSRF token is valid for",
+          lambda s: duration(n("mailflow.web.security.CSRF_MAX_AGE_SECONDS")),
+          "403, the form page asks to send again", ("mailflow.web.security.CSRF_MAX_AGE_SECONDS",)),
+    # bindings
+    Limit("Binding requests by one 共用帳號 (refused ones count)",
+          lambda s: per(B + "SHARED_DAILY_LIMIT", B + "DAY_SECONDS"), R,
+          (B + "SHARED_DAILY_LIMIT", B + "DAY_SECONDS")),
+    Limit("Binding consent mails to one general account, from all 共用帳號",
+          lambda s: per(B + "GENERAL_DAILY_LIMIT", B + "DAY_SECONDS"), R,
+          (B + "GENERAL_DAILY_LIMIT", B + "DAY_SECONDS")),
+    # the Notifications API
+    Limit("Notifications API requests per key",
+          lambda s: (f"{s.api.rate_per_minute} a minute, all at once or spread "
+                     f"(`apikey add --rate N` sets a key's own)"), "429 + `Retry-After`",
+          ("api.rate_per_minute",)),
+    # every request
+    Limit("Body of the registration (`POST /api/applications`, `/register`)",
+          lambda s: (f"{size(s.storage.max_document_bytes + n(L + 'FORM_OVERHEAD_BYTES'))} "
+                     f"(the document's {size(s.storage.max_document_bytes)} + "
+                     f"{size(n(L + 'FORM_OVERHEAD_BYTES'))})"),
+          "413, naming the document", ("storage.max_document_bytes", L + "FORM_OVERHEAD_BYTES")),
+    Limit("Body of a support note", lambda s: size(n(L + "NOTE_BYTES")), "413", (L + "NOTE_BYTES",)),
+    Limit("Body of a review decision", lambda s: size(n(L + "REVIEW_BYTES")), "413", (L + "REVIEW_BYTES",)),
+    Limit("Body of any other request (from `Content-Length`, and again while it streams)",
+          lambda s: size(n(L + "SMALL_BYTES")), "413", (L + "SMALL_BYTES",)),
+    Limit("Time to send a body",
+          lambda s: (f"{n(L + 'BODY_SECONDS')} s + 1 s per {n(L + 'MIN_BYTES_PER_SECOND')} bytes received"),
+          "408", (L + "BODY_SECONDS", L + "MIN_BYTES_PER_SECOND")),
+    Limit("JSON nesting", lambda s: f"{n(L + 'MAX_JSON_DEPTH')} levels", "400", (L + "MAX_JSON_DEPTH",)),
+    Limit("An id in a path", lambda s: f"1 … {n('mailflow.models.base.MAX_ROW_ID'):,}", "404",
+          ("mailflow.models.base.MAX_ROW_ID",)),
+    Limit("A mail received by the inbound SMTP server",
+          lambda s: size(s.inbound.max_message_bytes), "552", ("inbound.max_message_bytes",)),
+)
+
+
+def render(settings: Settings | None = None) -> str:
+    settings = settings or Settings()
+    head = ["| limit | value | past it | set in |", "|---|---|---|---|"]
+    return "\n".join([BEGIN, *head, *(limit.row(settings) for limit in LIMITS), END])
+
+
+def documented() -> str:
+    text = DEPLOY.read_text(encoding="utf-8")
+    start, end = text.find(BEGIN), text.find(END)
+    assert start >= 0 and end > start, f"docs/DEPLOY.md has no generated limits table ({BEGIN})"
+    return text[start:end + len(END)]
+
+
+def test_the_deploy_page_lists_the_limits_as_the_code_has_them() -> None:
+    assert documented() == render(), "a limit changed: run python -m tests.security.test_limits_doc"
+
+
+def test_every_limit_of_the_limit_modules_is_in_the_table() -> None:
+    """A new limit constant in one of MODULES fails here until the table names it (by its own name, or
+    the name it has where it is defined when a module imports it)."""
+    named = {name for limit in LIMITS for name in limit.names}
+    attributes = {name.rsplit(".", 1)[1] for name in named}
+    missing = [f"{module_name}.{attribute}" for module_name in MODULES
+               for attribute, found in vars(importlib.import_module(module_name)).items()
+               if LIMIT_NAME.match(attribute) and attribute not in NOT_LIMITS
+               and isinstance(found, int | float | timedelta) and attribute not in attributes]
+    assert not missing, f"limits not in docs/DEPLOY.md's table (LIMITS here): {missing}"
+    for name in named:
+        if name.startswith("mailflow."):
+            value(name)  # each constant the table names exists
+
+
+if __name__ == "__main__":
+    text = DEPLOY.read_text(encoding="utf-8")
+    start, end = text.find(BEGIN), text.find(END)
+    if start < 0 or end < start:
+        sys.exit(f"{DEPLOY}: put {BEGIN} and {END} where the table goes")
+    DEPLOY.write_text(text[:start] + render() + text[end + len(END):], encoding="utf-8")
+    print(f"{DEPLOY}: limits table rewritten")
