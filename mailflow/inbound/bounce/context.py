@@ -64,6 +64,11 @@ class Context:
         return self.from_.lower()
 
     @cached_property
+    def notice_lower(self) -> str:
+        """The whole notice lower-cased, once for the detectors that read all of it."""
+        return self.notice.lower()
+
+    @cached_property
     def head_lower(self) -> str:
         """The notice's first 20,000 characters lower-cased, once for all detectors."""
         return self.notice[:20000].lower()

@@ -43,7 +43,7 @@ def detect(ctx: Context) -> list[Hit] | None:
     hits = FORMAT.detect(ctx)
     if not hits:
         return hits
-    delayed = "has not yet been delivered" in ctx.notice.lower() or "warning:" in ctx.subject.lower()
+    delayed = "has not yet been delivered" in ctx.notice_lower or "warning:" in ctx.subject.lower()
     merged: list[Hit] = []
     for hit in hits:
         if delayed:

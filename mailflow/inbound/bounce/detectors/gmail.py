@@ -74,7 +74,7 @@ def _gmail_verdict(hit: Hit) -> None:
 
 def _groups(ctx: Context) -> list[Hit] | None:
     """Google Groups: the notice names no recipient; report the group (To of the original)."""
-    if "google groups" not in ctx.notice.lower() and "groups.google" not in ctx.notice.lower():
+    if "google groups" not in ctx.notice_lower and "groups.google" not in ctx.notice_lower:
         return None
     addr = ""
     if ctx.original is not None:

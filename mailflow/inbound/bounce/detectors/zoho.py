@@ -17,7 +17,7 @@ _LINE = lazy(r"^\s*<?([^\s<>@]+@[^\s<>]+?)>?\s+(.*ERROR_CODE.*|.*)$", re.M)
 def detect(ctx: Context) -> list[Hit] | None:
     if "zoho" not in ctx.from_lower and "x-zohomail" not in ctx.headers:
         return None
-    low = ctx.notice.lower()
+    low = ctx.notice_lower
     start = max(low.find("this is a permanent error"), low.find("temporary error"), low.find("recipients."))
     if start < 0:
         return None
