@@ -4,12 +4,12 @@ Where the file comes from: ``--config FILE``, else ``$MAILFLOW_CONFIG``, else ``
 (the embedded default, looked up in the working directory and then beside the package). Every value is
 checked once at start; a bad one stops the program with one line naming the key.
 
-Relative paths (a SQLite database.url, storage.documents_dir) do not depend on the folder a command is
-run from: from the file or the defaults they are read against the data folder — the folder of the
-configuration file, or the one above it when the file sits in a `config/` folder (this checkout's
-layout: config/ beside var/); with no file at all, $XDG_DATA_HOME/mailflow (~/.local/share/mailflow).
-From the environment they are read against the working folder, as a shell user typing them means.
-`mailflow run` prints the database and the documents folder it uses.
+Relative paths (a SQLite database.url, storage.documents_dir, mail.dkim_key) do not depend on the
+folder a command is run from: from the file or the defaults they are read against the data folder —
+the folder of the configuration file, or the one above it when the file sits in a `config/` folder
+(this checkout's layout: config/ beside var/); with no file at all, $XDG_DATA_HOME/mailflow
+(~/.local/share/mailflow). From the environment they are read against the working folder, as a shell
+user typing them means. `mailflow run` prints the database and the documents folder it uses.
 
 Settings are frozen once loaded (a change is a new Settings: Settings.updated), and their repr shows no
 secret (passwords, the secret key, a password inside database.url).
@@ -294,7 +294,7 @@ def _coerce(key: str, default: Any, value: Any) -> Any:
 
 
 # Keys holding a path that is read against the data folder when it is relative.
-PATH_KEYS = ("database.url", "storage.documents_dir")
+PATH_KEYS = ("database.url", "storage.documents_dir", "mail.dkim_key")
 
 
 def _put(values: dict[str, dict[str, Any]], section: str, key: str, value: Any) -> None:
@@ -339,7 +339,7 @@ def _anchored(key: str, value: str, base: Path) -> str:
         if not path or path.startswith("/") or path.startswith(":memory:") or path.startswith("file:"):
             return value  # not SQLite, absolute, in memory, or a URI filename: as given
         return prefix + str(base / path)
-    return value if Path(value).is_absolute() else str(base / value)
+    return value if not value or Path(value).is_absolute() else str(base / value)
 
 
 def load_settings(path: str | None = None, env: Mapping[str, str] | None = None) -> Settings:

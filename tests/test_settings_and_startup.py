@@ -89,10 +89,13 @@ def test_relative_paths_are_read_against_the_configuration_files_folder(
     assert in_config.storage.documents_dir == f"{tmp_path}/site/var/documents"
     loose = tmp_path / "ops" / "mailflow.toml"
     loose.parent.mkdir()
-    loose.write_text('[database]\nurl = "sqlite:///data/m.db"\n[storage]\ndocuments_dir = "uploads"\n')
+    loose.write_text('[database]\nurl = "sqlite:///data/m.db"\n[storage]\ndocuments_dir = "uploads"\n'
+                     '[mail]\ndkim_key = "keys/mf.pem"\ndkim_selector = "mf"\n')
     settings = load_settings(str(loose), {})
     assert settings.database.url == f"sqlite:///{tmp_path}/ops/data/m.db"
     assert settings.documents_path == tmp_path / "ops" / "uploads"
+    assert settings.mail.dkim_key == f"{tmp_path}/ops/keys/mf.pem"
+    assert in_config.mail.dkim_key == ""  # unset stays unset
     # Typed in the shell, a relative path means the shell's folder; absolute ones and servers stay.
     typed = load_settings(str(loose), {"MAILFLOW_DATABASE__URL": "sqlite:///here.db",
                                        "MAILFLOW_STORAGE__DOCUMENTS_DIR": "/srv/docs"})
