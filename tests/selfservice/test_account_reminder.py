@@ -57,3 +57,19 @@ def test_the_form_needs_its_token_and_answers_alike(ctx: AppContext, client: Tes
     assert REMINDER_ACCEPTED in pages[0].text
     assert len(mails_to(mailbox.deliver(), "wang@example.com", SUBJECT)) == 1
     assert client.post("/api/account-reminders", json={}).status_code == 422
+
+
+def test_support_sends_the_reminder_again_as_the_list_is_now(ctx: AppContext, client: TestClient,
+                                                             mailbox: Mailbox) -> None:
+    from mailflow.support.actions import resend_mail
+
+    holder(ctx, "wang1234", "wang@example.com")
+    ask(client, "wang@example.com")
+    mailbox.deliver()
+    holder(ctx, "wang5678", "wang@example.com", ubn="12345675", company="高雄港埠物流股份有限公司")
+    [sent] = outbox(ctx, "account-reminder")
+    with ctx.db.session() as session:
+        copy = resend_mail(session, ctx.settings, sent.id, "huang")
+        assert copy.template == "account-reminder" and copy.id != sent.id
+    [again] = mails_to(mailbox.deliver(), "wang@example.com", SUBJECT)
+    assert "wang1234" in text_of(again) and "wang5678" in text_of(again)

@@ -167,3 +167,25 @@ def test_a_shared_account_changes_its_address_on_the_account_page(ctx: AppContex
     [mail] = mails_to(mailbox.deliver(), NEW, "變更Email")
     assert client.post(link_in(mail), data={"password": PASSWORD}).status_code == 200
     assert account_row(ctx, account_id).email == NEW
+
+
+def test_supports_correction_voids_a_pending_change_and_its_resend_is_refused(
+        ctx: AppContext, client: TestClient, mailbox: Mailbox) -> None:
+    from mailflow.support.actions import ActionError, correct_email, resend_mail
+
+    account_id = holder(ctx)
+    assert log_in(client) == 200 and ask(client) == 202
+    [mail] = mails_to(mailbox.deliver(), NEW, "變更Email")
+    [sent] = outbox(ctx, "email-change")
+    with ctx.db.session() as session:
+        try:
+            resend_mail(session, ctx.settings, sent.id, "huang")
+        except ActionError as refused:
+            assert refused.status == 409 and "無法由客服重寄" in refused.message
+        else:
+            raise AssertionError("an email-change mail was sent again by support")
+    with ctx.db.session() as session:  # the holder phoned: customer service puts in another address
+        correct_email(session, ctx.settings, account_id, "wang.phone@example.com", "huang")
+    client.cookies.clear()
+    assert client.post(link_in(mail), data={"password": PASSWORD}).status_code == 410
+    assert account_row(ctx, account_id).email == "wang.phone@example.com"
