@@ -25,6 +25,7 @@ from mailflow.accounts.signups import addressee
 from mailflow.accounts.tokens import TokenError, consume, issue_token, load_token, read_token
 from mailflow.config import Settings
 from mailflow.mail import addresses
+from mailflow.mail.catalog import VERIFICATION_TEMPLATES
 from mailflow.mail.outbox import enqueue, is_suppressed
 from mailflow.mail.render import display_hours
 from mailflow.models import (
@@ -46,7 +47,6 @@ log = logging.getLogger(__name__)
 
 WRONG_PASSWORDS_VOID = 5
 RESENDS_PER_HOUR = 3
-VERIFY_TEMPLATES = ("account-approved", "verify-reminder")
 # What a /verify link may complete. A password-reset link has its own page (/password/reset/{token}) and
 # no meaning here: shown here it answers 400, like a link that was never issued.
 LINK_PURPOSES = (TokenPurpose.VERIFY_EMAIL, TokenPurpose.BINDING, TokenPurpose.EMAIL_CHANGE)
@@ -76,7 +76,7 @@ def send_verification_mail(
 ) -> OutboxMessage:
     """Issue a verify-email token bound to the account's current address (voiding older ones) and queue
     ``template`` (account-approved or verify-reminder) with its link, in the caller's transaction."""
-    if template not in VERIFY_TEMPLATES:
+    if template not in VERIFICATION_TEMPLATES:
         raise ValueError(f"not a verification mail template: {template!r}")
     token, row = issue_token(session, settings, account, TokenPurpose.VERIFY_EMAIL, account.email)
     # kind: a shared account (共用帳號) was never reviewed, so its mails have their own subject and wording.
@@ -99,7 +99,7 @@ def renew_link(session: Session, settings: Settings, message: OutboxMessage) -> 
     token, voiding the older ones: its raw link was erased when it reached a final state, and without one
     the mail would be unrecoverable. Refused when the account is gone or verified, or no longer has the
     address the mail goes to (a new mail to the new address is the way then)."""
-    if message.template not in VERIFY_TEMPLATES:
+    if message.template not in VERIFICATION_TEMPLATES:
         raise ValueError(f"not a verification mail: {message.template!r}")
     account = session.get(Account, message.account_id) if message.account_id is not None else None
     if account is None:

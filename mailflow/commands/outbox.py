@@ -11,10 +11,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mailflow.accounts.verification import VERIFY_TEMPLATES, RenewRefused, renew_link
+from mailflow.accounts.verification import RenewRefused, renew_link
 from mailflow.commands import app_context
 from mailflow.commands.table import minute, print_table
 from mailflow.config import Settings
+from mailflow.mail.catalog import LINK_KEYS, VERIFICATION_TEMPLATES
 from mailflow.mail.outbox import transition
 from mailflow.mail.wake import mail_queued
 from mailflow.models import OutboxMessage, OutboxStatus
@@ -23,10 +24,6 @@ from mailflow.timeutil import iso_taipei, now
 STATUSES = (OutboxStatus.QUEUED, OutboxStatus.SENDING, OutboxStatus.SENT, OutboxStatus.RETRY,
             OutboxStatus.FAILED, OutboxStatus.SUPPRESSED)
 RETRYABLE = (OutboxStatus.FAILED, OutboxStatus.RETRY, OutboxStatus.SUPPRESSED)
-# Templates whose link carries a one-time token (mail.states.SECRET_CONTEXT_KEYS): once the mail is final the
-# token is erased from the row, so such a mail cannot simply be sent again.
-NEEDS_SECRET = {"account-approved": "verify_url", "verify-reminder": "verify_url",
-                "binding-request": "confirm_url"}
 
 
 
@@ -78,12 +75,12 @@ def retry(session: Session, settings: Settings, outbox_id: int) -> tuple[OutboxM
     if row.status not in RETRYABLE:
         raise RetryRefused(f"outbox mail {outbox_id} is {row.status}; "
                            f"only {', '.join(RETRYABLE)} can be retried")
-    secret = NEEDS_SECRET.get(row.template)
+    secret = LINK_KEYS.get(row.template)  # erased once the mail was final
     renewed = secret is not None and not row.context.get(secret)
     if renewed:
-        if row.template not in VERIFY_TEMPLATES:
+        if row.template not in VERIFICATION_TEMPLATES:
             raise RetryRefused(f"outbox mail {outbox_id} no longer holds its one-time link; the applicant "
-                               "has to send a new binding request")
+                               "has to ask again (a new binding request, password reset or Email change)")
         try:
             renew_link(session, settings, row)
         except RenewRefused as exc:

@@ -37,6 +37,7 @@ from mailflow.inbound.correlate import (
 )
 from mailflow.inbound.quoted import strip_quoted
 from mailflow.inbound.store import printable
+from mailflow.mail.catalog import VERIFICATION_TEMPLATES
 from mailflow.mail.suppression import SOFT_BOUNCE_LIMIT, address_key, record_soft_bounce, suppress
 from mailflow.models import (
     Account,
@@ -54,7 +55,6 @@ from mailflow.support.reasons_zh import sender_auth_label
 log = logging.getLogger(__name__)
 
 ACTOR = "system"
-VERIFICATION_TEMPLATES = ("account-approved", "verify-reminder")
 SUMMARY_LIMIT = 4000
 
 Handler = Callable[[Session, InboundMessage, Analysis, "OutboxMessage | None"], None]

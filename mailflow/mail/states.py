@@ -22,6 +22,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from mailflow.mail import catalog
+
 
 class OutboxStatus(StrEnum):
     """Stored as these strings (the column is unchanged)."""
@@ -53,8 +55,9 @@ ALLOWED: Mapping[str, frozenset[OutboxStatus]] = {
     OutboxStatus.SENT: frozenset(),
 }
 
-# Context keys holding a raw one-time link: needed to render the mail, never kept once it is final.
-SECRET_CONTEXT_KEYS = ("verify_url", "confirm_url", "reset_url")
+# Context keys holding a raw one-time link (the catalogue's link_key of each mail): needed to render the
+# mail, never kept once it is final.
+SECRET_CONTEXT_KEYS = catalog.SECRET_CONTEXT_KEYS
 
 
 class TransitionError(ValueError):

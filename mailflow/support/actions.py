@@ -20,6 +20,7 @@ from mailflow.accounts.tokens import void_tokens, void_tokens_for_address
 from mailflow.accounts.verification import send_verification_mail
 from mailflow.config import Settings
 from mailflow.mail import addresses, suppression
+from mailflow.mail.catalog import NOT_RESENDABLE, RECOVERY_TEMPLATES, VERIFICATION_TEMPLATES
 from mailflow.mail.outbox import enqueue
 from mailflow.models import (
     Account,
@@ -37,13 +38,6 @@ from mailflow.refusals import Refused
 from mailflow.timeutil import now
 
 NOTE_MAX_CHARS = 4000
-VERIFICATION_TEMPLATES = ("account-approved", "verify-reminder")
-# Mails whose link belongs to someone else's consent or that staff cannot rebuild from the row.
-NOT_RESENDABLE = {"binding-request": "共用帳號綁定確認信無法由客服重寄,請申請人重新送出綁定申請。",
-                  "email-change": "變更Email確認信無法由客服重寄,請申請人登入後重新申請變更 Email。",
-                  "email-changed": "Email變更通知只寄給原來的Email,無法重寄;如需協助,請為申請人更正 Email。"}
-# Recovery mails are sent again as what they are for, today: a fresh reset link, a current list of 帳號.
-RECOVERY_TEMPLATES = ("password-reset", "account-reminder")
 
 
 class ActionError(Refused):

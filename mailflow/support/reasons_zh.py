@@ -3,6 +3,7 @@ each kind of support item. Staff read these to an applicant over the phone, so t
 
 from __future__ import annotations
 
+from mailflow.mail.catalog import MAIL_TITLES
 from mailflow.models import SupportKind
 from mailflow.support.items import AUTOREPLY
 
@@ -103,24 +104,6 @@ def item_sentence(kind: str, reason: str | None) -> str:
         return reason_sentence(reason)
     return KIND_SENTENCES.get(kind, UNKNOWN_REASON)
 
-# What each mail is called in the seed's own words, standing in for its subject on the dashboard.
-MAIL_TITLES: dict[str, str] = {
-    "registration-received": "通行證系統帳號註冊通知信件",
-    "account-approved": "帳號審核通過通知(Email 驗證連結)",
-    "account-rejected": "帳號未審核通過通知",
-    "document-approved": "通行證系統公司文件審核通知信件",
-    "document-rejected": "公司文件未審核通過通知",
-    "verify-reminder": "Email 驗證提醒",
-    "binding-request": "共用帳號綁定確認信",
-    "support-digest": "客服每日摘要",
-    "password-reset": "重設密碼通知信件",
-    "password-changed": "密碼變更通知",
-    "account-reminder": "帳號查詢通知",
-    "email-change": "變更Email確認信件(寄到新的Email)",
-    "email-changed": "Email變更通知(寄到原來的Email)",
-    "pass-issued": "通行證核發通知",
-    "pass-expiring": "通行證即將到期",
-}
 
 
 def mail_title(template: str | None) -> str:

@@ -12,6 +12,7 @@ from sqlalchemy import ColumnElement, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from mailflow.context import AppContext
+from mailflow.mail.catalog import VERIFICATION_TEMPLATES
 from mailflow.models import (
     Account,
     AccountStatus,
@@ -28,7 +29,6 @@ from mailflow.timeutil import now
 log = logging.getLogger(__name__)
 
 UNVERIFIED_AFTER = timedelta(days=3)
-VERIFICATION_TEMPLATES = ("account-approved", "verify-reminder")
 BATCH = 500  # per run; the next run picks up the rest
 
 
