@@ -399,3 +399,12 @@ def test_exchange_online_codes(status: str, diagnostic: str, reason: str, hard: 
 )
 def test_qmail_remote_names_the_failed_step(text: str, command: str) -> None:
     assert smtp_command(text) == command
+
+
+@pytest.mark.parametrize(
+    ("command", "reason"),
+    [("DATA", "spamdetected"), ("", "spamdetected"), ("RCPT", "blocked"), ("MAIL", "blocked")],
+)
+def test_spam_is_a_verdict_on_content_sent_after_data(command: str, reason: str) -> None:
+    # before DATA no content was seen: the block of the sending host is the reason
+    assert _classified(command, "5.0.0", "554 5.0.0 Spam rejected: your IP has been blocked") == reason

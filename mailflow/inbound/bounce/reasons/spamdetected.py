@@ -3,6 +3,15 @@
 from __future__ import annotations
 
 from mailflow.inbound.bounce.reasons.entry import Reason
+from mailflow.inbound.bounce.reasons.facts import BEFORE_DATA, Facts
+
+
+def rule(f: Facts) -> bool | None:
+    # content is judged once it was sent: a refusal before DATA that mentions spam is about the
+    # sending host or the sender (a block list, a reputation), not this message
+    if f.by_status != "spamdetected" and f.hit.command in BEFORE_DATA:
+        return False
+    return None
 
 REASON = Reason(
     name="spamdetected",
@@ -111,4 +120,5 @@ REASON = Reason(
         ("spam", " rejected"),
         ("message ", " spam"),
     ),
+    rule=rule,
 )
