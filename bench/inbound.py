@@ -2,7 +2,7 @@
 intake beside a bare aiosmtpd sink.
 
     python bench/inbound.py [--n 1000] [--smtp-n 500] [--rounds 3] [--db sqlite|postgresql|both]
-                            [--pg-admin URL]
+                            [--part imap|smtp|both] [--pg-admin URL]
 
 For each database (a fresh temporary SQLite file; a fresh PostgreSQL database created and dropped through
 --pg-admin):
@@ -255,6 +255,21 @@ def unprocessed(db: Database) -> int:
                                   .where(InboundMessage.status == "stored")) or 0)
 
 
+def imap_part(kind: str, admin: str, n: int) -> None:
+    with database(kind, admin) as url:
+        got = measure_imap(url, n)
+        rate = got["mails_per_s"]
+        print(f"[{kind}] IMAP: {n} mails in {got['seconds']:.2f} s = {rate:.0f} mails/s "
+              f"({rate / IMAP_TARGET:.2f} x the {IMAP_TARGET:.0f} target); {got['processed']} processed, "
+              f"{got['quarantined']} quarantined, {got['items']} support items; "
+              f"{got['mails_per_cpu_s']:.0f} mails per CPU second of this process (on a loaded machine "
+              f"the wall-clock rate shows the share of the cores it got)")
+        print(f"[{kind}]   kinds: {got['kinds']}")
+        print(f"[{kind}] re-poll, nothing new: whole poll {got['repoll_ms']:.1f} ms "
+              f"({got['repoll_ms'] / REPOLL_TARGET_MS:.2f} x the {REPOLL_TARGET_MS:.0f} ms limit); "
+              f"open connection {got['open_pass_ms']:.1f} ms")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -262,6 +277,7 @@ def main() -> None:
     parser.add_argument("--smtp-n", type=int, default=500)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument("--part", choices=["imap", "smtp", "both"], default="both")
     parser.add_argument("--pg-admin", default=ADMIN)
     parser.add_argument("--serve", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -270,18 +286,10 @@ def main() -> None:
         return
     print(f"cores {os.cpu_count()}, load average before {os.getloadavg()[0]:.2f}")
     for kind in (["sqlite", "postgresql"] if args.db == "both" else [args.db]):
-        with database(kind, args.pg_admin) as url:
-            got = measure_imap(url, args.n)
-            rate = got["mails_per_s"]
-            print(f"[{kind}] IMAP: {args.n} mails in {got['seconds']:.2f} s = {rate:.0f} mails/s "
-                  f"({rate / IMAP_TARGET:.2f} x the {IMAP_TARGET:.0f} target); {got['processed']} processed, "
-                  f"{got['quarantined']} quarantined, {got['items']} support items; "
-                  f"{got['mails_per_cpu_s']:.0f} mails per CPU second of this process (on a loaded machine "
-                  f"the wall-clock rate shows the share of the cores it got)")
-            print(f"[{kind}]   kinds: {got['kinds']}")
-            print(f"[{kind}] re-poll, nothing new: whole poll {got['repoll_ms']:.1f} ms "
-                  f"({got['repoll_ms'] / REPOLL_TARGET_MS:.2f} x the {REPOLL_TARGET_MS:.0f} ms limit); "
-                  f"open connection {got['open_pass_ms']:.1f} ms")
+        if args.part != "smtp":
+            imap_part(kind, args.pg_admin, args.n)
+        if args.part == "imap":
+            continue
         with database(kind, args.pg_admin) as url:
             smtp = measure_smtp(url, args.smtp_n, args.rounds)
             print(f"[{kind}] SMTP: inbound server {smtp['inbound_per_s']:.0f} mails/s, bare aiosmtpd sink "

@@ -3,10 +3,10 @@
 Each pass reads only the messages after the stored cursor (ImapCursor: UIDVALIDITY + last UID), so a
 restart does not re-read; a new UIDVALIDITY resets the cursor and re-scans the folder, and the store's
 (Message-ID, SHA-256) identity keeps the mails already recorded from being recorded or acted on twice.
-Per batch of up to 100 messages: fetch → per message store raw (committed) → process → move the batch
-to `mailflow/processed` or `mailflow/quarantine` (MOVE, else COPY + \\Deleted + EXPUNGE) → advance the
-cursor. Nothing leaves the folder before its bytes are committed, and one bad message is quarantined,
-never a reason to stop.
+Per batch of up to 100 messages: fetch → store the raw mails (one commit) → process them (one
+transaction, route.process_batch) → move the batch to `mailflow/processed` or `mailflow/quarantine`
+(MOVE, else COPY + \\Deleted + EXPUNGE) → advance the cursor. Nothing leaves the folder before its
+bytes are committed, and one bad message is quarantined, never a reason to stop.
 
 `poll(ctx)` is one pass; `run_idle_loop(ctx, stop)` is the long-running form for a thread: IMAP IDLE
 (RFC 2177) where the server offers it — the server tells us of new mail at once, and the IDLE is ended
@@ -34,7 +34,7 @@ from mailflow.config import Settings
 from mailflow.context import AppContext
 from mailflow.db import Database
 from mailflow.inbound import route
-from mailflow.inbound.store import store_mail
+from mailflow.inbound.store import Incoming, store_mails
 from mailflow.models import ImapCursor, InboundStatus
 from mailflow.timeutil import now
 
@@ -191,32 +191,33 @@ def batches(client: IMAPClient, uids: list[int]) -> list[list[int]]:
 
 def handle_batch(ctx: AppContext, client: IMAPClient, uids: list[int], folders: Folders, ref: str,
                  result: PollResult) -> None:
-    """Fetch ``uids``, store and process each, then move them where they belong. A mail is moved only
-    after its row is committed; an exception leaves the batch's mails in the folder (read again, and
-    recognised by the store, on the next pass)."""
+    """Fetch ``uids``, store them (one commit for the batch), process them (one transaction for the
+    batch; route.process_batch), then move them where they belong. A mail is moved only after its row
+    is committed; an exception leaves the batch's mails in the folder (read again, and recognised by the
+    store, on the next pass; any left `stored` are finished by process_pending first)."""
     fetched = client.fetch(uids, ["BODY.PEEK[]"])
+    present = [(uid, bytes(fetched[uid][b"BODY[]"])) for uid in uids
+               if fetched.get(uid, {}).get(b"BODY[]") is not None]
+    # Raises when the database is down: nothing is moved, the mails stay in the folder.
+    stored = store_mails(ctx.db, [Incoming(raw, "imap", f"{ref}:{uid}") for uid, raw in present])
+    todo = {mail.id: raw for mail, (_uid, raw) in zip(stored, present, strict=True)
+            if mail.status == InboundStatus.STORED}
+    done = route.process_batch(ctx, list(todo.items()))
+    final = {uid: done.get(mail.id, mail.status) for mail, (uid, _raw) in zip(stored, present, strict=True)}
+    result.stored += sum(mail.new for mail in stored)
     moves: dict[str, list[int]] = {folders.processed: [], folders.quarantine: []}
     for uid in uids:
         result.seen += 1
-        raw = fetched.get(uid, {}).get(b"BODY[]")
-        status = "gone" if raw is None else handle_raw(ctx, raw, f"{ref}:{uid}", result)
+        status = final.get(uid, "gone")  # gone: expunged by someone else since the search
         result.statuses[status] = result.statuses.get(status, 0) + 1
-        if status != "gone":  # expunged by someone else since the search
+        if status == InboundStatus.STORED:
+            raise RuntimeError(f"IMAP {ref}:{uid}: stored but not processed; leaving the batch in the folder")
+        if status != "gone":
             quarantined = status == InboundStatus.QUARANTINED
             moves[folders.quarantine if quarantined else folders.processed].append(uid)
     for folder, moved in moves.items():
         if moved:
             move_messages(client, moved, folder)
-
-
-def handle_raw(ctx: AppContext, raw: bytes, ref: str, result: PollResult) -> str:
-    """Store then process one fetched mail; its final status."""
-    stored = store_mail(ctx.db, raw, "imap", ref)  # raises when the database is down: the mail stays
-    result.stored += int(stored.new)
-    status = route.process(ctx, stored.id) if stored.status == InboundStatus.STORED else stored.status
-    if status == InboundStatus.STORED:
-        raise RuntimeError(f"inbound {stored.id}: stored but not processed; leaving it in the mailbox")
-    return status
 
 
 def move_messages(client: IMAPClient, uids: list[int], folder: str, *, use_move: bool | None = None) -> None:

@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from imapclient import IMAPClient
@@ -16,7 +17,7 @@ from sqlalchemy import select
 
 from mailflow import leases
 from mailflow.context import AppContext
-from mailflow.inbound import imap
+from mailflow.inbound import consequences, imap
 from mailflow.models import Account, ImapCursor, InboundStatus, SupportKind
 from tests.factories import add_applicant
 from tests.inbound.dovecot import DovecotServer, dovecot  # noqa: F401  (the fixture)
@@ -134,6 +135,43 @@ def test_uidvalidity_change_rescans_without_recording_twice(ctx: AppContext, dov
         assert [r.kind for r in inbound_rows(session)] == ["bounce", "reply"]
         assert sorted(i.kind for i in items(session)) == [SupportKind.HARD_BOUNCE, SupportKind.REPLY]
     assert count(mailbox, "bounces") == 0
+
+
+class Crash(BaseException):
+    """The process dying (no `except Exception` catches it)."""
+
+
+def test_a_crash_in_the_middle_of_a_batch_loses_nothing_and_acts_once(
+        imap_ctx: AppContext, mailbox: IMAPClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    ctx = imap_ctx
+    people = [add_applicant(ctx, account=f"crash{i:04d}", email=f"user{i}@example.com") for i in range(3)]
+    for who in people:
+        mailbox.append("INBOX", dsn(ctx.settings, sent_mail(ctx, who)))
+    mailbox.append("INBOX", reply(people[0].email, "請問何時審核?"))
+    real, calls = consequences.act, []
+
+    def dies_on_the_third(*args: Any) -> None:
+        calls.append(1)
+        if len(calls) == 3:
+            raise Crash
+        real(*args)
+
+    monkeypatch.setattr(consequences, "act", dies_on_the_third)
+    with pytest.raises(Crash):
+        imap.poll(ctx)
+    with ctx.db.session() as session:  # every mail recorded, none acted on, none moved
+        assert [r.status for r in inbound_rows(session)] == [InboundStatus.STORED] * 4
+        assert items(session) == [] and not suppressed(session, people[0].email)
+    assert count(mailbox, "INBOX") == 4
+    monkeypatch.setattr(consequences, "act", real)
+    result = imap.poll(ctx)  # the restarted poller
+    assert result is not None and (result.seen, result.stored) == (4, 0)
+    with ctx.db.session() as session:
+        assert [r.status for r in inbound_rows(session)] == [InboundStatus.PROCESSED] * 4
+        assert sorted(i.kind for i in items(session)) == sorted([SupportKind.HARD_BOUNCE] * 3
+                                                                 + [SupportKind.REPLY])
+        assert all(suppressed(session, who.email) for who in people)
+    assert count(mailbox, "INBOX") == 0 and count(mailbox, "mailflow/processed") == 4
 
 
 def test_copy_delete_expunge_when_move_is_not_used(imap_ctx: AppContext, mailbox: IMAPClient) -> None:

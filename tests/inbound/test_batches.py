@@ -1,0 +1,104 @@
+"""Mails stored and processed in batches (one commit per batch): each mail is still recorded once and
+acted on once, whoever else stores or processes the same mails at the same moment, and one mail that
+cannot be processed is quarantined alone."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from mailflow.context import AppContext
+from mailflow.inbound import consequences, route
+from mailflow.inbound.store import Incoming, store_mail, store_mails
+from mailflow.models import AuditEvent, BounceRecipient, InboundMessage, InboundStatus, SupportKind
+from tests.factories import Applicant, add_applicant
+from tests.inbound.test_intake_helpers import dsn, inbound_rows, items, reply, sent_mail, suppressed
+
+THREADS = 24
+
+
+def applicants(ctx: AppContext, n: int) -> list[Applicant]:
+    return [add_applicant(ctx, account=f"batch{i:04d}", email=f"user{i}@example.com") for i in range(n)]
+
+
+def test_a_batch_is_stored_once_with_duplicates_inside_and_before(ctx: AppContext) -> None:
+    who = add_applicant(ctx)
+    first, second = reply(who.email, "第一封"), reply(who.email, "第二封")
+    earlier = store_mail(ctx.db, first, "smtp", "earlier")
+    stored = store_mails(ctx.db, [Incoming(raw, "imap") for raw in (first, second, second)])
+    assert [s.new for s in stored] == [False, True, False]
+    assert stored[0].id == earlier.id and stored[1].id == stored[2].id != earlier.id
+    with ctx.db.session() as session:
+        assert len(inbound_rows(session)) == 2
+
+
+def test_many_intakes_storing_the_same_batch_at_once_record_each_mail_once(ctx: AppContext) -> None:
+    who = add_applicant(ctx)
+    mails = [Incoming(reply(who.email, f"第 {i} 封"), "smtp") for i in range(5)]
+    with ThreadPoolExecutor(THREADS) as pool:
+        results = list(pool.map(lambda _: store_mails(ctx.db, mails), range(THREADS)))
+    assert sum(s.new for stored in results for s in stored) == len(mails)  # each new exactly once
+    assert all([s.id for s in stored] == [s.id for s in results[0]] for stored in results)
+    with ctx.db.session() as session:
+        assert len(inbound_rows(session)) == len(mails)
+
+
+def test_batches_and_single_mails_processing_the_same_mails_at_once_act_once(ctx: AppContext) -> None:
+    people = applicants(ctx, 3)
+    raws = [dsn(ctx.settings, sent_mail(ctx, who)) for who in people] + [reply(people[0].email, "請問")]
+    stored = store_mails(ctx.db, [Incoming(raw, "smtp") for raw in raws])
+    mails = [(s.id, raw) for s, raw in zip(stored, raws, strict=True)]
+
+    def work(n: int) -> dict[int, str]:
+        if n % 2:
+            return route.process_batch(ctx, mails)
+        return {s.id: route.process(ctx, s.id) for s in stored}
+
+    with ThreadPoolExecutor(THREADS) as pool:
+        results = list(pool.map(work, range(THREADS)))
+    assert all(r == {s.id: InboundStatus.PROCESSED for s in stored} for r in results)
+    with ctx.db.session() as session:
+        assert session.scalar(select(func.count(BounceRecipient.id))) == 3
+        assert sorted(i.kind for i in items(session)) == sorted([SupportKind.HARD_BOUNCE] * 3
+                                                                 + [SupportKind.REPLY])
+        opened = session.scalar(select(func.count(AuditEvent.id))
+                                .where(AuditEvent.action == "support_item_opened"))
+        assert opened == 4
+
+
+def test_one_mail_that_fails_is_quarantined_alone_and_the_rest_of_its_batch_processed(
+        ctx: AppContext, monkeypatch: pytest.MonkeyPatch) -> None:
+    first, second = applicants(ctx, 2)
+    bad, good = sent_mail(ctx, first), sent_mail(ctx, second)
+    real = consequences.on_bounce
+
+    def fails_for_one(session: Any, row: Any, analysis: Any, tagged: Any) -> None:
+        real(session, row, analysis, tagged)
+        if tagged is not None and tagged.id == bad.id:
+            raise RuntimeError("disk on fire")
+
+    monkeypatch.setitem(consequences.HANDLERS, "bounce", fails_for_one)
+    raws = [dsn(ctx.settings, bad), dsn(ctx.settings, good), reply(second.email, "收到了嗎?")]
+    stored = store_mails(ctx.db, [Incoming(raw, "smtp") for raw in raws])
+    statuses = route.process_batch(ctx, [(s.id, raw) for s, raw in zip(stored, raws, strict=True)])
+    assert [statuses[s.id] for s in stored] == [InboundStatus.QUARANTINED, InboundStatus.PROCESSED,
+                                                InboundStatus.PROCESSED]
+    with ctx.db.session() as session:
+        row = session.get(InboundMessage, stored[0].id)
+        assert row is not None and row.quarantine_reason and "disk on fire" in row.quarantine_reason
+        assert not suppressed(session, first.email) and suppressed(session, second.email)
+        assert sorted(i.kind for i in items(session)) == [SupportKind.HARD_BOUNCE, SupportKind.REPLY]
+
+
+def test_process_pending_finishes_a_batch_left_stored_by_a_crash(ctx: AppContext) -> None:
+    people = applicants(ctx, 3)
+    raws = [dsn(ctx.settings, sent_mail(ctx, who)) for who in people]
+    store_mails(ctx.db, [Incoming(raw, "imap") for raw in raws])  # ... and the process died here
+    assert route.process_pending(ctx) == 3
+    with ctx.db.session() as session:
+        assert {r.status for r in inbound_rows(session)} == {InboundStatus.PROCESSED}
+        assert len(items(session)) == 3 and all(suppressed(session, who.email) for who in people)
+    assert route.process_pending(ctx) == 0
