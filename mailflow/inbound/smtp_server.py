@@ -3,17 +3,22 @@
 Only our own domains are accepted as recipients (mail.bounce_domain, the domain of mail.from and of
 mail.reply_address): anything else is 550, so this is never an open relay. Mails over
 inbound.max_message_bytes are refused with 552. A mail is committed to the database (store) before `250`
-is answered; when it cannot be stored the answer is 451 and the sending MTA tries again later. Processing
-(route) happens after the answer, on a worker thread, so a slow step never holds the sender; while mails
-keep arriving it waits a little (at most MAX_DEFER_SECONDS) so that the intake keeps the CPU.
+is answered; when it cannot be stored the answer is 451 and the sending MTA tries again later. The mails
+of concurrent sessions are committed together (`GroupStore`: one transaction, one WAL flush, for every
+mail that arrived while the previous commit ran), each answered once the commit holding it is done.
+Processing (route) happens after the answer, on a thread of its own, a batch at a time
+(`RouteQueue`); while mails keep arriving it waits a little (at most MAX_DEFER_SECONDS) so that the
+intake keeps the CPU.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import queue
+import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, InvalidStateError
 from email.utils import parseaddr
 from typing import Any
 
@@ -23,13 +28,17 @@ from aiosmtpd.smtp import Session as SmtpSession
 
 from mailflow.config import Settings
 from mailflow.context import AppContext
+from mailflow.db import Database
 from mailflow.inbound import route
-from mailflow.inbound.store import store_mail
+from mailflow.inbound.store import Incoming, StoredMail, store_mails
+from mailflow.models import InboundStatus
 
 log = logging.getLogger(__name__)
 
 QUIET_SECONDS = 0.05
 MAX_DEFER_SECONDS = 10.0
+BATCH_MAILS = 100
+BATCH_BYTES = 16 * 1024 * 1024
 
 
 def accepted_domains(settings: Settings) -> frozenset[str]:
@@ -41,20 +50,147 @@ def accepted_domains(settings: Settings) -> frozenset[str]:
     return frozenset(d.strip().lower() for d in domains if d.strip())
 
 
+class GroupStore:
+    """Group commit: one writer thread stores the mails handed to it, all those waiting (up to
+    BATCH_MAILS / BATCH_BYTES) in one transaction. A session waits for the commit holding its mail and
+    only then answers 250; one commit per mail made every session wait its turn for the disk's flush
+    (PostgreSQL: one WAL flush per mail, bench/inbound.py)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._queue: queue.SimpleQueue[tuple[Incoming, Future[StoredMail]] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="inbound-store", daemon=True)
+        self._thread.start()
+
+    def submit(self, mail: Incoming) -> Future[StoredMail]:
+        """The row of ``mail`` once committed (the future fails when it could not be stored)."""
+        future: Future[StoredMail] = Future()
+        self._queue.put((mail, future))
+        return future
+
+    def close(self) -> None:
+        """Store what was handed over, then end the writer."""
+        self._queue.put(None)
+        self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch, size, closing = [first], len(first[0].raw), False
+            while len(batch) < BATCH_MAILS and size < BATCH_BYTES:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    closing = True
+                    break
+                batch.append(more)
+                size += len(more[0].raw)
+            self._store(batch)
+            if closing:
+                return
+
+    def _store(self, batch: list[tuple[Incoming, Future[StoredMail]]]) -> None:
+        try:
+            stored = store_mails(self.db, [mail for mail, _ in batch])
+        except Exception as exc:
+            if len(batch) > 1:
+                # One mail the database refuses must not cost the others their 250: each on its own.
+                for one in batch:
+                    self._store([one])
+                return
+            _settle(batch[0][1], exception=exc)
+            return
+        for (_, future), row in zip(batch, stored, strict=True):
+            _settle(future, row)
+
+
+def _settle(future: Future[StoredMail], row: StoredMail | None = None, *,
+            exception: BaseException | None = None) -> None:
+    """Answer a session's wait; a session gone meanwhile (its wait cancelled) needs no answer — its mail,
+    when stored, is finished by route.process_pending, and the sender, never told 250, sends it again."""
+    try:
+        if exception is not None:
+            future.set_exception(exception)
+        elif row is not None:
+            future.set_result(row)
+    except InvalidStateError:
+        pass
+
+
+class RouteQueue:
+    """Stored mails waiting for route.process_batch on one thread, a batch at a time, held back while
+    mails keep arriving: senders wait on the socket for their answer, our own processing can wait a
+    moment (never longer than MAX_DEFER_SECONDS, so a steady stream is processed all the same). On 2
+    cores, processing alongside a burst of DATA took the CPU the intake needed (bench/inbound.py)."""
+
+    def __init__(self, ctx: AppContext) -> None:
+        self.ctx = ctx
+        self.last_data = 0.0  # when the latest DATA began or ended (time.monotonic)
+        # Mails between DATA and their answer: while any waits for its commit the intake is busy, even
+        # when no byte moves (a commit may take longer than QUIET_SECONDS on a busy disk).
+        self.in_flight = 0
+        self._cond = threading.Condition()
+        self._waiting: list[tuple[int, bytes, float]] = []  # (id, raw, queued at)
+        self._busy = self._closed = False
+        self._thread = threading.Thread(target=self._run, name="inbound-route", daemon=True)
+        self._thread.start()
+
+    def add(self, inbound_id: int, raw: bytes) -> None:
+        with self._cond:
+            self._waiting.append((inbound_id, raw, time.monotonic()))
+            self._cond.notify_all()
+
+    def drain(self) -> None:
+        """Wait until every mail added has been processed."""
+        with self._cond:
+            while self._waiting or self._busy:
+                self._cond.wait()
+
+    def close(self) -> None:
+        """Process what is waiting, then end the thread."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._waiting and not self._closed:
+                    self._cond.wait()
+                if not self._waiting:
+                    return
+                oldest = self._waiting[0][2]
+            while (not self._closed and time.monotonic() - oldest < MAX_DEFER_SECONDS
+                   and (self.in_flight or time.monotonic() - self.last_data < QUIET_SECONDS)):
+                time.sleep(QUIET_SECONDS)
+            with self._cond:
+                batch: list[tuple[int, bytes]] = []
+                size = 0
+                while self._waiting and len(batch) < BATCH_MAILS and (not batch or size < BATCH_BYTES):
+                    inbound_id, raw, _ = self._waiting.pop(0)
+                    batch.append((inbound_id, raw))
+                    size += len(raw)
+                self._busy = True
+            try:
+                route.process_batch(self.ctx, batch)  # never raises
+            finally:
+                with self._cond:
+                    self._busy = False
+                    self._cond.notify_all()
+
+
 class InboundHandler:
     """aiosmtpd handler: RCPT checks the domain, DATA stores and then hands the mail to route."""
 
-    def __init__(self, ctx: AppContext, workers: ThreadPoolExecutor,
-                 storers: ThreadPoolExecutor | None = None) -> None:
+    def __init__(self, ctx: AppContext, store: GroupStore, routes: RouteQueue) -> None:
         self.ctx = ctx
         self.domains = accepted_domains(ctx.settings)
-        self.workers = workers  # processing (route), after the answer
-        # Storing, before the answer, on threads of its own: in one shared pool a burst of mails queued
-        # each store behind the processing of the mails before it (bench/inbound.py: intake fell to a
-        # seventh of a bare sink's).
-        self.storers = storers or workers
-        self.pending: set[Future[str]] = set()
-        self.last_data = 0.0  # when the latest DATA began or ended (time.monotonic)
+        self.store, self.routes = store, routes
 
     async def handle_RCPT(self, server: SMTP, session: SmtpSession, envelope: Envelope, address: str,
                           rcpt_options: list[str]) -> str:
@@ -65,43 +201,33 @@ class InboundHandler:
         return "250 2.1.5 OK"
 
     async def handle_DATA(self, server: SMTP, session: SmtpSession, envelope: Envelope) -> str:
-        self.last_data = time.monotonic()
+        self.routes.last_data = time.monotonic()
         raw = envelope.original_content or envelope.content or b""
         if isinstance(raw, str):
             raw = raw.encode("utf-8", "surrogateescape")
         peer = session.peer[0] if isinstance(session.peer, tuple) else str(session.peer or "")
+        mail = Incoming(raw, "smtp", f"smtp:{peer}", envelope.mail_from or "", ",".join(envelope.rcpt_tos))
+        self.routes.in_flight += 1  # only the event loop's thread changes it
         try:
-            stored = await asyncio.get_running_loop().run_in_executor(
-                self.storers, lambda: store_mail(self.ctx.db, raw, "smtp", f"smtp:{peer}",
-                                                 envelope.mail_from or "", ",".join(envelope.rcpt_tos)))
+            stored = await asyncio.wrap_future(self.store.submit(mail))
         except Exception:
             log.exception("inbound SMTP: could not store a mail from %s; answered 451", peer)
             return "451 4.3.0 Mail not stored, try again later"
-        self.last_data = time.monotonic()
-        if stored.new:
-            future = self.workers.submit(self.process_when_quiet, stored.id, self.last_data)
-            self.pending.add(future)
-            future.add_done_callback(self.pending.discard)
+        finally:
+            self.routes.in_flight -= 1
+            self.routes.last_data = time.monotonic()
+        if stored.status == InboundStatus.STORED:  # new, or sent again before it was processed
+            self.routes.add(stored.id, raw)
         return f"250 2.0.0 OK stored as {stored.id}"
-
-    def process_when_quiet(self, inbound_id: int, queued_at: float) -> str:
-        """route.process, held back while mails keep arriving: senders wait on the socket for their
-        answer, our own processing can wait a moment (never longer than MAX_DEFER_SECONDS, so a steady
-        stream is processed all the same). On 2 cores, processing alongside a burst of DATA took the
-        CPU the intake needed (bench/inbound.py)."""
-        while (time.monotonic() - self.last_data < QUIET_SECONDS
-               and time.monotonic() - queued_at < MAX_DEFER_SECONDS):
-            time.sleep(QUIET_SECONDS)
-        return route.process(self.ctx, inbound_id)
 
 
 class InboundServer:
     """The running server: ``.port`` is where it listens, ``.stop()`` ends it after pending work."""
 
     def __init__(self, ctx: AppContext) -> None:
-        self.workers = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inbound-route")
-        self.storers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="inbound-store")
-        self.handler = InboundHandler(ctx, self.workers, self.storers)
+        self.store = GroupStore(ctx.db)
+        self.routes = RouteQueue(ctx)
+        self.handler = InboundHandler(ctx, self.store, self.routes)
         self.controller = _Controller(self.handler, hostname=ctx.settings.inbound.smtp_host,
                                       port=ctx.settings.inbound.smtp_port,
                                       data_size_limit=ctx.settings.inbound.max_message_bytes,
@@ -113,13 +239,12 @@ class InboundServer:
 
     def drain(self) -> None:
         """Wait until every received mail has been processed."""
-        for future in list(self.handler.pending):
-            future.result()
+        self.routes.drain()
 
     def stop(self) -> None:
         self.controller.stop()
-        self.storers.shutdown(wait=True)
-        self.workers.shutdown(wait=True)
+        self.store.close()
+        self.routes.close()
 
 
 class _Controller(Controller):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import smtplib
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from sqlalchemy import select
@@ -108,3 +109,32 @@ def test_store_failure_answers_451_and_the_sender_keeps_the_mail(ctx: AppContext
     with ctx.db.engine.begin() as conn:
         conn.exec_driver_sql("ALTER TABLE inbound_messages_away RENAME TO inbound_messages")
         assert conn.execute(select(InboundMessage.id)).all() == []
+
+
+def test_concurrent_sessions_are_stored_together_each_once_and_each_acted_on_once(
+        ctx: AppContext, server: InboundServer) -> None:
+    people = [add_applicant(ctx, account=f"smtp{i:04d}", email=f"user{i}@example.com") for i in range(12)]
+    mails = [sent_mail(ctx, who) for who in people]
+    bounces = [(make_return_path(ctx.settings, mail.id), dsn(ctx.settings, mail)) for mail in mails]
+    # 24 sessions at once: each bounce twice (an MTA retrying), so half the sessions find it stored.
+    with ThreadPoolExecutor(24) as pool:
+        answers = list(pool.map(lambda n: send_one(server, *bounces[n % len(bounces)]), range(24)))
+    assert all(code == 250 for code, _ in answers)
+    ids = [int(text.rsplit(b" ", 1)[1]) for _, text in answers]  # "250 ... stored as ID"
+    assert ids[:12] == ids[12:] and len(set(ids)) == 12
+    server.drain()
+    with ctx.db.session() as session:
+        rows = inbound_rows(session)
+        assert sorted(r.id for r in rows) == sorted(set(ids))
+        assert {r.status for r in rows} == {InboundStatus.PROCESSED}
+        assert sorted(i.account_id or 0 for i in items(session)) == sorted(who.account_id for who in people)
+        assert all(suppressed(session, who.email) for who in people)
+
+
+def send_one(server: InboundServer, rcpt: str, raw: bytes) -> tuple[int, bytes]:
+    """The answer to DATA."""
+    with smtplib.SMTP(server.host, server.port, timeout=60) as smtp:
+        smtp.ehlo()
+        smtp.mail("MAILER-DAEMON@mx.example.net")
+        smtp.rcpt(rcpt)
+        return smtp.data(raw)
