@@ -46,6 +46,18 @@ AppSettings = Annotated[Settings, Depends(get_settings)]
 
 ACCEPTED_BODY = {"status": "accepted"}
 # The reset link is a credential in the URL: keep it out of caches, referrers and search engines.
+def _body(required: list[str], **fields: str) -> dict[str, Any]:
+    """An OpenAPI request body of string fields (each with its description), for /api/docs."""
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": {
+        "type": "object", "required": required,
+        "properties": {name: {"type": "string", "description": text} for name, text in fields.items()}}}}}}
+
+
+RESET_BODY = _body([], account="a 帳號 (or give email)", email="an address some account verified")
+REMINDER_BODY = _body(["email"], email="the address the 帳號 are mailed to, if some account verified it")
+EMAIL_BODY = _body(["email", "password"], email="the new address", password="the current password")
+PASSWORD_BODY = _body(["current_password", "new_password"], current_password="the current password",
+                      new_password="the registration's rules")
 PRIVATE_HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Robots-Tag": "noindex"}
 FORM_EXPIRED = "表單已過期,請重新整理頁面後再送出。"
 NEED_ACCOUNT = "請輸入帳號或Email。"
@@ -146,7 +158,7 @@ async def _accept_form(request: Request, form: dict[str, str], template: str, ty
     return page
 
 
-@router.post("/api/password-resets")
+@router.post("/api/password-resets", status_code=202, openapi_extra=RESET_BODY)
 async def api_password_resets(request: Request) -> JSONResponse:
     data = await _json(request) or {}
     account, email = _split(_text(data, "account", 200), _text(data, "email"))
@@ -170,7 +182,7 @@ async def forgot_submit(request: Request) -> Response:
                               selfservice.ACCEPTED, then)
 
 
-@router.post("/api/account-reminders")
+@router.post("/api/account-reminders", status_code=202, openapi_extra=REMINDER_BODY)
 async def api_account_reminders(request: Request) -> JSONResponse:
     email = _text(await _json(request) or {}, "email")
     if not email:
@@ -262,7 +274,7 @@ def _api_email(request: Request, session: Session, data: dict[str, Any] | None) 
     return JSONResponse({"status": "accepted", "to": mask(message.to_address)}, status_code=202)
 
 
-@router.post("/api/account/email")
+@router.post("/api/account/email", status_code=202, openapi_extra=EMAIL_BODY)
 async def api_account_email(request: Request, session: DbSession) -> JSONResponse:
     data = await _json(request)
     return await run_in_threadpool(_api_email, request, session, data)
@@ -288,7 +300,7 @@ def _api_password(request: Request, session: Session, data: dict[str, Any] | Non
     return response
 
 
-@router.post("/api/account/password")
+@router.post("/api/account/password", openapi_extra=PASSWORD_BODY)
 async def api_account_password(request: Request, session: DbSession) -> JSONResponse:
     data = await _json(request)
     return await run_in_threadpool(_api_password, request, session, data)
