@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,13 +19,19 @@ from tests.mail.test_daemon import Daemon, register_and_see_the_mail
 from tests.peers import free_port
 
 REPO = Path(__file__).resolve().parent.parent
+LEFT_OUT = (".git", "build", "dist", "var", "*.egg-info", "__pycache__", ".*_cache", ".venv", ".hypothesis",
+            "test-artifacts")
 
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A venv with mailflow installed from a wheel built from this checkout; returns the venv."""
     work = tmp_path_factory.mktemp("wheel")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "-q", "-w", str(work)],
+    # Built from a copy: pip builds in the source tree, and a build/ left in the checkout could carry
+    # files deleted since into the wheel.
+    source = work / "source"
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(*LEFT_OUT))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "-q", "-w", str(work)],
                    check=True, timeout=600, cwd=work)
     [wheel] = work.glob("mailflow-*.whl")
     venv = work / "venv"
