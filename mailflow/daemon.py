@@ -26,6 +26,12 @@ import uvicorn
 from mailflow import leases
 from mailflow.config import ConfigError, Settings, hide_url_password
 from mailflow.context import AppContext
+from mailflow.inbound.imap import MailboxWatcher
+from mailflow.inbound.smtp_server import start_inbound_server
+from mailflow.mail import dispatch
+from mailflow.mail.capture import start_capture_server
+from mailflow.scheduler import DispatchLoop, build_scheduler
+from mailflow.web.app import create_app
 
 log = logging.getLogger(__name__)
 
@@ -111,19 +117,13 @@ def _banner(ctx: AppContext, role: str, extra: list[str]) -> None:
 
 def _start_mail_servers(ctx: AppContext, servers: list[Any], extra: list[str]) -> None:
     if ctx.settings.smtp.mode == "capture":
-        from mailflow.mail.capture import start_capture_server
-
         servers.append(start_capture_server(ctx))
         extra.append(f"  capture SMTP        127.0.0.1:{ctx.capture_port}")
     if ctx.settings.inbound.smtp_port:
-        from mailflow.inbound.smtp_server import start_inbound_server
-
         servers.append(start_inbound_server(ctx))
         inbound = ctx.settings.inbound
         extra.append(f"  inbound SMTP        {inbound.smtp_host}:{inbound.smtp_port}")
     if ctx.settings.inbound.imap_host:
-        from mailflow.inbound.imap import MailboxWatcher
-
         # New mail is handled as the server announces it (IDLE), on the worker holding the IMAP lease.
         servers.append(MailboxWatcher(ctx).start())
         inbound = ctx.settings.inbound
@@ -146,11 +146,7 @@ def _arm_shutdown_watchdog() -> None:
 
 def _stop_dispatch() -> None:
     """Tell a running dispatch tick to hand its unsent claimed mails back between two mails."""
-    from mailflow.mail import dispatch
-
-    request_stop = getattr(dispatch, "request_stop", None)
-    if request_stop is not None:
-        request_stop()
+    dispatch.request_stop()
 
 
 def _stop(ctx: AppContext, scheduler: Any, dispatcher: Any, servers: list[Any]) -> None:
@@ -173,16 +169,12 @@ def _stop(ctx: AppContext, scheduler: Any, dispatcher: Any, servers: list[Any]) 
 
 
 def run_daemon(ctx: AppContext, role: str = "all") -> int:
-    from mailflow.web.app import create_app
-
     servers: list[Any] = []
     scheduler = dispatcher = None
     extra: list[str] = []
     try:
         if role in ("all", "worker"):
             _start_mail_servers(ctx, servers, extra)
-            from mailflow.scheduler import DispatchLoop, build_scheduler
-
             scheduler = build_scheduler(ctx)
             dispatcher = DispatchLoop(ctx)
             scheduler.start()

@@ -19,7 +19,13 @@ from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy.exc import OperationalError
 
 from mailflow import leases
+from mailflow.accounts import reminders
 from mailflow.context import AppContext
+from mailflow.inbound import route
+from mailflow.mail import dispatch, wake
+from mailflow.notify import webhooks
+from mailflow.ops import housekeeping
+from mailflow.support import digest, unverified
 
 log = logging.getLogger(__name__)
 
@@ -61,12 +67,6 @@ def singleton(name: str, job: Job, ctx: AppContext, ttl: float) -> Callable[[], 
 
 
 def build_scheduler(ctx: AppContext) -> BackgroundScheduler:
-    from mailflow.accounts import reminders
-    from mailflow.inbound import route
-    from mailflow.notify import webhooks
-    from mailflow.ops import housekeeping
-    from mailflow.support import digest, unverified
-
     # A run longer than its interval makes APScheduler skip the next one, at WARNING; that is the design
     # (max_instances=1), not news. Job failures are logged by `guarded`.
     logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
@@ -106,8 +106,6 @@ class DispatchLoop:
     once (a tick only claims what was due when it began)."""
 
     def __init__(self, ctx: AppContext) -> None:
-        from mailflow.mail import dispatch, wake
-
         self.ctx = ctx
         self.wake = wake.WAKE
         self.tick = guarded("dispatch", dispatch.run_dispatch, ctx)

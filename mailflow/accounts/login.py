@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from mailflow.accounts import throttle
+from mailflow.accounts.shared import active_ubn, bound_companies
 from mailflow.accounts.tokens import void_tokens
 from mailflow.models import Account, AccountKind, AccountStatus, TokenPurpose
 from mailflow.passwords import hash_password, needs_rehash, verify_password
@@ -58,15 +59,11 @@ def _find(session: Session, account_id: str) -> Account | None:
 
 
 def companies_of(session: Session, account: Account) -> list[dict[str, Any]]:
-    from mailflow.accounts.shared import bound_companies
-
     return [{"ubn": c["ubn"], "name": c["name"]} for c in bound_companies(session, account)]
 
 
 def active_ubn_of(session: Session, account: Account, companies: list[dict[str, Any]]) -> str | None:
     if account.kind == AccountKind.SHARED:
-        from mailflow.accounts.shared import active_ubn
-
         return active_ubn(session, account)
     return str(companies[0]["ubn"]) if companies else None
 

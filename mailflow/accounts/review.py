@@ -30,6 +30,7 @@ from mailflow.models import (
 )
 from mailflow.notify.events import application_data, emit_event
 from mailflow.refusals import Refused
+from mailflow.support.items import open_item
 from mailflow.timeutil import now, roc_date
 
 MAX_NOTE = 1000
@@ -196,8 +197,6 @@ def _tell_support_if_unsent(session: Session, application: Application, mail: Ou
     suppressed): the applicant will not hear of it, so customer service gets an item to phone them."""
     if mail.status != OutboxStatus.SUPPRESSED:
         return
-    from mailflow.support.items import open_item
-
     open_item(session, SupportKind.MAIL_FAILED, account_id=application.account_id,
               application_id=application.id, outbox_id=mail.id, address=mail.to_address,
               reason="suppressed",

@@ -40,9 +40,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from mailflow import audit, ratelimit
+from mailflow.accounts.tokens import issue_token
 from mailflow.config import Settings
 from mailflow.db import Database
 from mailflow.mail import addresses
+from mailflow.mail.outbox import enqueue
 from mailflow.models import (
     Account,
     AccountKind,
@@ -312,9 +314,6 @@ def request_binding(
     in the caller's transaction. The daily caps are counted through ``db`` in transactions of their own
     before this one writes anything (see _take: the caller's transaction must not have written yet; it
     is committed before each count). Raises BindingError (BindingThrottled past a daily cap)."""
-    from mailflow.accounts.tokens import issue_token
-    from mailflow.mail.outbox import enqueue
-
     require_bindable_shared(shared)
     _take(session, db, f"binding-shared|{shared.id}", SHARED_DAILY_LIMIT, MSG_SHARED_DAILY, "shared")
     general = _bindable_general(session, general_account_id)
@@ -387,8 +386,6 @@ def _void_binding_tokens(session: Session, binding: Binding, at: datetime) -> No
 def end_binding(session: Session, settings: Settings, binding_id: int, by: Account) -> Binding:
     """Unbind (or withdraw a pending request) from either side; an ended active binding mails a
     ``binding-ended`` notice to the other side. Raises BindingError (404 not yours, 409 not live)."""
-    from mailflow.mail.outbox import enqueue
-
     binding = session.get(Binding, binding_id)
     if binding is None or by.id not in (binding.shared_account_id, binding.general_account_id):
         raise BindingError(404, "查無此綁定")

@@ -21,6 +21,8 @@ from sqlalchemy.orm import Session
 
 from mailflow import audit
 from mailflow.accounts import throttle
+from mailflow.accounts.selfservice import confirm_email_change
+from mailflow.accounts.shared import BindingError, confirm_binding
 from mailflow.accounts.signups import addressee
 from mailflow.accounts.tokens import TokenError, consume, issue_token, load_token, read_token
 from mailflow.config import Settings
@@ -41,6 +43,7 @@ from mailflow.models import (
 from mailflow.notify.events import emit_event
 from mailflow.passwords import verify_password
 from mailflow.refusals import Refused
+from mailflow.support.items import open_item
 from mailflow.timeutil import now
 
 log = logging.getLogger(__name__)
@@ -119,10 +122,6 @@ def renew_link(session: Session, settings: Settings, message: OutboxMessage) -> 
 def _flag_for_support(session: Session, account: Account, row: VerificationToken, summary: str) -> None:
     """Tell customer service someone holds this account's link without its password (or after the
     address changed): often a forwarded verification mail."""
-    try:
-        from mailflow.support.items import open_item
-    except ImportError:  # the support module is optional for verification to work
-        return
     open_item(session, SupportKind.FORWARDED_VERIFICATION, account_id=account.id, address=row.address,
               summary=summary)
 
@@ -216,15 +215,11 @@ def complete_verification(session: Session, settings: Settings, token: str, pass
         emit_event(session, "account.verified", account.id,
                    {"account": account.account, "kind": account.kind})
     elif row.purpose == TokenPurpose.BINDING:
-        from mailflow.accounts.shared import BindingError, confirm_binding
-
         try:
             confirm_binding(session, row)
         except BindingError as exc:
             raise VerifyError(exc.status, exc.message, "binding", undo=True) from None
     elif row.purpose == TokenPurpose.EMAIL_CHANGE:
-        from mailflow.accounts.selfservice import confirm_email_change
-
         confirm_email_change(session, settings, account, row)
     audit.record(session, f"account:{account.id}", "verification.completed", "account", account.id,
                  token_id=row.id, purpose=row.purpose)

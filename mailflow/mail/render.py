@@ -47,6 +47,7 @@ from jinja2 import Environment, FileSystemLoader, TemplateNotFound, select_autoe
 
 from mailflow.config import Settings
 from mailflow.paths import templates_dir
+from mailflow.support.digest import COUNT_LABELS
 from mailflow.timeutil import TAIPEI, now, roc_date, roc_datetime, taipei
 
 # Send through build_message instead of the direct writer (see the module's docstring).
@@ -518,8 +519,6 @@ def _pass_sample(settings: Settings) -> dict[str, Any]:
 def _digest_sample(day: date, base: str) -> dict[str, Any]:
     """A morning's digest as mailflow.support.digest builds it, with full-length real values (a long
     company name, a long address), so a preview or a layout check sees what customer service gets."""
-    from mailflow.support.digest import COUNT_LABELS
-
     counts = {key: n for key, n in zip(COUNT_LABELS, (182, 3, 2, 1, 0, 2, 14), strict=True)}
     # Staff read 民國 times, as build_digest writes them (roc_datetime).
     at = datetime(day.year, day.month, day.day, 7, 42, tzinfo=TAIPEI)

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mailflow import audit
+from mailflow.accounts import selfservice
 from mailflow.accounts.rules import check_field
 from mailflow.accounts.signups import addressee
 from mailflow.accounts.tokens import void_tokens, void_tokens_for_address
@@ -224,8 +225,6 @@ def _resend_recovery(session: Session, settings: Settings, template: str, accoun
                      staff_name: str) -> OutboxMessage:
     """A password-reset mail again is a fresh link (the older ones void); an account reminder again lists
     the 帳號 of the account's verified address as they are now. Only for an account that could log in."""
-    from mailflow.accounts import selfservice
-
     if account is None or not selfservice.can_recover(account):
         raise ActionError("此帳號目前無法登入(未審核通過、Email 未驗證或已停權),無法重寄此信。", 409)
     if template == "password-reset":

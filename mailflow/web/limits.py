@@ -37,6 +37,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mailflow.accounts.rules import document_limit_text
+from mailflow.web.home import error_page
 
 KiB = 1024
 # Logins, switches, one-line forms and every JSON API body not listed below.
@@ -134,8 +135,6 @@ def refusal_response(scope: Scope, refused: BodyRefused) -> Response:
     headers = {"Connection": "close"}
     if is_api_path(scope.get("path", "")):
         return JSONResponse({"error": refused.message}, status_code=refused.status, headers=headers)
-    from mailflow.web.home import error_page
-
     page = error_page(Request(scope), refused.status, refused.message)
     page.headers.update(headers)
     return page
