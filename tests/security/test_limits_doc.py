@@ -27,10 +27,10 @@ END = "<!-- /limits -->"
 MODULES = ("mailflow.accounts.signups", "mailflow.accounts.shared", "mailflow.accounts.throttle",
            "mailflow.accounts.verification", "mailflow.accounts.login", "mailflow.web.staff_auth",
            "mailflow.web.applicant", "mailflow.web.limits", "mailflow.notify.apikeys",
-           "mailflow.web.security", "mailflow.models.base")
+           "mailflow.web.security", "mailflow.models.base", "mailflow.accounts.selfservice")
 LIMIT_NAME = re.compile(r"^[A-Z][A-Z0-9_]*(LIMIT|FAILURES|PER_HOUR|LOCK_AFTER|LOCK_FOR|VOID|WAIT|_BYTES|"
                         r"DEPTH|WINDOW|WINDOW_SECONDS|BODY_SECONDS|MAX_AGE_SECONDS|MAX_ROW_ID|PER_SECOND|"
-                        r"RESET_AFTER)$")
+                        r"RESET_AFTER|_TTL|PER_ADDRESS)$")
 NOT_LIMITS: frozenset[str] = frozenset({"KiB", "FORM_OVERHEAD_BYTES", "DONE_MAX_AGE_SECONDS"})
 
 
@@ -49,10 +49,10 @@ def n(name: str) -> int:
 
 def duration(seconds: float) -> str:
     seconds = int(seconds)
-    if seconds % (24 * 3600) == 0:
+    if seconds % (24 * 3600) == 0 and seconds > 24 * 3600:
         return f"{seconds // (24 * 3600)} days"
     if seconds % 3600 == 0:
-        return f"{seconds // 3600} hours"
+        return "1 hour" if seconds == 3600 else f"{seconds // 3600} hours"
     if seconds % 60 == 0:
         return f"{seconds // 60} minutes"
     return f"{seconds} s"
@@ -92,6 +92,8 @@ T = "mailflow.accounts.throttle."
 V = "mailflow.accounts.verification."
 L = "mailflow.web.limits."
 A = "mailflow.web.applicant."
+F = "mailflow.accounts.selfservice."
+SAME = "the same 202, nothing sent (it tells nobody whether the account exists)"
 R = "429 + `Retry-After`"
 
 LIMITS: tuple[Limit, ...] = (
@@ -134,6 +136,22 @@ LIMITS: tuple[Limit, ...] = (
     Limit("A form's CSRF token is valid for",
           lambda s: duration(n("mailflow.web.security.CSRF_MAX_AGE_SECONDS")),
           "403, the form page asks to send again", ("mailflow.web.security.CSRF_MAX_AGE_SECONDS",)),
+    # self-service
+    Limit("Password-reset and 帳號-reminder requests from one client address (form or API)",
+          lambda s: per(F + "CLIENT_LIMIT", F + "CLIENT_WINDOW"), R,
+          (F + "CLIENT_LIMIT", F + "CLIENT_WINDOW")),
+    Limit("Password-reset mails to one account", lambda s: per(F + "ACCOUNT_LIMIT", F + "ACCOUNT_WINDOW"),
+          SAME, (F + "ACCOUNT_LIMIT", F + "ACCOUNT_WINDOW")),
+    Limit("Reset and reminder mails to one address", lambda s: per(F + "ADDRESS_LIMIT", F + "ADDRESS_WINDOW"),
+          SAME, (F + "ADDRESS_LIMIT", F + "ADDRESS_WINDOW")),
+    Limit("Accounts one reset by Email address reaches", lambda s: str(n(F + "MAX_ACCOUNTS_PER_ADDRESS")),
+          "the rest get none", (F + "MAX_ACCOUNTS_PER_ADDRESS",)),
+    Limit("Email-change mails for one account", lambda s: per(F + "EMAIL_CHANGE_LIMIT", F + "ACCOUNT_WINDOW"),
+          "429", (F + "EMAIL_CHANGE_LIMIT", F + "ACCOUNT_WINDOW")),
+    Limit("A password-reset link is valid for", lambda s: duration(n(F + "RESET_TTL")), "410 after",
+          (F + "RESET_TTL",)),
+    Limit("An Email-change link is valid for", lambda s: duration(n(F + "EMAIL_CHANGE_TTL")), "410 after",
+          (F + "EMAIL_CHANGE_TTL",)),
     # bindings
     Limit("Binding requests by one 共用帳號 (refused ones count)",
           lambda s: per(B + "SHARED_DAILY_LIMIT", B + "DAY_SECONDS"), R,
