@@ -215,3 +215,20 @@ def test_a_refused_request_counts_too(ctx: AppContext, client: TestClient,
     assert client.post(BINDINGS, json={"general_account": "nobody99"}).status_code == 409
     refused = client.post(BINDINGS, json={"general_account": "harbor01"})
     assert refused.status_code == 429 and consent_mails(ctx) == []
+
+
+def test_the_account_page_says_the_daily_cap_with_retry_after(ctx: AppContext, client: TestClient,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(shared, "GENERAL_DAILY_LIMIT", 1)
+    add_general(ctx, "harbor01", "04595257")
+    add_shared(ctx, "manager01")
+    signed_in(client, "manager01")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/account").text)
+    assert token
+    form = {"general_account": "harbor01", "csrf_token": token.group(1)}
+    assert client.post("/account/bindings", data=form, follow_redirects=False).status_code == 303
+    (row,) = client.get(BINDINGS).json()["bindings"]
+    assert client.delete(f"{BINDINGS}/{row['id']}").status_code == 200
+    again = client.post("/account/bindings", data=form)
+    assert again.status_code == 429 and shared.MSG_GENERAL_DAILY in again.text
+    assert int(again.headers["retry-after"]) > 0 and len(consent_mails(ctx)) == 1
