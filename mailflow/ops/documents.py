@@ -62,10 +62,11 @@ def migrate_to_database(ctx: AppContext, advance: Callable[[], None] = lambda: N
         _move_one(ctx, document_id, report)
         advance()
     for name in in_database:
-        leftover = ctx.settings.documents_path / name
-        if leftover.is_file():
-            leftover.unlink()
-            report.leftovers_removed += 1
+        try:
+            (ctx.settings.documents_path / name).unlink()
+        except FileNotFoundError:
+            continue  # the usual case; or another run at the same time removed it first
+        report.leftovers_removed += 1
     log.info("documents migrate: %d moved, %d missing, %d mismatched, %d leftover files removed",
              report.moved, report.missing, report.mismatched, report.leftovers_removed)
     return report
@@ -73,10 +74,15 @@ def migrate_to_database(ctx: AppContext, advance: Callable[[], None] = lambda: N
 
 def _move_one(ctx: AppContext, document_id: int, report: MigrateReport) -> None:
     with ctx.db.session() as session:
-        # Locked so that two runs at once copy each document once (SQLite: one writer anyway).
-        document = session.scalars(select(Document).where(Document.id == document_id).with_for_update()).one()
-        if document.stored_in != DocumentStore.FILESYSTEM:
-            return
+        # A write first, so that runs at the same time take each document in turn and see the other's
+        # commit: PostgreSQL locks the row (a second run waits, then matches nothing), SQLite takes its
+        # write lock before this transaction has read anything.
+        claimed = session.execute(update(Document).where(
+            Document.id == document_id, Document.stored_in == DocumentStore.FILESYSTEM,
+        ).values(stored_in=DocumentStore.FILESYSTEM))
+        if claimed.rowcount == 0:  # type: ignore[attr-defined]
+            return  # moved by another run meanwhile
+        document = session.scalars(select(Document).where(Document.id == document_id)).one()
         path = _file_of(ctx, document)
         if not path.is_file():
             log.warning("documents migrate: %s (document %d) has no file in %s", document.stored_name,

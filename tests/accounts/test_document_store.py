@@ -360,3 +360,24 @@ def test_the_migration_history_has_one_head() -> None:
     from mailflow.db import alembic_config
 
     assert len(ScriptDirectory.from_config(alembic_config("sqlite://")).get_heads()) == 1
+
+
+def test_concurrent_migrate_runs_move_each_document_once(ctx: AppContext) -> None:
+    stored = file_registrations(ctx, 6)
+    reports: list[stored_documents.MigrateReport] = []
+    gate = threading.Barrier(20)
+
+    def run() -> None:
+        gate.wait()
+        reports.append(stored_documents.migrate_to_database(ctx))
+
+    threads = [threading.Thread(target=run) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(reports) == 20  # no run failed
+    assert sum(r.moved for r in reports) == 6 and all(r.mismatched == r.missing == 0 for r in reports)
+    assert files_in(ctx.settings) == []
+    assert chunk_rows(ctx) == sum(-(-len(content) // DB_CHUNK) for content in stored.values())
+    assert all(served(ctx, application_id) == content for application_id, content in stored.items())
