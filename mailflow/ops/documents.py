@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import delete, select, update
@@ -113,25 +113,23 @@ def purge_rejected(ctx: AppContext, days: int | None = None, batch: int = BATCH)
     while True:
         files: list[Path] = []
         with ctx.db.session() as session:
+            claimed = _claim_batch(session, cutoff, batch)
             rows = session.execute(
                 select(Application.id, Application.decided_at, Document)
                 .join(Document, Document.id == Application.document_id)
-                .where(Application.status == ApplicationStatus.REJECTED, Application.decided_at < cutoff,
-                       Document.purged_at.is_(None))
-                .order_by(Application.id).limit(batch)
-            ).all()
+                .where(Document.id.in_(claimed)).order_by(Application.id)
+            ).all() if claimed else []
             for application_id, decided_at, document in rows:
-                rejected_at = decided_at.isoformat() if decided_at else None
-                _purge(session, application_id, rejected_at, document, days)
+                _record_purge(session, application_id, decided_at, document, days)
                 if document.stored_in == DocumentStore.FILESYSTEM:
                     files.append(_file_of(ctx, document))
+        purged += len(rows)
         for path in files:
             try:
                 path.unlink(missing_ok=True)
             except OSError as exc:
                 log.error("retention: could not remove document file %s: %s", path.name, exc)
-        purged += len(rows)
-        if len(rows) < batch:
+        if len(claimed) < batch:
             break
     if purged:
         log.info("retention: %d documents of rejected applications removed (older than %d days)",
@@ -139,10 +137,23 @@ def purge_rejected(ctx: AppContext, days: int | None = None, batch: int = BATCH)
     return purged
 
 
-def _purge(session: Session, application_id: int, decided_at: str | None, document: Document,
-           days: int) -> None:
+def _claim_batch(session: Session, cutoff: datetime, batch: int) -> list[int]:
+    """Mark up to ``batch`` due documents purged and return their ids. The guarded UPDATE is the
+    transaction's first statement: on PostgreSQL a second run at the same time waits for these rows and
+    then finds them purged; SQLite gives it the write lock only after this commits."""
+    due = (select(Application.document_id).join(Document, Document.id == Application.document_id)
+           .where(Application.status == ApplicationStatus.REJECTED, Application.decided_at < cutoff,
+                  Document.purged_at.is_(None))
+           .order_by(Application.id).limit(batch))
+    marked = session.execute(update(Document).where(Document.id.in_(due), Document.purged_at.is_(None))
+                             .values(purged_at=now()).returning(Document.id))
+    return [int(i) for i in marked.scalars()]
+
+
+def _record_purge(session: Session, application_id: int, decided_at: datetime | None, document: Document,
+                  days: int) -> None:
     session.execute(delete(DocumentChunk).where(DocumentChunk.document_id == document.id))
-    session.execute(update(Document).where(Document.id == document.id).values(purged_at=now()))
     audit.record(session, "system", "document.purged", "application", application_id,
                  document=document.stored_name, sha256=document.sha256, size=document.size,
-                 stored_in=document.stored_in, rejected_at=decided_at, retention_days=days)
+                 stored_in=document.stored_in, rejected_at=decided_at.isoformat() if decided_at else None,
+                 retention_days=days)

@@ -381,3 +381,28 @@ def test_concurrent_migrate_runs_move_each_document_once(ctx: AppContext) -> Non
     assert files_in(ctx.settings) == []
     assert chunk_rows(ctx) == sum(-(-len(content) // DB_CHUNK) for content in stored.values())
     assert all(served(ctx, application_id) == content for application_id, content in stored.items())
+
+
+@pytest.mark.parametrize("backend", ["database", "filesystem"])
+def test_retention_runs_at_the_same_time_remove_each_document_once(ctx: AppContext, backend: str) -> None:
+    ctx.settings = ctx.settings.updated(storage={"backend": backend})
+    ids = [register(ctx, pdf_of(DB_CHUNK + i, seed=i), i) for i in range(5)]
+    for application_id in ids:
+        decide(ctx, int(application_id), "rejected", 200)  # type: ignore[arg-type]
+    results: list[int] = []
+    gate = threading.Barrier(20)
+
+    def run() -> None:
+        gate.wait()
+        results.append(stored_documents.purge_rejected(ctx, batch=2))
+
+    threads = [threading.Thread(target=run) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(results) == 20 and sum(results) == 5  # every run finished; each document once
+    with ctx.db.session() as session:
+        assert session.scalar(select(func.count()).select_from(AuditEvent)
+                              .where(AuditEvent.action == "document.purged")) == 5
+    assert chunk_rows(ctx) == 0 and files_in(ctx.settings) == []
