@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from mailflow.accounts import throttle
+from mailflow.accounts.lookup import live_account
 from mailflow.accounts.shared import active_ubn, bound_companies
 from mailflow.accounts.tokens import void_tokens
 from mailflow.models import Account, AccountKind, AccountStatus, TokenPurpose
@@ -49,7 +50,7 @@ def _find(session: Session, account_id: str) -> Account | None:
     key = account_id.strip().lower()
     if not key:
         return None
-    live = session.scalar(select(Account).where(Account.account_key == key))
+    live = live_account(session, key)
     if live is not None:
         return live
     return session.scalars(

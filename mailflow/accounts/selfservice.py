@@ -46,6 +46,7 @@ from sqlalchemy.orm import Session
 from mailflow import audit, ratelimit
 from mailflow.accounts import throttle
 from mailflow.accounts.login import companies_of, refusal
+from mailflow.accounts.lookup import live_account
 from mailflow.accounts.rules import check_field, new_password_errors
 from mailflow.accounts.tokens import (
     MSG_TAMPERED,
@@ -160,7 +161,7 @@ def request_password_reset(db: Database, settings: Settings, *, account: str = "
     and tests only: the requester is told the same thing whatever this returns."""
     with db.session() as session:
         if account.strip():
-            found = session.scalar(select(Account).where(Account.account_key == account.strip().lower()))
+            found = live_account(session, account)
             targets = [found.id] if found is not None and can_recover(found) else []
             address = found.email if found is not None and targets else ""
         else:

@@ -40,6 +40,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from mailflow import audit, ratelimit
+from mailflow.accounts.lookup import live_account
 from mailflow.accounts.tokens import issue_token
 from mailflow.config import Settings
 from mailflow.db import Database
@@ -212,18 +213,11 @@ def describe_binding(session: Session, binding: Binding, viewer: Account) -> dic
 # --- registering --------------------------------------------------------------------------------------
 
 
-def find_live_account(session: Session, account_id: str) -> Account | None:
-    key = account_id.strip().lower()
-    if not key:
-        return None
-    return session.scalars(select(Account).where(Account.account_key == key)).first()
-
-
 def create_shared_account(session: Session, clean: dict[str, Any], password_hash: str) -> Account:
     """A shared account from validated fields. It needs no company review, so it is approved at once;
     logging in and binding still wait for its address to be verified. Raises BindingError(409) when the
     account id is taken by a live account (general or shared: one namespace)."""
-    if find_live_account(session, clean["account"]) is not None:
+    if live_account(session, clean["account"]) is not None:
         raise BindingError(409, "帳號已經存在")
     account = Account(
         kind=AccountKind.SHARED, account=clean["account"], account_key=clean["account"].strip().lower(),
@@ -254,7 +248,7 @@ def find_account_by_reference(session: Session, reference: str | int) -> Account
     ASCII digits that is no account's name (names start with a letter, so a digit string is read as a
     name only for data older than that rule)."""
     if isinstance(reference, str):
-        found = find_live_account(session, reference)
+        found = live_account(session, reference)
         text = reference.strip()
         if found is not None or not (text.isascii() and text.isdigit()):
             return found

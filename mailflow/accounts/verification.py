@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from mailflow import audit
 from mailflow.accounts import throttle
+from mailflow.accounts.lookup import account_of_mail, live_account
 from mailflow.accounts.selfservice import confirm_email_change
 from mailflow.accounts.shared import BindingError, confirm_binding
 from mailflow.accounts.signups import addressee
@@ -104,7 +105,7 @@ def renew_link(session: Session, settings: Settings, message: OutboxMessage) -> 
     address the mail goes to (a new mail to the new address is the way then)."""
     if message.template not in VERIFICATION_TEMPLATES:
         raise ValueError(f"not a verification mail: {message.template!r}")
-    account = session.get(Account, message.account_id) if message.account_id is not None else None
+    account = account_of_mail(session, message)
     if account is None:
         raise RenewRefused("it belongs to no account")
     if account.is_verified:
@@ -229,10 +230,7 @@ def complete_verification(session: Session, settings: Settings, token: str, pass
 
 def find_account(session: Session, account_id: str) -> Account | None:
     """A live account by its id as typed (case-insensitive)."""
-    key = account_id.strip().lower()
-    if not key:
-        return None
-    return session.scalar(select(Account).where(Account.account_key == key))
+    return live_account(session, account_id)
 
 
 def _resends_last_hour(session: Session, account: Account) -> int:

@@ -20,10 +20,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mailflow import audit
+from mailflow.accounts.lookup import (
+    account_by_address,
+    account_of_mail,
+    accounts_with_address,
+    latest_application,
+)
 from mailflow.config import Settings
 from mailflow.inbound import sender_auth
 from mailflow.inbound.analysis import Analysis, FailedRecipient
@@ -41,7 +46,6 @@ from mailflow.mail.catalog import VERIFICATION_TEMPLATES
 from mailflow.mail.suppression import SOFT_BOUNCE_LIMIT, address_key, record_soft_bounce, suppress
 from mailflow.models import (
     Account,
-    Application,
     BounceRecipient,
     InboundMessage,
     OutboxMessage,
@@ -49,7 +53,7 @@ from mailflow.models import (
     SupportNote,
 )
 from mailflow.notify.notifications import bounce_seen
-from mailflow.support.items import account_by_address, note_autoreply, open_item
+from mailflow.support.items import note_autoreply, open_item
 from mailflow.support.reasons_zh import sender_auth_label
 
 log = logging.getLogger(__name__)
@@ -151,7 +155,7 @@ def undeliverable(session: Session, row: InboundMessage, mail: OutboxMessage, r:
             flagged.email_undeliverable = True
             audit.record(session, ACTOR, "email_undeliverable", "account", flagged.id, address=address,
                          inbound_id=row.id, outbox_id=mail.id)
-    account = mail_account(session, mail)
+    account = account_of_mail(session, mail)
     if account is None and accounts:
         account = accounts[0]
     open_item(session, kind, address=address, reason=r.reason, diagnostic=printable(r.diagnostic),
@@ -174,7 +178,7 @@ def unproven(session: Session, row: InboundMessage, mail: OutboxMessage, kind: s
     log.warning("inbound %s: a report matched a mail by address only; recorded, nothing suppressed", row.id)
     if kind is None:
         return
-    account = mail_account(session, mail)
+    account = account_of_mail(session, mail)
     open_item(session, kind, address=mail.to_key, reason=reason,
               diagnostic=f"{UNPROVEN_NOTE} {detail}".strip(), outbox_id=mail.id,
               account_id=account.id if account else None,
@@ -204,7 +208,7 @@ def on_complaint(session: Session, row: InboundMessage, analysis: Analysis,
         audit.record(session, ACTOR, "complaint_uncorrelated", "inbound", row.id)
         return
     suppress(session, returned.to_key, "complaint", analysis.feedback_type or "abuse report", actor=ACTOR)
-    account = mail_account(session, returned)
+    account = account_of_mail(session, returned)
     open_item(session, SupportKind.COMPLAINT, address=returned.to_key,
               reason=analysis.feedback_type or "abuse", outbox_id=returned.id,
               account_id=account.id if account else None,
@@ -225,7 +229,7 @@ def on_reply(session: Session, row: InboundMessage, analysis: Analysis,
              tagged: OutboxMessage | None) -> None:
     mail = by_message_id(session, list(analysis.in_reply_to))
     sender = address_key(analysis.from_address)
-    account = mail_account(session, mail) if mail is not None else account_by_address(session, sender)
+    account = account_of_mail(session, mail) if mail is not None else account_by_address(session, sender)
     link(row, mail, account)
     row.summary = printable(analysis.text)  # the full text; the item gets the part the person wrote
     kind = SupportKind.REPLY
@@ -263,23 +267,11 @@ HANDLERS: dict[str, Handler] = {"bounce": on_bounce, "complaint": on_complaint, 
 # --- accounts and applications -------------------------------------------------------------
 
 
-def accounts_with_address(session: Session, key: str) -> list[Account]:
-    query = select(Account).where(Account.email_key == key).order_by(Account.id)
-    return list(session.execute(query).scalars())
-
-
-def mail_account(session: Session, mail: OutboxMessage | None) -> Account | None:
-    if mail is None or mail.account_id is None:
-        return None
-    return session.get(Account, mail.account_id)
-
-
 def application_id(session: Session, mail: OutboxMessage | None, account: Account | None) -> int | None:
+    """The application a result is about: the one its mail names, else the account's newest."""
     if mail is not None and mail.application_id is not None:
         return mail.application_id
     if account is None:
         return None
-    return session.execute(
-        select(Application.id).where(Application.account_id == account.id)
-        .order_by(Application.id.desc()).limit(1)
-    ).scalar_one_or_none()
+    latest = latest_application(session, account.id)
+    return latest.id if latest is not None else None

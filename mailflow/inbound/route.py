@@ -17,13 +17,13 @@ from dataclasses import dataclass
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, defer
 
+from mailflow.accounts.lookup import account_by_address
 from mailflow.context import AppContext
 from mailflow.inbound import consequences, sender_auth
 from mailflow.inbound.analysis import Analysis, analyze
 from mailflow.inbound.sender_auth import SenderAuth
 from mailflow.inbound.store import printable
 from mailflow.models import InboundMessage, InboundStatus
-from mailflow.support.items import account_by_address
 from mailflow.timeutil import now
 
 log = logging.getLogger(__name__)

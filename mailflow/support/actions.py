@@ -10,11 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mailflow import audit
 from mailflow.accounts import selfservice
+from mailflow.accounts.lookup import account_of_mail, latest_application
 from mailflow.accounts.rules import check_field
 from mailflow.accounts.signups import addressee
 from mailflow.accounts.tokens import void_tokens, void_tokens_for_address
@@ -109,11 +109,6 @@ def lift_suppression(session: Session, address: str, staff_name: str) -> int:
     return lifted
 
 
-def latest_application(session: Session, account: Account) -> Application | None:
-    return session.scalars(select(Application).where(Application.account_id == account.id)
-                           .order_by(Application.id.desc()).limit(1)).first()
-
-
 def _registration_context(account: Account, application: Application) -> dict[str, Any]:
     return {"name": account.name, "account": account.account, "company_name": application.company_name,
             "ubn": application.ubn, "submitted_at": application.submitted_at.isoformat()}
@@ -132,7 +127,7 @@ def pending_mail(session: Session, settings: Settings, account: Account) -> Outb
     notice while the application is under review. None when nothing is pending."""
     if account.is_verified or account.status == AccountStatus.REJECTED:
         return None
-    application = latest_application(session, account)
+    application = latest_application(session, account.id)
     approved = application is not None and application.status == ApplicationStatus.APPROVED
     if account.kind == AccountKind.SHARED or approved:
         return send_verification_mail(session, settings, account, "account-approved")
@@ -200,7 +195,7 @@ def resend_mail(session: Session, settings: Settings, outbox_id: int, staff_name
         raise ActionError("找不到此郵件。", 404)
     if original.template in NOT_RESENDABLE:
         raise ActionError(NOT_RESENDABLE[original.template], 409)
-    account = session.get(Account, original.account_id) if original.account_id else None
+    account = account_of_mail(session, original)
     _refuse_suppressed(session, account.email if account else original.to_address)
     if original.template in VERIFICATION_TEMPLATES:
         if account is None:

@@ -9,8 +9,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mailflow import audit
-from mailflow.mail.suppression import address_key
-from mailflow.models import Account, InboundMessage, OutboxMessage, SupportItem, SupportKind, SupportNote
+from mailflow.accounts.lookup import account_by_address
+from mailflow.models import InboundMessage, OutboxMessage, SupportItem, SupportKind, SupportNote
 from mailflow.timeutil import taipei
 
 # An auto-reply (a vacation notice) from an applicant: low priority, one open item per account however
@@ -80,16 +80,6 @@ def note_autoreply(session: Session, row: InboundMessage, mail: OutboxMessage | 
     return open_item(session, AUTOREPLY, account_id=account_id, inbound_id=row.id,
                      outbox_id=None, address=row.from_address,
                      application_id=mail.application_id if mail is not None else None, summary=line)
-
-
-def account_by_address(session: Session, address: str) -> Account | None:
-    """The newest account whose address is ``address`` (the one an applicant writing from it most
-    likely means), or None."""
-    key = address_key(address or "")
-    if not key:
-        return None
-    return session.scalar(select(Account).where(Account.email_key == key).order_by(Account.id.desc())
-                          .limit(1))
 
 
 def _clip(name: str, value: Any) -> Any:

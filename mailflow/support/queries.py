@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
+from mailflow.accounts.lookup import latest_application, latest_applications
 from mailflow.mail import addresses
 from mailflow.models import (
     Account,
@@ -275,17 +276,6 @@ def _by_id(session: Session, model: Any, ids: set[int]) -> dict[int, Any]:
     return {row.id: row for row in session.scalars(select(model).where(model.id.in_(ids)))}
 
 
-def latest_applications(session: Session, account_ids: set[int]) -> dict[int, Application]:
-    """Each account's newest application (a rejected applicant may have registered again)."""
-    found: dict[int, Application] = {}
-    if not account_ids:
-        return found
-    for app in session.scalars(select(Application).where(Application.account_id.in_(account_ids))
-                               .order_by(Application.id)):
-        found[app.account_id] = app
-    return found
-
-
 def item_views(session: Session, items: list[SupportItem]) -> list[ItemView]:
     """Load what each item refers to with one query per table, not one per item."""
     accounts = _by_id(session, Account, {i.account_id for i in items if i.account_id})
@@ -430,7 +420,7 @@ class AccountPanel:
 
 
 def account_panel(session: Session, account: Account) -> AccountPanel:
-    application = latest_applications(session, {account.id}).get(account.id)
+    application = latest_application(session, account.id)
     mails = list(session.scalars(select(OutboxMessage).where(OutboxMessage.account_id == account.id)
                                  .order_by(OutboxMessage.id.desc()).limit(30)))
     suppressed = list(session.scalars(select(Suppression).where(

@@ -13,11 +13,11 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from mailflow.accounts.lookup import account_by_address
 from mailflow.context import AppContext
 from mailflow.mail import suppression
 from mailflow.mail.render import Envelope, render_bytes
 from mailflow.models import Account, OutboxMessage, OutboxStatus
-from mailflow.support.items import account_by_address
 from tests.factories import make_applicant, make_item, make_staff, sign_in
 from tests.security.test_request_limits import csrf
 from tests.web.test_register_api import post as register
