@@ -1,6 +1,7 @@
 """Load figures for /verify/{token}: GET (the page, never consuming) with wrk, next to a bare uvicorn
 "hello" route measured in the same run; POST (a real completion with the account's password, one fresh
-token per request) with a bounded Python client. Prints requests/s and p50/p99.
+token per request) with a bounded Python client. Prints requests/s and p50/p99, and how 20 wrong
+passwords POSTed at once on one link are answered (and /healthz meanwhile).
 
     python bench/verify.py [--seconds 10] [--connections 32] [--posts 320] [--rounds 3]
 
@@ -24,6 +25,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -137,6 +139,42 @@ def post_load(base: str, links: list[str], connections: int) -> dict[str, float]
             "errors": float(sum(1 for s in statuses if s != 200))}
 
 
+def storm(base: str, link: str, count: int = 20) -> dict[str, float | str]:
+    """``count`` wrong passwords POSTed at once on ONE link (issue 13 finding 0: on SQLite this stalled
+    the whole service), while /healthz is asked every 50 ms: the time until the last answer, the answers,
+    and the slowest /healthz meanwhile."""
+    statuses: list[int] = []
+    health: list[float] = []
+    done = threading.Event()
+
+    def watch() -> None:
+        with httpx.Client(base_url=base, timeout=60) as client:
+            while not done.is_set():
+                started = time.perf_counter()
+                client.get("/healthz")
+                health.append((time.perf_counter() - started) * 1000)
+                time.sleep(0.05)
+
+    gate = threading.Barrier(count)
+    limits = httpx.Limits(max_connections=count, max_keepalive_connections=count)
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    with httpx.Client(base_url=base, timeout=120, limits=limits) as client:
+
+        def one(i: int) -> None:
+            gate.wait()
+            statuses.append(client.post(link, data={"password": f"wrong-{i}"}).status_code)
+
+        started = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=count) as pool:
+            list(pool.map(one, range(count)))
+        elapsed = time.perf_counter() - started
+    done.set()
+    watcher.join()
+    answers = " ".join(f"{code}x{statuses.count(code)}" for code in sorted(set(statuses)))
+    return {"seconds": elapsed, "answers": answers, "health_worst_ms": max(health, default=float("nan"))}
+
+
 def best(rounds: list[dict[str, float]]) -> dict[str, float]:
     """The round with the most requests/s: load from elsewhere only ever slows a round down."""
     return max(rounds, key=lambda row: row["rps"])
@@ -181,6 +219,7 @@ def main() -> int:
             gets.append(wrk(f"http://127.0.0.1:{app_port}{links[0]}", args.seconds, args.connections))
         hello, async_hello, get = best(hellos), best(async_hellos), best(gets)
         post = post_load(f"http://127.0.0.1:{app_port}", links[1:], args.connections)
+        one_link = storm(f"http://127.0.0.1:{app_port}", links[0])
     finally:
         for server in servers:
             server.terminate()
@@ -196,6 +235,8 @@ def main() -> int:
                       ("POST /verify", post)):
         print(f"{name:<14} {row['rps']:>9.1f} req/s  p50 {row['p50']:>7.2f} ms  p99 {row['p99']:>8.2f} ms"
               f"  non-2xx {row['errors']:.0f}")
+    print(f"20 wrong POSTs at once on one link: all answered in {one_link['seconds']:.2f} s "
+          f"({one_link['answers']}); slowest /healthz meanwhile {one_link['health_worst_ms']:.0f} ms")
     ratio = get["rps"] / hello["rps"]
     print(f"GET / bare ratio: {ratio:.2f} (target >= 0.5: {'met' if ratio >= 0.5 else 'NOT met'}); "
           f"GET / bare async ratio: {get['rps'] / async_hello['rps']:.2f}; "

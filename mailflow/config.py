@@ -97,6 +97,11 @@ class HttpSettings(_Section):
     # Empty: this server's own address, from host and port (see local_base_url). Set it in production
     # to the public origin (https://…) that the links in mails must point to.
     base_url: str = ""
+    # Which peers may tell us the client's address in X-Forwarded-For / X-Forwarded-Proto (uvicorn's
+    # forwarded_allow_ips: comma-separated addresses or networks, "*" for any). Empty: none — the TCP
+    # peer is the client, and a forged header changes nothing (issue 13 finding 4). Behind a reverse
+    # proxy, name the proxy's address, so the login limits count each real client.
+    forwarded_allow_ips: str = ""
 
 
 SmtpMode = Literal["capture", "relay"]
@@ -158,6 +163,9 @@ class SecuritySettings(_Section):
     # At most a year: a link or a login that never expires is not one.
     token_ttl_hours: float = _bounded(72.0, above=0, most=HOURS_PER_YEAR)
     session_ttl_hours: float = _bounded(8.0, above=0, most=HOURS_PER_YEAR)
+    # GET /metrics asks for `Authorization: Bearer <metrics_token>` when it is set. Unset, relay mode
+    # (production) answers /metrics to loopback clients only; capture mode (development) to anyone.
+    metrics_token: str = ""
 
 
 @dataclass(frozen=True, repr=False)

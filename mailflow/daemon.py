@@ -31,7 +31,7 @@ from mailflow.inbound.smtp_server import start_inbound_server
 from mailflow.mail import dispatch
 from mailflow.mail.capture import start_capture_server
 from mailflow.scheduler import DispatchLoop, build_scheduler
-from mailflow.web.app import create_app
+from mailflow.web.app import create_app, server_options
 
 log = logging.getLogger(__name__)
 
@@ -183,7 +183,8 @@ def run_daemon(ctx: AppContext, role: str = "all") -> int:
         if role in ("all", "web"):
             app = create_app(ctx)
             config = uvicorn.Config(app, host=ctx.settings.http.host, port=ctx.settings.http.port,
-                                    log_level="info", access_log=False, timeout_graceful_shutdown=20)
+                                    log_level="info", access_log=False, timeout_graceful_shutdown=20,
+                                    **server_options(ctx.settings))
             # uvicorn re-raises the signal it caught after its own shutdown; under the default SIGTERM
             # action that would end the process before the finally below stops dispatch cleanly.
             signal.signal(signal.SIGTERM, lambda *_: None)

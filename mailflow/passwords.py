@@ -41,6 +41,21 @@ def verify_password(password_hash: str, password: str) -> bool:
         return False
 
 
+_dummy_hash: str | None = None
+
+
+def verify_or_spend(password_hash: str | None, password: str) -> bool:
+    """verify_password, or, when there is no hash (no such account), the same work against a fixed
+    hash and False: an unknown name answers as slowly as a wrong password."""
+    global _dummy_hash
+    if password_hash is None:
+        if _dummy_hash is None:
+            _dummy_hash = hash_password("no-such-account-password")
+        verify_password(_dummy_hash, password)
+        return False
+    return bool(password) and verify_password(password_hash, password)
+
+
 def needs_rehash(password_hash: str) -> bool:
     """True for a hash made with other parameters (e.g. before these were chosen): a caller that has
     just verified the password may store hash_password(password) in its place."""

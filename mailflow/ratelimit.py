@@ -7,7 +7,8 @@ pattern of mailflow.leases: first "open the current window WHERE the stored one 
 UPDATE of the same row waits for the other transaction and re-checks its WHERE on the row that one
 committed, so of N racing requests exactly ``limit`` see a row count of 1; SQLite runs writers one at a
 time. The first request of a key INSERTs its row in a savepoint; a racer's duplicate key is ignored and
-the UPDATEs decide.
+the UPDATEs decide. Every statement of ``take`` is a write, so on SQLite the transaction holds the write
+lock from its first statement (see ``ensure_row``).
 
 Call ``take`` in a short transaction of its own and commit at once: the row stays locked until then.
 """
@@ -24,28 +25,44 @@ from sqlalchemy.orm import Session
 from mailflow.models import RateCounter
 
 
+def window_end(moment: float, window_seconds: int) -> int:
+    """The unix second at which the fixed window holding ``moment`` closes."""
+    return (int(moment // window_seconds) + 1) * window_seconds
+
+
+def ensure_row(session: Session, key: str, window_end: int) -> None:
+    """Make sure ``key`` has its row (count 0), racing requests or not. The row is looked for with an
+    UPDATE first: on SQLite a transaction that reads and only then writes fails at once when another
+    writer committed in between (its snapshot is stale), while one that starts with a write waits its
+    turn (busy_timeout)."""
+    touched = session.execute(update(RateCounter).where(RateCounter.key == key)
+                              .values(key=RateCounter.key))
+    if touched.rowcount:  # type: ignore[attr-defined]
+        return
+    try:
+        with session.begin_nested():
+            session.add(RateCounter(key=key, window_end=window_end, count=0))
+    except IntegrityError:
+        pass  # a racing request created it
+
+
 def take(session: Session, key: str, limit: int, window_seconds: int, at: float | None = None) -> int | None:
     """Count one request for ``key``: None when it is within the limit, else the seconds until the next
     window opens (for a Retry-After header)."""
     moment = time.time() if at is None else at
-    window_end = (int(moment // window_seconds) + 1) * window_seconds
+    closes = window_end(moment, window_seconds)
     key = key[:200]
-    if session.get(RateCounter, key) is None:
-        try:
-            with session.begin_nested():
-                session.add(RateCounter(key=key, window_end=window_end, count=0))
-        except IntegrityError:
-            pass  # a racing request created it; the UPDATEs below count both
-    session.execute(update(RateCounter).where(RateCounter.key == key, RateCounter.window_end < window_end)
-                    .values(window_end=window_end, count=0))
+    ensure_row(session, key, closes)
+    session.execute(update(RateCounter).where(RateCounter.key == key, RateCounter.window_end < closes)
+                    .values(window_end=closes, count=0))
     counted = session.execute(
         update(RateCounter)
-        .where(RateCounter.key == key, RateCounter.window_end == window_end, RateCounter.count < limit)
+        .where(RateCounter.key == key, RateCounter.window_end == closes, RateCounter.count < limit)
         .values(count=RateCounter.count + 1)
     )
     if counted.rowcount:  # type: ignore[attr-defined]
         return None
-    return max(1, math.ceil(window_end - moment))
+    return max(1, math.ceil(closes - moment))
 
 
 def prune(session: Session, older_than_seconds: int = 24 * 3600, at: float | None = None) -> int:

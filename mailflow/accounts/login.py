@@ -1,10 +1,12 @@
 """The applicant login gate (POST /api/session): only approved accounts with a verified address get in;
-everyone else learns why in zh-TW. Failures are throttled per (account, client address), with a much larger
-limit per client address alone (see mailflow.accounts.throttle)."""
+everyone else learns why in zh-TW. Tries are limited per (account, client address), per client address
+and per account with a growing wait (mailflow.accounts.throttle), each try reserved before its password is
+checked and no database connection held during the check."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,8 +17,10 @@ from mailflow.accounts import throttle
 from mailflow.accounts.lookup import live_account
 from mailflow.accounts.shared import active_ubn, bound_companies
 from mailflow.accounts.tokens import void_tokens
+from mailflow.db import Database
 from mailflow.models import Account, AccountKind, AccountStatus, TokenPurpose
-from mailflow.passwords import hash_password, needs_rehash, verify_password
+from mailflow.notify.writes import writer_turn
+from mailflow.passwords import hash_password, needs_rehash
 
 MSG_BAD_CREDENTIALS = "帳號或密碼錯誤"
 MSG_THROTTLED = "嘗試次數過多,請 {minutes} 分鐘後再試"
@@ -25,10 +29,6 @@ MSG_REJECTED = "帳號未審核通過,未通過的原因已寄到您的Email;請
 MSG_UNVERIFIED = ("Email 尚未驗證,請點選驗證信中的連結並輸入密碼完成驗證後再登入;"
                   "未收到信或連結已失效,請使用「重新寄送驗證信」。")
 MSG_SUSPENDED = "帳號已停用,請洽客服"
-
-# Checked against when no account matches, so an unknown id answers as slowly as a wrong password.
-_DUMMY_HASH = hash_password("no-such-account-password")
-
 
 @dataclass
 class LoginResult:
@@ -82,26 +82,45 @@ def refusal(account: Account) -> str | None:
     return None
 
 
-def log_in(session: Session, account_id: str, password: str, client: str | None) -> LoginResult:
-    """The outcome of one login attempt; failures are recorded in ``session`` (the caller commits)."""
-    wait = throttle.login_retry_after(session, account_id, client)
-    if wait is not None:
-        return throttled(wait)
-    account = _find(session, account_id)
-    if account is None:
-        verify_password(_DUMMY_HASH, password)
-    if account is None or not verify_password(account.password_hash, password):
-        throttle.record_login_failure(session, account_id, client)
+def check_password(
+    db: Database, account_id: str, password: str, client: str | None,
+    find: Callable[[Session, str], Account | None],
+) -> tuple[int | None, throttle.Reservation, bool]:
+    """An applicant's password check under the login limits: (the account's id or None, the
+    reservation to give back on a right password, whether it was right). Raises throttle.Throttled."""
+
+    def prepare(session: Session) -> tuple[int | None, throttle.Reservation, str | None]:
+        reservation = throttle.reserve_login(session, account_id, client)
+        account = find(session, account_id)
+        if account is None:
+            return None, reservation, None
+        return account.id, reservation, account.password_hash
+
+    return throttle.check(db, prepare, password)
+
+
+def log_in(db: Database, account_id: str, password: str, client: str | None) -> LoginResult:
+    """The outcome of one login attempt; each step commits its own short transaction."""
+
+    try:
+        found, reservation, ok = check_password(db, account_id, password, client, _find)
+    except throttle.Throttled as exc:
+        return throttled(exc.retry_after)
+    if not ok or found is None:
         return LoginResult(401, {"error": MSG_BAD_CREDENTIALS})
-    throttle.clear_login_failures(session, account_id, client)
-    # The holder knows the password: a reset link mailed before is void (issue 14).
-    void_tokens(session, account.id, TokenPurpose.PASSWORD_RESET)
-    if needs_rehash(account.password_hash):  # made with older argon2 parameters: upgrade it now
-        account.password_hash = hash_password(password)
-    reason = refusal(account)
-    if reason:
-        return LoginResult(403, {"error": reason})
-    companies = companies_of(session, account)
-    body = {"account": account.account, "kind": account.kind, "companies": companies,
-            "active_ubn": active_ubn_of(session, account, companies)}
-    return LoginResult(200, body, account, companies)
+    with writer_turn(db), db.session() as session:
+        throttle.give_back(session, reservation)
+        account = session.get(Account, found)
+        if account is None:
+            return LoginResult(401, {"error": MSG_BAD_CREDENTIALS})
+        # The holder knows the password: a reset link mailed before is void (issue 14).
+        void_tokens(session, account.id, TokenPurpose.PASSWORD_RESET)
+        if needs_rehash(account.password_hash):  # made with older argon2 parameters: upgrade it now
+            account.password_hash = hash_password(password)
+        reason = refusal(account)
+        if reason:
+            return LoginResult(403, {"error": reason})
+        companies = companies_of(session, account)
+        body = {"account": account.account, "kind": account.kind, "companies": companies,
+                "active_ubn": active_ubn_of(session, account, companies)}
+        return LoginResult(200, body, account, companies)

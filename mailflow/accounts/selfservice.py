@@ -64,7 +64,7 @@ from mailflow.mail import addresses
 from mailflow.mail.outbox import enqueue, is_suppressed
 from mailflow.models import Account, OutboxMessage, TokenPurpose, VerificationToken
 from mailflow.notify.events import emit_event
-from mailflow.passwords import hash_password, verify_password
+from mailflow.passwords import hash_password
 from mailflow.refusals import Refused
 from mailflow.timeutil import now
 
@@ -322,16 +322,16 @@ def queue_reminder(session: Session, settings: Settings, address: str, *, client
 
 
 def _check_password(session: Session, account: Account, password: str, client: str | None) -> None:
-    """The current password, counted like a login: 429 while throttled, 403 wrong (and counted)."""
-    wait = throttle.login_retry_after(session, account.account, client)
-    if wait is not None:
-        raise SelfServiceRefused(429, MSG_THROTTLED.format(minutes=_minutes(wait)), "throttled",
-                                 retry_after=wait)
-    if not password:
-        raise SelfServiceRefused(403, MSG_NO_PASSWORD, "wrong-password")
-    if not verify_password(account.password_hash, password):
-        throttle.record_login_failure(session, account.account, client)
-        raise SelfServiceRefused(403, MSG_WRONG_PASSWORD, "wrong-password")
+    """The current password, counted like a login (mailflow.accounts.throttle.check_in: reserved and
+    committed before the check, which commits the request's transaction so far): 429 while throttled, 403
+    wrong (and counted)."""
+    try:
+        right = throttle.check_in(session, account.account, account.password_hash, password, client)
+    except throttle.Throttled as exc:
+        raise SelfServiceRefused(429, MSG_THROTTLED.format(minutes=_minutes(exc.retry_after)), "throttled",
+                                 retry_after=exc.retry_after) from None
+    if not right:
+        raise SelfServiceRefused(403, MSG_WRONG_PASSWORD if password else MSG_NO_PASSWORD, "wrong-password")
 
 
 def change_password(session: Session, settings: Settings, account: Account, current: str, new: str,

@@ -1,31 +1,58 @@
-"""Login throttling: failed attempts are rows in ``login_attempts`` keyed by what was tried (an account
-from a client address, a staff name, a client address), so every worker sees the same count. Used by the
-applicant login, the staff login and the verification-mail request form.
+"""Password-guessing limits, for every place a password is checked: the applicant login
+(POST /api/session, /account/login), the verification link (POST /verify/{token}), the new-verification-mail
+form and the staff login. Every counter is a row of ``rate_counters`` moved by guarded UPDATEs
+(mailflow.ratelimit), so the limits hold across workers and under concurrency on SQLite and PostgreSQL.
 
-The applicant login counts each failure twice: once for the (account, client address) pair, with a small
-limit that stops guessing one account's password, and once for the client address alone, with a much
-larger limit that stops spraying a common password across many accounts. A whole office behind one NAT
-shares an address, so a few colleagues mistyping their passwords must not lock everyone else out."""
+An attempt is **reserved before the password is checked** (argon2 takes 20 ms and more: checking first
+and counting afterwards let 14 parallel wrong tries through a limit of 10), in a short transaction of
+its own that is committed before the check; a right password gives the reservation back.
+
+Three limits (issue 13 findings 3, 4 and 13: lock the attacker, not the account):
+
+- per client address and account name: ``PAIR_LIMIT`` (10) tries per 15-minute window — a person who
+  forgot which password they used has plenty, a guesser from one address stops;
+- per client address, whatever names it tries: ``CLIENT_LIMIT`` (100; staff 30) per window — stops
+  spraying one password over many accounts, while ten colleagues behind one NAT each keep their own tries;
+- per account, from anywhere (Keycloak's brute-force detection: quick failures, then a wait that grows):
+  the first ``FREE_FAILURES`` (20) wrong passwords cost nothing more; after that each wrong password makes
+  the next try of that account wait ``FIRST_WAIT`` (30 s), doubling with every further failure up to
+  ``MAX_WAIT`` (15 min); a right password or ``RESET_AFTER`` (12 h) without a failure starts afresh. An
+  attacker with many addresses gets about 100 tries a day, and a stranger can keep the holder out for at
+  most 15 minutes after their last wrong try — never for good (the old staff lockout locked any name
+  for 15 minutes after 5 wrong tries from anywhere).
+
+Which client address counts: the TCP peer's, as uvicorn reports it. Behind a reverse proxy, uvicorn's
+``--forwarded-allow-ips`` (default: none trusted beyond 127.0.0.1) decides whether X-Forwarded-For is
+believed; mailflow trusts no header of its own (docs/DEPLOY.md).
+"""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
-from datetime import timedelta
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TypeVar
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from mailflow.models import LoginAttempt
-from mailflow.timeutil import now
+from mailflow import ratelimit
+from mailflow.db import Database
+from mailflow.models import RateCounter
+from mailflow.notify.writes import writer_turn
+from mailflow.passwords import verify_or_spend
 
-WINDOW = timedelta(minutes=15)
-# Wrong passwords for one account from one client address per window: plenty for a person who forgot
-# which password they used, far too few to guess one.
-MAX_FAILURES = 10
-# Wrong passwords from one client address per window, whatever accounts they name: ten people behind one
-# NAT can each use up their own tries, yet a sprayer trying one password on many accounts stops at 100.
+T = TypeVar("T")
+
+WINDOW_SECONDS = 15 * 60
+PAIR_LIMIT = 10
 CLIENT_LIMIT = 100
+STAFF_CLIENT_LIMIT = 30
+FREE_FAILURES = 20
+FIRST_WAIT = 30
+MAX_WAIT = 15 * 60
+RESET_AFTER = 12 * 3600
 
 
 def account_key(account: str) -> str:
@@ -46,71 +73,145 @@ def staff_key(name: str) -> str:
     return f"staff:{name.strip().lower()}"
 
 
-def default_limit(key: str) -> int:
-    """A client address alone gets the large spraying limit, anything narrower the small one."""
-    return CLIENT_LIMIT if key.startswith("client:") and "|" not in key else MAX_FAILURES
+def delay_key(key: str) -> str:
+    return f"delay:{key}"
 
 
-def record_failure(session: Session, *keys: str) -> None:
-    moment = now()
-    for key in keys:
-        session.add(LoginAttempt(key=key[:200], at=moment))
-    session.flush()
+def wait_after(failures: int) -> int:
+    """Seconds the next try must wait after ``failures`` wrong passwords in a row (0 while quick)."""
+    if failures < FREE_FAILURES:
+        return 0
+    return min(MAX_WAIT, FIRST_WAIT * 2 ** min(failures - FREE_FAILURES, 30))
 
 
-def failures(session: Session, key: str, window: timedelta = WINDOW) -> int:
-    since = now() - window
-    count = session.scalar(
-        select(func.count(LoginAttempt.id)).where(LoginAttempt.key == key[:200], LoginAttempt.at >= since)
+@dataclass
+class Reservation:
+    """What one password check took; ``give_back`` on a right password."""
+
+    windows: list[tuple[str, int]] = field(default_factory=list)  # (key, window_end) of counted tries
+    delays: list[str] = field(default_factory=list)  # delay keys whose failure count was raised
+
+
+class Throttled(Exception):
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(retry_after)
+        self.retry_after = retry_after
+
+
+def _window(session: Session, reservation: Reservation, key: str, limit: int, moment: float) -> None:
+    wait = ratelimit.take(session, key, limit, WINDOW_SECONDS, at=moment)
+    if wait is not None:
+        raise Throttled(wait)
+    reservation.windows.append((key[:200], ratelimit.window_end(moment, WINDOW_SECONDS)))
+
+
+def _delay(session: Session, reservation: Reservation, key: str, moment: float) -> None:
+    """Count one more failure of ``key`` now, unless its wait is not over (Throttled). The row's
+    ``count`` is the failures in a row, ``window_end`` the unix second from which the next try may
+    start. A compare-and-set on the count: of racing tries past the quick ones, one gets through."""
+    key = delay_key(key)[:200]
+    now_s = int(moment)
+    ratelimit.ensure_row(session, key, now_s)
+    # Forget a streak that ended long ago.
+    session.execute(update(RateCounter).where(RateCounter.key == key,
+                                              RateCounter.window_end < now_s - RESET_AFTER)
+                    .values(count=0, window_end=now_s))
+    # Quick failures: no wait at all (none can be pending below FREE_FAILURES), one guarded UPDATE. No
+    # condition on the time: racing requests read the clock a little apart before they queue on the row.
+    quick = session.execute(
+        update(RateCounter)
+        .where(RateCounter.key == key, RateCounter.count < FREE_FAILURES - 1)
+        .values(count=RateCounter.count + 1, window_end=now_s)
     )
-    return int(count or 0)
-
-
-def is_throttled(session: Session, keys: Iterable[str], limit: int | None = None,
-                 window: timedelta = WINDOW) -> bool:
-    """True when any of ``keys`` has its limit (``limit``, else ``default_limit``) or more failures within
-    ``window``."""
-    return any(failures(session, key, window) >= (default_limit(key) if limit is None else limit)
-               for key in keys)
-
-
-def retry_after(session: Session, key: str, limit: int, window: timedelta = WINDOW) -> int | None:
-    """Seconds until ``key`` is below ``limit`` failures again, or None when it is not throttled now:
-    that happens when the limit-th newest failure leaves the window."""
-    moment = now()
-    pivot = session.scalar(
-        select(LoginAttempt.at).where(LoginAttempt.key == key[:200], LoginAttempt.at >= moment - window)
-        .order_by(LoginAttempt.at.desc()).offset(limit - 1).limit(1)
+    if quick.rowcount:  # type: ignore[attr-defined]
+        reservation.delays.append(key)
+        return
+    streak, opens = session.execute(select(RateCounter.count, RateCounter.window_end)
+                                    .where(RateCounter.key == key)).one()
+    if opens > now_s:
+        raise Throttled(max(1, opens - now_s))
+    failures = streak + 1
+    taken = session.execute(
+        update(RateCounter)
+        .where(RateCounter.key == key, RateCounter.count == streak, RateCounter.window_end <= now_s)
+        .values(count=failures, window_end=now_s + wait_after(failures))
     )
-    if pivot is None:
-        return None
-    return max(1, math.ceil((pivot + window - moment).total_seconds()))
+    if not taken.rowcount:  # type: ignore[attr-defined]
+        raise Throttled(FIRST_WAIT)  # another try took this turn
+    reservation.delays.append(key)
 
 
-def login_retry_after(session: Session, account: str, address: str | None) -> int | None:
-    """For the applicant login: seconds to wait before this account may be tried from this address, or
-    None when it may be tried now."""
-    waits = [retry_after(session, account_client_key(account, address), MAX_FAILURES),
-             retry_after(session, client_key(address), CLIENT_LIMIT)]
-    found = [wait for wait in waits if wait is not None]
-    return max(found) if found else None
+def reserve(session: Session, *, pair: str, client: str, client_limit: int, account: str,
+            at: float | None = None) -> Reservation:
+    """Count one password check against every limit (in this order: the pair, the client address, the
+    account's delay) or raise Throttled with the seconds to wait. Call it in a short transaction of its
+    own, committed before the password is checked; when Throttled, roll that transaction back."""
+    moment = time.time() if at is None else at
+    reservation = Reservation()
+    _window(session, reservation, pair, PAIR_LIMIT, moment)
+    _window(session, reservation, client, client_limit, moment)
+    _delay(session, reservation, account, moment)
+    return reservation
 
 
-def record_login_failure(session: Session, account: str, address: str | None) -> None:
-    record_failure(session, account_client_key(account, address), client_key(address))
+def reserve_login(session: Session, account: str, address: str | None,
+                  at: float | None = None) -> Reservation:
+    """An applicant's password check: the login, the verification link, the new-mail form."""
+    return reserve(session, pair=account_client_key(account, address), client=client_key(address),
+                   client_limit=CLIENT_LIMIT, account=account_key(account), at=at)
 
 
-def clear_login_failures(session: Session, account: str, address: str | None) -> None:
-    """A successful login forgives that account's earlier failures from this address, never the
-    address's own count."""
-    clear(session, account_client_key(account, address))
+def reserve_staff(session: Session, name: str, address: str | None,
+                  at: float | None = None) -> Reservation:
+    """A staff member's password check (/staff/login)."""
+    return reserve(session, pair=f"{client_key(address)}|{staff_key(name)}",
+                   client=f"staff-{client_key(address)}", client_limit=STAFF_CLIENT_LIMIT,
+                   account=staff_key(name), at=at)
 
 
-def clear(session: Session, key: str) -> None:
-    session.execute(delete(LoginAttempt).where(LoginAttempt.key == key[:200]))
+def give_back(session: Session, reservation: Reservation) -> None:
+    """A right password forgives that account's earlier failures from this address and ends the
+    account's streak; the client address gets this try back but keeps its earlier failures (a sprayer
+    who hits one right password keeps their count, an office's good logins never add up)."""
+    for (key, window_end), forgive in zip(reservation.windows, (True, False), strict=False):
+        session.execute(update(RateCounter)
+                        .where(RateCounter.key == key, RateCounter.window_end == window_end,
+                               RateCounter.count > 0)
+                        .values(count=0 if forgive else RateCounter.count - 1))
+    for key in reservation.delays:
+        session.execute(update(RateCounter).where(RateCounter.key == key).values(count=0, window_end=0))
 
 
-def prune(session: Session, older_than: timedelta = timedelta(days=1)) -> int:
-    """Drop attempts no window looks at any more; returns how many."""
-    result = session.execute(delete(LoginAttempt).where(LoginAttempt.at < now() - older_than))
-    return int(getattr(result, "rowcount", 0) or 0)
+def check(db: Database, prepare: Callable[[Session], tuple[T, Reservation, str | None]],
+          password: str) -> tuple[T, Reservation, bool]:
+    """One password check under the limits, holding no database connection while it waits for the
+    argon2 slot or computes: ``prepare(session)`` reserves the try and returns what is checked, the
+    reservation and the password hash (None: no such account) in one short transaction, committed first
+    (on SQLite after this process's other writers, mailflow.notify.writes); then the password is
+    checked. Raises Throttled or prepare's refusal with nothing counted. The caller gives the
+    reservation back on a right password."""
+    with writer_turn(db), db.session() as session:
+        found, reservation, password_hash = prepare(session)
+    return found, reservation, verify_or_spend(password_hash, password)
+
+
+def check_in(session: Session, account: str, password_hash: str, password: str, client: str | None) -> bool:
+    """An applicant's password check for code that holds a request's ``session`` (self-service changes
+    by the signed-in holder): the reservation is committed in ``session`` — which commits whatever the
+    caller had pending, so call it first — and the session holds no connection during the check (a second
+    connection per request, waited for while holding the first, exhausted the pool under 20 at once).
+    Raises Throttled (nothing counted); a right password's give-back is in the caller's transaction."""
+    try:
+        reservation = reserve_login(session, account, client)
+    except Throttled:
+        session.rollback()
+        raise
+    session.commit()
+    if not verify_or_spend(password_hash, password):
+        return False
+    give_back(session, reservation)
+    return True
+
+
+def minutes(seconds: int) -> int:
+    return max(1, math.ceil(seconds / 60))

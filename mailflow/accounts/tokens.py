@@ -247,6 +247,7 @@ class TokenPreview:
     voided_at: datetime | None
     account: str
     name: str
+    email_key: str  # the account's address now
     shared_account: str | None
     shared_name: str | None
 
@@ -256,7 +257,7 @@ _Shared = aliased(Account)
 _PREVIEW = (
     select(VerificationToken.token_hash, VerificationToken.account_id, VerificationToken.purpose,
            VerificationToken.address, VerificationToken.expires_at, VerificationToken.used_at,
-           VerificationToken.voided_at, Account.account, Account.name,
+           VerificationToken.voided_at, Account.account, Account.name, Account.email_key,
            _Shared.account.label("shared_account"), _Shared.name.label("shared_name"))
     .join(Account, Account.id == VerificationToken.account_id)
     .outerjoin(Binding, Binding.id == VerificationToken.binding_id)
@@ -283,7 +284,22 @@ async def preview_token_on_loop(reads: LoopReads, settings: Settings, token: str
 def _previewed(found: Mapping[Any, Any] | None, body: dict[str, Any] | None, token: str) -> TokenPreview:
     if found is None:
         raise TokenError(400, MSG_TAMPERED, "tampered")
-    return _usable(TokenPreview(**found), body, token)
+    row = issued_for(TokenPreview(**found), body, token)
+    if moved(row.email_key, row):
+        # Dead or not: its address is no longer the account's (TokenError.reason "moved"; the page says
+        # so, issue 15 item 6). 410 like any dead link, as the contract has it for GET.
+        raise TokenError(410, MSG_VOIDED, "moved")
+    refuse_dead(row)
+    return row
+
+
+def moved(current_key: str, row: StoredToken) -> bool:
+    """Whether the account's address (``current_key``, its email_key) is no longer the token's. An
+    Email-change link is bound to the NEW address, which the account only takes when it completes (a
+    change of the account's address in between voids it: mailflow.accounts.selfservice)."""
+    if row.purpose == TokenPurpose.EMAIL_CHANGE:
+        return False
+    return current_key != addresses.key(row.address)
 
 
 def _usable(row: T | None, body: dict[str, Any] | None, token: str) -> T:

@@ -1,13 +1,15 @@
 """Email verification: queueing a verification mail with a fresh token, completing a token with the
 account's password (so a forwarded mail is useless to its new reader), and asking for a new mail.
 
-Completion order: the token must load (400/410), the password must be the account's (403; the fifth
-wrong one voids the token), the account's current address must equal the bound one (409), and only
-then is the token consumed with a conditional UPDATE, so two submits cannot both complete it.
+Completion, in three steps (issue 13 findings 0, 1, 3): ``reserve_try`` — the link must be ours (400),
+still bound to the account's address (409 ``Moved``, before and whatever the password: no oracle), open
+(410), and one of its WRONG_PASSWORDS_VOID tries and one try of the login limits are reserved with guarded
+UPDATEs (429 past a limit); then the password is checked, outside any transaction; then
+``wrong_password`` (the fifth voids the link) or ``right_password`` (tries given back, the link used with
+a conditional UPDATE, so two submits cannot both complete it).
 
-A used, expired or voided token whose bound address is no longer the account's answers 409, not 410,
-once the password is right: correcting an address voids the tokens sent to the old one, and the holder
-of such a link should learn that the address changed, not only that the link is dead.
+A used, expired or voided link whose bound address is no longer the account's answers 409 with a page that
+says the Email was changed and whether a new mail went to the new address (issue 15 item 6).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from mailflow import audit
@@ -25,9 +27,17 @@ from mailflow.accounts.lookup import account_of_mail, live_account
 from mailflow.accounts.selfservice import confirm_email_change
 from mailflow.accounts.shared import BindingError, confirm_binding
 from mailflow.accounts.signups import addressee
-from mailflow.accounts.tokens import TokenError, consume, issue_token, load_token, read_token
+from mailflow.accounts.tokens import (
+    StoredToken,
+    TokenError,
+    issue_token,
+    issued_for,
+    moved,
+    read_token,
+    refuse_dead,
+)
 from mailflow.config import Settings
-from mailflow.mail import addresses
+from mailflow.db import Database
 from mailflow.mail.catalog import VERIFICATION_TEMPLATES
 from mailflow.mail.outbox import enqueue, is_suppressed
 from mailflow.mail.render import display_hours
@@ -42,7 +52,8 @@ from mailflow.models import (
     VerificationToken,
 )
 from mailflow.notify.events import emit_event
-from mailflow.passwords import verify_password
+from mailflow.notify.writes import writer_turn
+from mailflow.passwords import verify_or_spend
 from mailflow.refusals import Refused
 from mailflow.support.items import open_item
 from mailflow.timeutil import now
@@ -60,9 +71,11 @@ class VerifyError(Refused):
     """A refused verification step. ``undo`` asks the caller to roll the transaction back (the token
     was already consumed)."""
 
-    def __init__(self, status: int, message: str, reason: str, *, undo: bool = False) -> None:
+    def __init__(self, status: int, message: str, reason: str, *, undo: bool = False,
+                 retry_after: int | None = None) -> None:
         super().__init__(status, message, reason)
         self.undo = undo
+        self.retry_after = retry_after
 
 
 @dataclass
@@ -120,95 +133,152 @@ def renew_link(session: Session, settings: Settings, message: OutboxMessage) -> 
                  token_id=row.id)
 
 
-def _flag_for_support(session: Session, account: Account, row: VerificationToken, summary: str) -> None:
+def _flag_for_support(session: Session, account_id: int, address: str, summary: str) -> None:
     """Tell customer service someone holds this account's link without its password (or after the
     address changed): often a forwarded verification mail."""
-    open_item(session, SupportKind.FORWARDED_VERIFICATION, account_id=account.id, address=row.address,
+    open_item(session, SupportKind.FORWARDED_VERIFICATION, account_id=account_id, address=address,
               summary=summary)
 
 
-def _wrong_password(session: Session, account: Account, row: VerificationToken) -> VerifyError:
-    session.execute(
-        update(VerificationToken).where(VerificationToken.id == row.id)
-        .values(wrong_passwords=VerificationToken.wrong_passwords + 1)
-        .execution_options(synchronize_session=False)
-    )
-    session.refresh(row, ["wrong_passwords"])
-    left = WRONG_PASSWORDS_VOID - row.wrong_passwords
-    if left > 0:
-        return VerifyError(403, f"密碼錯誤,請輸入帳號 {account.account} 的密碼(尚可再試 {left} 次)。"
-                           "若您不是此帳號的申請人,請勿使用此連結。", "wrong-password")
-    row.voided_at = now()
-    audit.record(session, "system", "verification.voided", "account", account.id,
-                 token_id=row.id, purpose=row.purpose, why="too many wrong passwords")
-    _flag_for_support(session, account, row, "驗證連結密碼錯誤 5 次,連結已失效(可能為轉寄的驗證信)")
-    log.warning("verification token %s voided after %s wrong passwords", row.id, WRONG_PASSWORDS_VOID)
-    return VerifyError(403, "密碼錯誤次數過多,此連結已失效。請由申請人重新申請驗證信,或洽客服。", "voided")
+def _address_changed(account: Account, row: StoredToken) -> bool:
+    return moved(account.email_key, row)
 
 
-def _address_changed(account: Account, row: VerificationToken) -> bool:
-    # An Email-change link is bound to the NEW address, which the account only takes when it completes
-    # (a change of the account's address in between voids it: mailflow.accounts.selfservice).
-    if row.purpose == TokenPurpose.EMAIL_CHANGE:
-        return False
-    return account.email_key != addresses.key(row.address)
+def moved_message(newer_link_sent: bool) -> str:
+    """Issue 15 item 6: what the holder of a link whose address was changed (by customer service, or
+    by the account itself) reads — the same whatever password came with it, so it is no oracle."""
+    then = ("新的驗證信已寄到新的 Email,請改用新信件中的連結完成驗證。" if newer_link_sent
+            else "請至「重新寄送驗證信」申請寄到目前 Email 的驗證信,或洽客服。")
+    return f"此連結寄出後,帳號的 Email 已變更,這封信中的連結已無法使用。{then}"
 
 
-def _refuse_address_changed(session: Session, account: Account, row: VerificationToken) -> VerifyError:
-    _flag_for_support(session, account, row, "驗證連結寄送後帳號 Email 已變更")
-    return VerifyError(409, "此連結寄送後,帳號的 Email 已變更為其他地址,無法以此連結驗證。"
-                       "請使用寄到目前 Email 的最新驗證信,或重新申請驗證信。", "address-changed")
+def newer_link_sent(session: Session, account_id: int, purpose: str, current_key: str) -> bool:
+    """Whether the account has an open link of ``purpose`` mailed to its current address."""
+    found = session.scalar(
+        select(VerificationToken.id).where(
+            VerificationToken.account_id == account_id, VerificationToken.purpose == purpose,
+            VerificationToken.used_at.is_(None), VerificationToken.voided_at.is_(None),
+            VerificationToken.expires_at > now(), func.lower(VerificationToken.address) == current_key)
+        .limit(1))
+    return found is not None
 
 
-# The 410 refusals of load_token that may hide an address change; 400 (tampered) never does.
-_DEAD_REASONS = ("used", "voided", "expired")
+class Moved(VerifyError):
+    """409: the link went to an address the account no longer has (no password was checked)."""
+
+    def __init__(self, message: str, account_id: int, address: str) -> None:
+        super().__init__(409, message, "address-changed")
+        self.account_id = account_id
+        self.address = address
 
 
-def _load_open(session: Session, settings: Settings, token: str, password: str) -> VerificationToken:
-    """load_token, except that a dead token sent to an address the account no longer has answers 409
-    (with the right password) instead of its 410."""
-    try:
-        return load_token(session, settings, token, LINK_PURPOSES)
-    except TokenError as exc:
-        if exc.reason not in _DEAD_REASONS:
-            raise
-        moved = _moved_away(session, settings, token, password)
-        if moved is None:
-            raise
-        raise moved from None
+@dataclass(frozen=True)
+class Slot:
+    """One password check of a link, reserved: the token's try and the login limits' (throttle)."""
+
+    token_id: int
+    account_id: int
+    purpose: str
+    address: str
+    reservation: throttle.Reservation
 
 
-def _moved_away(session: Session, settings: Settings, token: str, password: str) -> VerifyError | None:
-    """The 409 for a dead token whose account's address changed since it was sent, once the password
-    is right; None otherwise. Wrong passwords on a dead token are not counted: nothing is left to void."""
-    # load_token got past the signature and stored-hash checks, so the row at this jti is the token's.
-    jti = read_token(settings, token)[0]
-    row = session.scalar(select(VerificationToken).where(VerificationToken.jti == jti))
-    account = session.get(Account, row.account_id) if row is not None else None
-    # The address first: argon2 runs only for the rare link whose address changed.
-    if row is None or account is None or row.purpose not in LINK_PURPOSES:
-        return None
-    if not _address_changed(account, row):
-        return None
-    if not password or not verify_password(account.password_hash, password):
-        return None
-    return _refuse_address_changed(session, account, row)
+# The token's try is reserved with one guarded UPDATE before anything is read, so that of any number of
+# concurrent tries at most WRONG_PASSWORDS_VOID ever reach the password check (issue 13 finding 3), and
+# so that on SQLite the transaction holds the write lock from its first statement.
+_TAKE_TRY = (
+    update(VerificationToken)
+    .where(VerificationToken.jti == bindparam("b_jti"), VerificationToken.used_at.is_(None),
+           VerificationToken.voided_at.is_(None), VerificationToken.expires_at > bindparam("b_now"),
+           VerificationToken.wrong_passwords < WRONG_PASSWORDS_VOID)
+    .values(wrong_passwords=VerificationToken.wrong_passwords + 1)
+    .execution_options(synchronize_session=False)
+)
 
 
-def complete_verification(session: Session, settings: Settings, token: str, password: str) -> Completed:
-    """Use ``token`` with the account's ``password``. Raises TokenError (400/410) or VerifyError
-    (403 wrong password, 409 address changed — also for a dead link whose address changed, 410 lost a
-    race, the binding's own refusals)."""
-    row = _load_open(session, settings, token, password)
+def reserve_try(session: Session, settings: Settings, token: str,
+                client: str | None) -> tuple[Slot, str | None]:
+    """The first step of a completion, in a short transaction of its own: reserve one password check of
+    the link and of the account's login limits, and return it with the account's password hash. Raises,
+    with nothing counted (the caller rolls back): TokenError 400/410 for a forged or dead link; Moved
+    (409) for a link whose address the account no longer has — dead or not, before any password is
+    looked at (issue 13 finding 1: no oracle); VerifyError 429 when a limit is reached."""
+    jti, body = read_token(settings, token)
+    taken = session.execute(_TAKE_TRY, {"b_jti": jti, "b_now": now()}).rowcount  # type: ignore[attr-defined]
+    found = session.scalar(select(VerificationToken).where(VerificationToken.jti == jti))
+    if found is not None and found.purpose not in LINK_PURPOSES:
+        found = None  # a password-reset link has its own page: here it is one that was never issued
+    row = issued_for(found, body, token)
     account = session.get(Account, row.account_id)
     if account is None:
         raise TokenError(400, "此連結無效。", "no-account")
-    if not password or not verify_password(account.password_hash, password):
-        raise _wrong_password(session, account, row)
     if _address_changed(account, row):
-        raise _refuse_address_changed(session, account, row)
-    if not consume(session, row):
+        raise Moved(moved_message(newer_link_sent(session, account.id, row.purpose, account.email_key)),
+                    account.id, row.address)
+    if not taken:
+        refuse_dead(row)
+        # Open, but its last tries are being checked by another worker right now.
+        raise VerifyError(429, "此連結正在驗證中,請稍後再試。", "busy")
+    try:
+        reservation = throttle.reserve_login(session, account.account, client)
+    except throttle.Throttled as exc:
+        raise VerifyError(429, f"嘗試次數過多,請 {throttle.minutes(exc.retry_after)} 分鐘後再試。",
+                          "throttled", retry_after=exc.retry_after) from None
+    slot = Slot(row.id, account.id, row.purpose, row.address, reservation)
+    return slot, account.password_hash
+
+
+def wrong_password(session: Session, slot: Slot) -> VerifyError:
+    """After a wrong password: the reserved try stays counted; the try that makes WRONG_PASSWORDS_VOID
+    voids the link (and tells customer service)."""
+    voided = session.execute(
+        update(VerificationToken)
+        .where(VerificationToken.id == slot.token_id, VerificationToken.used_at.is_(None),
+               VerificationToken.voided_at.is_(None),
+               VerificationToken.wrong_passwords >= WRONG_PASSWORDS_VOID)
+        .values(voided_at=now()).execution_options(synchronize_session=False)
+    ).rowcount  # type: ignore[attr-defined]
+    account = session.get(Account, slot.account_id)
+    name = account.account if account is not None else ""
+    if not voided:
+        tries = session.scalar(select(VerificationToken.wrong_passwords)
+                               .where(VerificationToken.id == slot.token_id)) or 0
+        left = WRONG_PASSWORDS_VOID - tries
+        if left > 0:
+            return VerifyError(403, f"密碼錯誤,請輸入帳號 {name} 的密碼(尚可再試 {left} 次)。"
+                               "若您不是此帳號的申請人,請勿使用此連結。", "wrong-password")
+        return VerifyError(403, MSG_TOO_MANY, "voided")
+    audit.record(session, "system", "verification.voided", "account", slot.account_id,
+                 token_id=slot.token_id, purpose=slot.purpose, why="too many wrong passwords")
+    _flag_for_support(session, slot.account_id, slot.address,
+                      "驗證連結密碼錯誤 5 次,連結已失效(可能為轉寄的驗證信)")
+    log.warning("verification token %s voided after %s wrong passwords", slot.token_id, WRONG_PASSWORDS_VOID)
+    return VerifyError(403, MSG_TOO_MANY, "voided")
+
+
+MSG_TOO_MANY = "密碼錯誤次數過多,此連結已失效。請由申請人重新申請驗證信,或洽客服。"
+
+
+def right_password(session: Session, settings: Settings, slot: Slot) -> Completed:
+    """After the right password: give the tries back and use the link, if it is still open (a double
+    submit loses: 410) and still bound to the account's address (409). Raises VerifyError; ``undo``
+    asks the caller to roll back."""
+    throttle.give_back(session, slot.reservation)
+    used = session.execute(
+        update(VerificationToken)
+        .where(VerificationToken.id == slot.token_id, VerificationToken.used_at.is_(None),
+               VerificationToken.voided_at.is_(None))
+        .values(used_at=now(), wrong_passwords=VerificationToken.wrong_passwords - 1)
+        .execution_options(synchronize_session=False)
+    ).rowcount  # type: ignore[attr-defined]
+    if not used:
         raise VerifyError(410, "此連結已使用過或已失效。", "race")
+    row = session.get(VerificationToken, slot.token_id)
+    account = session.get(Account, slot.account_id)
+    assert row is not None and account is not None
+    session.refresh(row)
+    if _address_changed(account, row):  # changed while the password was being checked
+        raise VerifyError(409, moved_message(False), "address-changed", undo=True)
     moment = now()
     if row.purpose == TokenPurpose.VERIFY_EMAIL:
         account.email_verified_at = moment
@@ -228,6 +298,28 @@ def complete_verification(session: Session, settings: Settings, token: str, pass
     return Completed(account, row)
 
 
+def note_moved(session: Session, refusal: Moved) -> None:
+    _flag_for_support(session, refusal.account_id, refusal.address, "驗證連結寄送後帳號 Email 已變更")
+
+
+def complete_verification(session: Session, settings: Settings, token: str, password: str,
+                          client: str | None = None) -> Completed:
+    """Use ``token`` with the account's ``password``, every step in the caller's ``session`` (the CLI's
+    demo, tests). The web runs the same steps each in a short transaction of its own, holding no
+    connection during the password check (mailflow.web.verify). Raises TokenError (400/410) or
+    VerifyError (403 wrong password, 409 address changed, 410 lost a race, 429, the binding's own
+    refusals)."""
+    try:
+        with session.begin_nested():
+            slot, password_hash = reserve_try(session, settings, token, client)
+    except Moved as refusal:
+        note_moved(session, refusal)
+        raise
+    if not verify_or_spend(password_hash, password):
+        raise wrong_password(session, slot)
+    return right_password(session, settings, slot)
+
+
 def find_account(session: Session, account_id: str) -> Account | None:
     """A live account by its id as typed (case-insensitive)."""
     return live_account(session, account_id)
@@ -243,20 +335,32 @@ def _resends_last_hour(session: Session, account: Account) -> int:
 
 
 def request_new_mail(
-    session: Session, settings: Settings, account_id: str, password: str, client: str | None
+    db: Database, settings: Settings, account_id: str, password: str, client: str | None
 ) -> OutboxMessage:
     """Queue a new verification mail (voiding the older links) for an approved, unverified account that
     proves its password. Raises VerifyError: 429 too many, 401 bad credentials, 403 not approved, 409
-    already verified or the address suppressed (no mail could reach it). Failed passwords count towards
-    the login throttle."""
-    # The login's throttle, per account and address: one address guessing cannot block the account's
-    # holder from asking for a new mail elsewhere.
-    if throttle.login_retry_after(session, account_id, client) is not None:
-        raise VerifyError(429, "嘗試次數過多,請 15 分鐘後再試。", "throttled")
-    account = find_account(session, account_id)
-    if account is None or not verify_password(account.password_hash, password):
-        throttle.record_login_failure(session, account_id, client)
+    already verified or the address suppressed (no mail could reach it). The password check counts
+    against the login's limits (mailflow.accounts.throttle) and holds no connection while it runs."""
+
+    from mailflow.accounts.login import check_password
+
+    try:
+        found, reservation, ok = check_password(db, account_id, password, client, find_account)
+    except throttle.Throttled as exc:
+        raise VerifyError(429, f"嘗試次數過多,請 {throttle.minutes(exc.retry_after)} 分鐘後再試。",
+                          "throttled", retry_after=exc.retry_after) from None
+    if not ok or found is None:
         raise VerifyError(401, "帳號或密碼錯誤。", "bad-credentials")
+    with writer_turn(db), db.session() as session:
+        throttle.give_back(session, reservation)
+    with writer_turn(db), db.session() as session:
+        account = session.get(Account, found)
+        if account is None:
+            raise VerifyError(401, "帳號或密碼錯誤。", "bad-credentials")
+        return _queue_new_mail(session, settings, account)
+
+
+def _queue_new_mail(session: Session, settings: Settings, account: Account) -> OutboxMessage:
     if account.status == AccountStatus.PENDING and account.kind == AccountKind.GENERAL:
         raise VerifyError(403, "帳號尚未審核,審核通過後系統會寄出驗證信。", "pending")
     if account.status != AccountStatus.APPROVED:

@@ -1,5 +1,6 @@
-"""`mailflow staff add NAME --role reviewer|support|admin` (and `staff list`): staff logins for /review
-and /support. The password comes from a prompt, or from stdin with --password-stdin (for scripts)."""
+"""`mailflow staff add NAME --role reviewer|support|admin`, `staff password NAME` and `staff list`: staff
+logins for /review and /support. The password comes from a prompt, or from stdin with --password-stdin
+(for scripts)."""
 
 from __future__ import annotations
 
@@ -35,16 +36,22 @@ def read_password(from_stdin: bool) -> str | None:
     return first
 
 
+def new_password(from_stdin: bool) -> str | None:
+    """A password long enough for a staff login, or None (the reason printed)."""
+    password = read_password(from_stdin)
+    if password is not None and len(password) < MIN_PASSWORD:
+        print(f"mailflow: the password must have at least {MIN_PASSWORD} characters", file=sys.stderr)
+        return None
+    return password
+
+
 def cmd_add(args: argparse.Namespace) -> int:
     name = args.name.strip()
     if not name or len(name) > 60 or any(ch.isspace() for ch in name):
         print("mailflow: NAME must be 1-60 characters without spaces", file=sys.stderr)
         return 2
-    password = read_password(args.password_stdin)
+    password = new_password(args.password_stdin)
     if password is None:
-        return 2
-    if len(password) < MIN_PASSWORD:
-        print(f"mailflow: the password must have at least {MIN_PASSWORD} characters", file=sys.stderr)
         return 2
     ctx = app_context(args)
     try:
@@ -57,6 +64,28 @@ def cmd_add(args: argparse.Namespace) -> int:
     finally:
         ctx.db.dispose()
     print(f"staff {name} added with role {args.role}")
+    return 0
+
+
+def cmd_password(args: argparse.Namespace) -> int:
+    """A new password for a staff login; every session of that person ends (a kept cookie included)."""
+    password = new_password(args.password_stdin)
+    if password is None:
+        return 2
+    ctx = app_context(args)
+    try:
+        with ctx.db.session() as session:
+            key = args.name.strip().lower()
+            staff = session.scalar(select(StaffUser).where(func.lower(StaffUser.name) == key))
+            if staff is None:
+                print(f"mailflow: no staff {args.name!r}", file=sys.stderr)
+                return 1
+            staff.password_hash = hash_password(password)
+            staff.session_generation += 1
+            name = staff.name
+    finally:
+        ctx.db.dispose()
+    print(f"password of staff {name} changed; their sessions have ended")
     return 0
 
 
@@ -88,6 +117,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--password-stdin", action="store_true",
                    help="read the password from the first line of stdin")
     p.set_defaults(func=cmd_add)
+    p = actions.add_parser("password", help="set a staff login's password (ends every session of it)")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--password-stdin", action="store_true",
+                   help="read the password from the first line of stdin")
+    p.set_defaults(func=cmd_password)
     p = actions.add_parser("list", help="list staff logins")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_list)

@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, String, Text
+from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from mailflow.models.base import Base, utcnow
@@ -26,10 +26,13 @@ class StaffUser(Base):
     name: Mapped[str] = mapped_column(String(60), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[StaffRole] = mapped_column(String(10))
-    failed_logins: Mapped[int] = mapped_column(default=0)
-    locked_until: Mapped[datetime | None]
+    failed_logins: Mapped[int] = mapped_column(default=0)  # unused: the login limits live in rate_counters
+    locked_until: Mapped[datetime | None]  # unused, likewise (mailflow.accounts.throttle)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     disabled: Mapped[bool] = mapped_column(default=False)
+    # Part of every staff session cookie, with the password hash: logging out (or a new password) adds
+    # one, which ends every session of that staff member, a kept copy of the cookie included.
+    session_generation: Mapped[int] = mapped_column(default=0, server_default=text("0"))
 
 
 class AuditEvent(Base):

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exception_handlers import http_exception_handler
@@ -14,6 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from mailflow.config import Settings
 from mailflow.context import AppContext
 from mailflow.paths import STATIC_DIR
 from mailflow.web import (
@@ -102,7 +105,8 @@ def create_app(ctx: AppContext) -> FastAPI:
     async def database_unavailable(request: Request, exc: OperationalError) -> Response:
         # The database went away mid-request (a restart, a network cut): the transaction rolled back,
         # so nothing was stored. Say so and when to retry, instead of a bare 500.
-        log.warning("database unavailable during %s %s: %s", request.method, request.url.path,
+        # The route's template, never the path: /verify/{token} and others carry secrets (issue 13).
+        log.warning("database unavailable during %s %s: %s", request.method, route_template(request),
                     type(exc.orig).__name__)
         headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
         if is_api_path(request.url.path):
@@ -119,3 +123,18 @@ RETRY_AFTER_SECONDS = 30
 UNAVAILABLE = "系統暫時無法使用,資料沒有被儲存,請稍後再試"
 HTTP_MESSAGES = {404: "找不到此 API", 405: "此 API 不接受這個 HTTP 方法"}
 NOT_FOUND = "找不到您要的資料,請確認網址或編號是否正確。"
+
+
+def server_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's options for the proxy headers: the peers named in http.forwarded_allow_ips (else in
+    uvicorn's own FORWARDED_ALLOW_IPS variable) are believed; none otherwise — uvicorn's default would
+    believe 127.0.0.1, letting anything on the host claim any client address (issue 13 finding 4)."""
+    trusted = settings.http.forwarded_allow_ips.strip() or os.environ.get("FORWARDED_ALLOW_IPS", "").strip()
+    return {"proxy_headers": bool(trusted), "forwarded_allow_ips": trusted or None}
+
+
+def route_template(request: Request) -> str:
+    """The path as the router names it (``/verify/{token}``), for logs: a secret in a path stays out."""
+    route = request.scope.get("route")
+    template = getattr(route, "path", None)
+    return template if isinstance(template, str) else "(unrouted path)"

@@ -5,6 +5,8 @@ the Notifications API's requests per key and events per type (mailflow.notify.me
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
 from collections.abc import Iterator
 
 from fastapi import APIRouter, Request
@@ -74,8 +76,38 @@ def exposition(db: Database) -> bytes:
     return generate_latest(registry)
 
 
+def _loopback(request: Request) -> bool:
+    host = request.client.host if request.client else ""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def refusal(request: Request) -> Response | None:
+    """Who may scrape (issue 13 finding 13: /metrics was open to anyone): with security.metrics_token
+    set, whoever sends it as a bearer token; without one, in relay mode only this host's own clients
+    (a Prometheus beside it), in capture mode anyone."""
+    settings = request.app.state.ctx.settings
+    token = settings.security.metrics_token
+    if token:
+        sent = request.headers.get("authorization", "")
+        scheme, _, value = sent.partition(" ")
+        if scheme.lower() == "bearer" and hmac.compare_digest(value.strip().encode(), token.encode()):
+            return None
+        return PlainTextResponse("# a bearer token is required (security.metrics_token)\n", status_code=401,
+                                 headers={"WWW-Authenticate": 'Bearer realm="metrics"'})
+    if settings.smtp.mode == "relay" and not _loopback(request):
+        return PlainTextResponse("# only for this host's own clients; set security.metrics_token to scrape "
+                                 "from elsewhere\n", status_code=403)
+    return None
+
+
 @router.get("/metrics")
 def metrics(request: Request) -> Response:
+    refused = refusal(request)
+    if refused is not None:
+        return refused
     try:
         body = exposition(request.app.state.ctx.db)
     except SQLAlchemyError:

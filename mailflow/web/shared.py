@@ -408,7 +408,7 @@ def _page_login(request: Request, session: Session, settings: Settings, form: di
     if not csrf_ok(request, form.get(CSRF_FIELD)):
         return _login_page(request, 403, "表單已過期,請重新登入", typed)
     client = request.client.host if request.client else None
-    result = log_in(session, typed, form.get("password", "")[:1000], client)
+    result = log_in(app_ctx(request).db, typed, form.get("password", "")[:1000], client)
     if result.account is None:
         page = _login_page(request, result.status, str(result.body.get("error", "")), typed)
         if result.retry_after is not None:

@@ -11,7 +11,6 @@ import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Annotated
 from urllib.parse import quote
 
@@ -22,10 +21,10 @@ from sqlalchemy.orm import Session
 
 from mailflow.accounts import throttle
 from mailflow.config import Settings
+from mailflow.db import Database
 from mailflow.models import StaffRole, StaffUser
-from mailflow.passwords import hash_password, verify_password
-from mailflow.timeutil import now
-from mailflow.web.deps import DbSession, get_settings
+from mailflow.notify.writes import writer_turn
+from mailflow.web.deps import DbSession, app_ctx, get_settings
 from mailflow.web.pages import render
 from mailflow.web.security import bind_csrf_to, csrf_ok, sign, unsign
 
@@ -33,16 +32,9 @@ log = logging.getLogger(__name__)
 
 SESSION_COOKIE = "mf_staff"
 SESSION_SALT = "staff-session"
-LOCK_AFTER = 5
-LOCK_FOR = timedelta(minutes=15)
-CLIENT_LIMIT = 30  # failures per client address in the throttle window, whatever names it tries
 ROLE_HOME = {StaffRole.REVIEWER: "/review", StaffRole.SUPPORT: "/support", StaffRole.ADMIN: "/review"}
 ROLE_LABEL: dict[str, str] = {StaffRole.REVIEWER: "審核人員", StaffRole.SUPPORT: "客服人員",
                               StaffRole.ADMIN: "系統管理員"}
-
-# Verifying against a fixed hash for unknown names keeps their answer as slow as a known name's.
-_DUMMY_HASH = hash_password("not-a-real-password")
-
 
 class StaffLoginRequired(Exception):
     def __init__(self, next_url: str, api: bool) -> None:
@@ -66,6 +58,7 @@ class LoginOutcome:
     staff: StaffUser | None
     status: int
     message: str
+    retry_after: int | None = None
 
 
 def password_fingerprint(password_hash: str) -> str:
@@ -82,30 +75,32 @@ def safe_next(value: str | None, default: str = "/review") -> str:
     return value
 
 
-def authenticate(session: Session, name: str, password: str, client: str | None) -> LoginOutcome:
-    """Check a staff name and password, counting failures; the caller commits either way."""
-    keys = [throttle.client_key(client)]
-    if throttle.is_throttled(session, keys, limit=CLIENT_LIMIT):
-        return LoginOutcome(None, 429, "嘗試次數過多,請 15 分鐘後再試。")
-    staff = session.scalar(select(StaffUser).where(func.lower(StaffUser.name) == name.strip().lower()))
-    moment = now()
-    if staff is not None and staff.locked_until is not None and staff.locked_until > moment:
-        verify_password(_DUMMY_HASH, password)
-        return LoginOutcome(None, 429, "密碼錯誤次數過多,帳號已暫時鎖定 15 分鐘,請稍後再試。")
-    if staff is None or staff.disabled or not verify_password(staff.password_hash, password):
-        if staff is None:
-            verify_password(_DUMMY_HASH, password)
-        throttle.record_failure(session, *keys)
-        if staff is not None:
-            staff.failed_logins += 1
-            if staff.failed_logins >= LOCK_AFTER:
-                staff.locked_until = moment + LOCK_FOR
-                staff.failed_logins = 0
-                log.warning("staff login %s locked for %s after repeated failures", staff.id, LOCK_FOR)
+def authenticate(db: Database, name: str, password: str, client: str | None) -> LoginOutcome:
+    """Check a staff name and password under the limits of mailflow.accounts.throttle — per client
+    address (30 in 15 minutes), per name and address (10), and per name from anywhere a wait that grows
+    after 20 failures (30 s doubling up to 15 min): the attacker is slowed, the name is never locked
+    for good. Each step commits its own short transaction; none is open during the password check."""
+
+    def prepare(session: Session) -> tuple[int | None, throttle.Reservation, str | None]:
+        reservation = throttle.reserve_staff(session, name, client)
+        staff = session.scalar(select(StaffUser).where(func.lower(StaffUser.name) == name.strip().lower()))
+        if staff is None or staff.disabled:
+            return None, reservation, None
+        return staff.id, reservation, staff.password_hash
+
+    try:
+        found, reservation, ok = throttle.check(db, prepare, password)
+    except throttle.Throttled as exc:
+        return LoginOutcome(None, 429, f"嘗試次數過多,請 {throttle.minutes(exc.retry_after)} 分鐘後再試。",
+                            exc.retry_after)
+    if not ok or found is None:
         return LoginOutcome(None, 401, "帳號或密碼錯誤。")
-    staff.failed_logins = 0
-    staff.locked_until = None
-    return LoginOutcome(staff, 200, "")
+    with writer_turn(db), db.session() as session:
+        throttle.give_back(session, reservation)
+        staff = session.get(StaffUser, found)
+        if staff is None or staff.disabled:
+            return LoginOutcome(None, 401, "帳號或密碼錯誤。")
+        return LoginOutcome(staff, 200, "")
 
 
 def set_login_cookie(response: Response, settings: Settings, cookie: str, salt: str, row_id: int,
@@ -132,18 +127,34 @@ def read_login_cookie(request: Request, cookie: str, salt: str) -> tuple[int, st
     return data["id"], str(data.get("v"))
 
 
+def _session_secret(staff: StaffUser) -> str:
+    """What the cookie's fingerprint is made of: a new password or a logout voids every older cookie."""
+    return f"{staff.password_hash}|{staff.session_generation}"
+
+
 def set_session_cookie(response: Response, settings: Settings, staff: StaffUser) -> None:
-    set_login_cookie(response, settings, SESSION_COOKIE, SESSION_SALT, staff.id, staff.password_hash)
+    set_login_cookie(response, settings, SESSION_COOKIE, SESSION_SALT, staff.id, _session_secret(staff))
 
 
-def current_staff(request: Request, session: Session) -> StaffUser | None:
+def _cookie_staff(request: Request, session: Session) -> StaffUser | None:
     found = read_login_cookie(request, SESSION_COOKIE, SESSION_SALT)
     if found is None:
         return None
     staff = session.get(StaffUser, found[0])
-    if staff is None or staff.disabled or found[1] != password_fingerprint(staff.password_hash):
+    if staff is None or found[1] != password_fingerprint(_session_secret(staff)):
         return None
     return staff
+
+
+def current_staff(request: Request, session: Session) -> StaffUser | None:
+    staff = _cookie_staff(request, session)
+    return None if staff is None or staff.disabled else staff
+
+
+def end_sessions(staff: StaffUser) -> None:
+    """Every session of ``staff`` stops working, on every device, kept cookies included (issue 13
+    finding 5). The caller commits."""
+    staff.session_generation += 1
 
 
 def has_role(staff: StaffUser, roles: tuple[str, ...]) -> bool:
@@ -183,7 +194,6 @@ def login_form(request: Request, next: str | None = None) -> Response:  # noqa: 
 @router.post("/staff/login")
 def login_submit(
     request: Request,
-    session: DbSession,
     settings: Annotated[Settings, Depends(get_settings)],
     name: Annotated[str, Form(max_length=200)] = "",
     password: Annotated[str, Form(max_length=1000)] = "",
@@ -197,10 +207,13 @@ def login_submit(
         return render(request, "staff_login.html", status_code=422, next=safe_next(next, ""), name=name,
                       error="請輸入帳號與密碼。")
     client = request.client.host if request.client else None
-    outcome = authenticate(session, name, password, client)
+    outcome = authenticate(app_ctx(request).db, name, password, client)
     if outcome.staff is None:
-        return render(request, "staff_login.html", status_code=outcome.status, next=safe_next(next, ""),
+        page = render(request, "staff_login.html", status_code=outcome.status, next=safe_next(next, ""),
                       name=name, error=outcome.message)
+        if outcome.retry_after is not None:
+            page.headers["Retry-After"] = str(outcome.retry_after)
+        return page
     log.info("staff %s signed in", outcome.staff.id)
     home = ROLE_HOME.get(outcome.staff.role, "/review")
     response = RedirectResponse(safe_next(next, home), status_code=303)
@@ -209,10 +222,18 @@ def login_submit(
 
 
 @router.post("/staff/logout")
-def logout(request: Request, csrf_token: Annotated[str, Form(max_length=400)] = "") -> Response:
+def logout(
+    request: Request, session: DbSession, csrf_token: Annotated[str, Form(max_length=400)] = ""
+) -> Response:
+    """Ends the session server-side, like the applicant's logout: the cookie is cleared, and every copy
+    of it (and every other session of this staff member) stops working."""
     if not csrf_ok(request, csrf_token):
         return render(request, "staff_login.html", status_code=403, next="", name="",
                       error="表單已過期或來源不明,請重新整理頁面後再登出。")
+    staff = _cookie_staff(request, session)
+    if staff is not None:
+        end_sessions(staff)
+        log.info("staff %s signed out; every session of theirs ended", staff.id)
     response = RedirectResponse("/staff/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response

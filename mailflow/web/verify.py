@@ -3,13 +3,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated, Any
+from weakref import WeakKeyDictionary
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from mailflow.accounts import login, verification
@@ -19,12 +24,16 @@ from mailflow.accounts.tokens import (
     TokenPreview,
     preview_token,
     preview_token_on_loop,
+    read_token,
+    token_id,
 )
 from mailflow.accounts.verification import VerifyError
 from mailflow.config import Settings
 from mailflow.db import Database
 from mailflow.mail.addresses import mask as mask_address
-from mailflow.models import TokenPurpose
+from mailflow.models import Account, TokenPurpose, VerificationToken
+from mailflow.notify.writes import writer_turn
+from mailflow.passwords import verify_or_spend
 from mailflow.web.applicant_auth import clear_session_cookie, end_sessions, set_session_cookie
 from mailflow.web.deps import DbSession, app_ctx, get_settings, loop_reads, run_read
 from mailflow.web.loopreads import LoopReadFailed
@@ -54,9 +63,10 @@ def _page(request: Request, template: str, status_code: int = 200, **context: An
     return response
 
 
-def _failure(request: Request, status: int, message: str, purpose: str | None = None) -> Response:
+def _failure(request: Request, status: int, message: str, purpose: str | None = None,
+             title: str | None = None) -> Response:
     return _page(request, "verify_result.html", status, ok=False, status=status,
-                 title=TITLES.get(status, "無法完成"), message=message, purpose=purpose)
+                 title=title or TITLES.get(status, "無法完成"), message=message, purpose=purpose)
 
 
 def _binding_context(preview: TokenPreview) -> dict[str, str]:
@@ -73,7 +83,7 @@ def resend_form(request: Request, account: str = "") -> Response:
 
 @router.post("/verify/resend")
 def resend_submit(
-    request: Request, session: DbSession, settings: AppSettings,
+    request: Request, settings: AppSettings,
     account: Annotated[str, Form(max_length=200)] = "",
     password: Annotated[str, Form(max_length=1000)] = "",
     csrf_token: Annotated[str, Form(max_length=400)] = "",
@@ -82,25 +92,30 @@ def resend_submit(
         return _page(request, "verify_resend.html", 403, account=account, sent=False,
                      error="表單已過期,請重新整理頁面後再送出。")
     try:
-        message = verification.request_new_mail(session, settings, account, password, _client(request))
+        message = verification.request_new_mail(app_ctx(request).db, settings, account, password,
+                                                _client(request))
     except VerifyError as exc:
-        return _page(request, "verify_resend.html", exc.status, account=account, sent=False,
+        page = _page(request, "verify_resend.html", exc.status, account=account, sent=False,
                      error=exc.message)
+        if exc.retry_after is not None:
+            page.headers["Retry-After"] = str(exc.retry_after)
+        return page
     return _page(request, "verify_resend.html", account=account, sent=True, error="",
                  address=mask_address(message.to_address))
 
 
 @router.post("/api/verification-mails")
-async def resend_api(request: Request, session: DbSession, settings: AppSettings) -> JSONResponse:
+async def resend_api(request: Request, settings: AppSettings) -> JSONResponse:
     data = await _json_object(request)
     if data is None:
         return JSONResponse({"error": "請以 JSON 送出 account 與 password"}, status_code=422)
     try:
         # The password check is argon2: the threadpool, never the event loop.
-        message = await run_in_threadpool(verification.request_new_mail, session, settings, data["account"],
-                                          data["password"], _client(request))
+        message = await run_in_threadpool(verification.request_new_mail, app_ctx(request).db, settings,
+                                          data["account"], data["password"], _client(request))
     except VerifyError as exc:
-        return JSONResponse({"error": exc.message}, status_code=exc.status)
+        headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
+        return JSONResponse({"error": exc.message}, status_code=exc.status, headers=headers)
     return JSONResponse({"status": "queued", "to": mask_address(message.to_address)}, status_code=202)
 
 
@@ -111,10 +126,24 @@ async def verify_page(request: Request, token: str) -> Response:
     try:
         preview = await _read_preview(request, token)
     except TokenError as exc:
+        if exc.reason == "moved":
+            message = await run_read(_moved_message, app_ctx(request).db, app_ctx(request).settings, token)
+            return _failure(request, exc.status, message, title=TITLES[409])
         return _failure(request, exc.status, exc.message)
     if preview.purpose not in verification.LINK_PURPOSES:  # a reset link has its own page
         return _failure(request, 400, MSG_TAMPERED)
     return _form(request, preview, token)
+
+
+def _moved_message(db: Database, settings: Settings, token: str) -> str:
+    """What the page says about a link whose address was changed: whether a newer link went out."""
+    jti = read_token(settings, token)[0]
+    with db.session() as session:
+        row = session.scalar(select(VerificationToken).where(VerificationToken.jti == jti))
+        account = session.get(Account, row.account_id) if row is not None else None
+        sent = account is not None and row is not None and verification.newer_link_sent(
+            session, account.id, row.purpose, account.email_key)
+    return verification.moved_message(sent)
 
 
 def _form(request: Request, preview: TokenPreview, token: str, status: int = 200,
@@ -148,29 +177,100 @@ def _preview(db: Database, settings: Settings, token: str) -> TokenPreview:
 # completing needs the account's password, so a cross-site post can neither guess the target nor succeed;
 # requiring our cookie would only break the contract's plain `password` form post.
 @router.post("/verify/{token}")
-def verify_submit(
-    request: Request, token: str, session: DbSession, settings: AppSettings,
+async def verify_submit(
+    request: Request, token: str, settings: AppSettings,
     password: Annotated[str, Form(max_length=1000)] = "",
 ) -> Response:
+    """Complete a link with the account's password (issue 13 finding 0: 20 tries at once on one link
+    stalled the whole service on SQLite). The tries of one link are judged one at a time in this
+    process, waiting on the event loop, holding no thread and no database connection; each step is a
+    short transaction of its own, and none is open while the password is checked."""
+    ctx = app_ctx(request)
+    key = token_id(settings, token)
+    if key is None:
+        return _failure(request, 400, MSG_TAMPERED)
     try:
-        done = verification.complete_verification(session, settings, token, password)
+        async with one_at_a_time(key):
+            done = await run_in_threadpool(_complete, ctx.db, settings, token, password, _client(request))
+    except TooManyWaiting:
+        return _busy(request)
     except TokenError as exc:
         return _failure(request, exc.status, exc.message)
     except VerifyError as exc:
-        if exc.undo:
-            session.rollback()
         log.info("verification refused: %s", exc.reason)
         if exc.reason == "wrong-password":  # the link still works: ask again on the same page
-            return _form_again(request, settings, token, exc)
-        return _failure(request, exc.status, exc.message)
+            return await _form_again(request, settings, token, exc)
+        page = _failure(request, exc.status, exc.message)
+        if exc.retry_after is not None:
+            page.headers["Retry-After"] = str(exc.retry_after)
+        return page
     return _page(request, "verify_result.html", ok=True, status=200, purpose=done.token.purpose,
                  title=RESULT_TITLES.get(done.token.purpose, "驗證完成"),
                  message="", account=done.account)
 
 
-def _form_again(request: Request, settings: Settings, token: str, exc: VerifyError) -> Response:
+def _complete(db: Database, settings: Settings, token: str, password: str,
+              client: str | None) -> verification.Completed:
+    """The steps of verification.complete_verification, each in its own short transaction, none open
+    during the password check (argon2, which may also wait for a free slot)."""
     try:
-        preview = _preview(app_ctx(request).db, settings, token)
+        with writer_turn(db), db.session() as session:
+            slot, password_hash = verification.reserve_try(session, settings, token, client)
+    except verification.Moved as moved:
+        with writer_turn(db), db.session() as session:
+            verification.note_moved(session, moved)
+        raise
+    right = verify_or_spend(password_hash, password)
+    with writer_turn(db), db.session() as session:
+        if not right:
+            wrong = verification.wrong_password(session, slot)
+        else:
+            try:
+                return verification.right_password(session, settings, slot)
+            except VerifyError as exc:
+                if exc.undo:
+                    session.rollback()
+                raise
+    raise wrong
+
+
+class TooManyWaiting(Exception):
+    pass
+
+
+# Tries of one link waiting for their turn in this process; past this many, answer 429 at once.
+MAX_WAITING_PER_LINK = 64
+_link_turns: WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, tuple[asyncio.Lock, list[int]]]] = (
+    WeakKeyDictionary())
+
+
+@asynccontextmanager
+async def one_at_a_time(key: str) -> AsyncIterator[None]:
+    """Hold the turn of link ``key`` on this event loop. Another link's tries never wait for it."""
+    loop = asyncio.get_running_loop()
+    turns = _link_turns.setdefault(loop, {})
+    lock, waiting = turns.setdefault(key, (asyncio.Lock(), [0]))
+    if waiting[0] >= MAX_WAITING_PER_LINK:
+        raise TooManyWaiting
+    waiting[0] += 1
+    try:
+        async with lock:
+            yield
+    finally:
+        waiting[0] -= 1
+        if waiting[0] == 0:
+            turns.pop(key, None)
+
+
+def _busy(request: Request) -> Response:
+    page = _failure(request, 429, "此連結正在驗證中,請稍後再試。")
+    page.headers["Retry-After"] = "1"
+    return page
+
+
+async def _form_again(request: Request, settings: Settings, token: str, exc: VerifyError) -> Response:
+    try:
+        preview = await _read_preview(request, token)
     except TokenError:
         return _failure(request, exc.status, exc.message)
     return _form(request, preview, token, exc.status, exc.message)
@@ -193,12 +293,13 @@ async def _json_object(request: Request) -> dict[str, str] | None:
 
 
 @router.post("/api/session")
-async def create_session(request: Request, session: DbSession, settings: AppSettings) -> JSONResponse:
+async def create_session(request: Request, settings: AppSettings) -> JSONResponse:
     data = await _json_object(request)
     if data is None:
         return JSONResponse({"error": "請以 JSON 送出 account 與 password"}, status_code=422)
-    result = await run_in_threadpool(login.log_in, session, data["account"], data["password"],
-                                     _client(request))  # argon2: off the event loop
+    # argon2: off the event loop; log_in holds a database connection only for its short transactions.
+    result = await run_in_threadpool(login.log_in, app_ctx(request).db, data["account"], data["password"],
+                                     _client(request))
     response = JSONResponse(result.body, status_code=result.status)
     if result.retry_after is not None:
         response.headers["Retry-After"] = str(result.retry_after)

@@ -36,13 +36,15 @@ class Live:
 
 
 @contextmanager
-def live_app(ctx: AppContext) -> Iterator[Live]:
+def live_app(ctx: AppContext, **options: Any) -> Iterator[Live]:
+    """``options``: more uvicorn.Config options, e.g. mailflow.web.app.server_options(settings), the
+    daemon's proxy-header policy."""
     import uvicorn
 
     from mailflow.web.app import create_app
 
     server = uvicorn.Server(uvicorn.Config(create_app(ctx), host="127.0.0.1", port=0, log_level="warning",
-                                           access_log=False))
+                                           access_log=False, **options))
     thread = threading.Thread(target=server.run, name="security-uvicorn", daemon=True)
     thread.start()
     deadline = time.monotonic() + 20

@@ -5,7 +5,6 @@ not lock out everyone behind the same NAT, while a password sprayer still stops.
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -13,7 +12,7 @@ from sqlalchemy import select, update
 
 from mailflow.accounts import throttle
 from mailflow.context import AppContext
-from mailflow.models import Account, LoginAttempt
+from mailflow.models import Account, RateCounter
 from mailflow.support.actions import correct_email
 from mailflow.timeutil import now
 from tests.accounts.test_shared_bindings import ask, confirm, consent_link
@@ -114,8 +113,8 @@ def test_ten_wrong_passwords_lock_that_account_from_that_address_only(ctx: AppCo
                                                                      client: TestClient) -> None:
     add_general(ctx, "harbor01", COMPANY_UBN)
     add_general(ctx, "harbor02", "12345675")
-    tries = [login(client, "harbor01", f"guess-{n}").status_code for n in range(throttle.MAX_FAILURES)]
-    assert tries == [401] * throttle.MAX_FAILURES
+    tries = [login(client, "harbor01", f"guess-{n}").status_code for n in range(throttle.PAIR_LIMIT)]
+    assert tries == [401] * throttle.PAIR_LIMIT
 
     locked = login(client, "harbor01", PASSWORD)
     assert locked.status_code == 429 and "嘗試次數過多" in locked.json()["error"]
@@ -127,8 +126,8 @@ def test_ten_wrong_passwords_lock_that_account_from_that_address_only(ctx: AppCo
     assert login(elsewhere, "harbor01", PASSWORD).status_code == 200  # the holder, from home
 
     with ctx.db.session() as session:  # the window passes
-        for attempt in session.scalars(select(LoginAttempt)):
-            attempt.at -= timedelta(minutes=15, seconds=1)
+        session.execute(update(RateCounter).where(RateCounter.key.not_like("delay:%"))
+                        .values(window_end=RateCounter.window_end - throttle.WINDOW_SECONDS - 1))
     assert login(client, "harbor01", PASSWORD).status_code == 200
 
 
@@ -145,17 +144,10 @@ def test_spraying_many_accounts_from_one_address_stops_at_the_address_limit(ctx:
     assert login(elsewhere, "harbor01", PASSWORD).status_code == 200
 
 
-def test_retry_after_is_when_the_limit_th_newest_failure_leaves_the_window(ctx: AppContext) -> None:
-    key = throttle.client_key("203.0.113.9")
-    with ctx.db.session() as session:
-        moment = now()
-        for minutes_ago in (14, 10, 5, 1):
-            session.add(LoginAttempt(key=key, at=moment - timedelta(minutes=minutes_ago)))
-        session.flush()
-        assert throttle.retry_after(session, key, limit=5) is None
-        # With a limit of 3 the third newest (10 minutes ago) must leave first: about 5 minutes.
-        wait = throttle.retry_after(session, key, limit=3)
-        assert wait is not None and 5 * 60 - 5 <= wait <= 5 * 60 + 1
+def test_the_wait_after_a_streak_of_failures_grows_to_its_cap() -> None:
+    waits = [throttle.wait_after(n) for n in range(throttle.FREE_FAILURES + 8)]
+    assert waits[: throttle.FREE_FAILURES] == [0] * throttle.FREE_FAILURES
+    assert waits[throttle.FREE_FAILURES:] == [30, 60, 120, 240, 480, 900, 900, 900]
 
 
 def test_a_successful_login_forgives_only_that_accounts_failures(ctx: AppContext, client: TestClient) -> None:
@@ -164,5 +156,7 @@ def test_a_successful_login_forgives_only_that_accounts_failures(ctx: AppContext
         assert login(client, "harbor01", f"guess-{n}").status_code == 401
     assert login(client, "harbor01", PASSWORD).status_code == 200
     with ctx.db.session() as session:
-        keys = session.scalars(select(LoginAttempt.key)).all()
-    assert keys == [throttle.client_key("testclient")] * 3  # the address still counts towards spraying
+        counts = dict(session.execute(select(RateCounter.key, RateCounter.count)).tuples().all())
+    assert counts[throttle.client_key("testclient")] == 3  # the address still counts towards spraying
+    assert counts[throttle.account_client_key("harbor01", "testclient")] == 0
+    assert counts[throttle.delay_key(throttle.account_key("harbor01"))] == 0

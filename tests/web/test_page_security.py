@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from mailflow.accounts import login
+from mailflow.accounts import throttle
 from mailflow.config import load_settings
 from mailflow.context import AppContext
 from mailflow.models import VerificationToken
@@ -153,9 +153,9 @@ def test_password_checks_of_the_async_json_routes_run_off_the_event_loop(
         ctx: AppContext, client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
     add_account(ctx)
     seen: list[tuple[str, bool]] = []
-    real = login.verify_password
+    real = throttle.verify_or_spend
 
-    def watching(password_hash: str, password: str) -> bool:
+    def watching(password_hash: str | None, password: str) -> bool:
         try:
             asyncio.get_running_loop()
             on_loop = True
@@ -164,7 +164,7 @@ def test_password_checks_of_the_async_json_routes_run_off_the_event_loop(
         seen.append((threading.current_thread().name, on_loop))
         return real(password_hash, password)
 
-    monkeypatch.setattr(login, "verify_password", watching)
+    monkeypatch.setattr(throttle, "verify_or_spend", watching)
     answer: Any = client.post("/api/session", json={"account": "example1234", "password": PASSWORD})
     assert answer.status_code == 403  # approved but not verified yet: the password was checked
     assert seen and not any(on_loop for _, on_loop in seen)
