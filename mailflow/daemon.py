@@ -97,6 +97,8 @@ def _banner(ctx: AppContext, role: str, extra: list[str]) -> None:
     lines.append(f"  database            {hide_url_password(settings.database.url)}")
     if role in SERVES_HTTP and settings.document_backend == "filesystem":
         lines.append(f"  documents folder    {settings.documents_path}")
+    elif role in SERVES_HTTP:
+        lines.append("  documents           in the database (storage.backend = database)")
     lines.append(f"  configuration       {settings.source or '(built-in defaults)'}")
     if role in ("all", "web"):
         lines += [

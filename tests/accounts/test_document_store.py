@@ -406,3 +406,12 @@ def test_retention_runs_at_the_same_time_remove_each_document_once(ctx: AppConte
         assert session.scalar(select(func.count()).select_from(AuditEvent)
                               .where(AuditEvent.action == "document.purged")) == 5
     assert chunk_rows(ctx) == 0 and files_in(ctx.settings) == []
+
+
+def test_the_banner_says_where_documents_go(dbctx: AppContext, capsys: pytest.CaptureFixture[str]) -> None:
+    from mailflow.daemon import _banner
+
+    _banner(dbctx, "web", [])
+    shown = capsys.readouterr().err
+    assert "documents           in the database (storage.backend = database)" in shown
+    assert "documents folder" not in shown
