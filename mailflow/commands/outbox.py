@@ -1,5 +1,6 @@
 """`mailflow outbox list [--status S] [--json]` and `mailflow outbox retry ID`: the outgoing queue for
-operators. A retry puts a mail back in the queue, due now; dispatch still checks the suppression list."""
+operators. A retry puts a mail back in the queue, due now; dispatch still checks the suppression list. What
+may be retried, and how, is mailflow.mail.retry's: this module reads arguments and prints."""
 
 from __future__ import annotations
 
@@ -11,20 +12,14 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mailflow.accounts.verification import RenewRefused, renew_link
 from mailflow.commands import app_context
 from mailflow.commands.table import minute, print_table
-from mailflow.config import Settings
-from mailflow.mail.catalog import LINK_KEYS, VERIFICATION_TEMPLATES
-from mailflow.mail.outbox import transition
-from mailflow.mail.wake import mail_queued
+from mailflow.mail.retry import RetryRefused, retry
 from mailflow.models import OutboxMessage, OutboxStatus
-from mailflow.timeutil import iso_taipei, now
+from mailflow.timeutil import iso_taipei
 
 STATUSES = (OutboxStatus.QUEUED, OutboxStatus.SENDING, OutboxStatus.SENT, OutboxStatus.RETRY,
             OutboxStatus.FAILED, OutboxStatus.SUPPRESSED)
-RETRYABLE = (OutboxStatus.FAILED, OutboxStatus.RETRY, OutboxStatus.SUPPRESSED)
-
 
 
 def row_summary(row: OutboxMessage) -> dict[str, Any]:
@@ -59,38 +54,6 @@ def cmd_list(args: argparse.Namespace) -> int:
     print_table(["ID", "CREATED", "STATUS", "TRIES", "TEMPLATE", "TO", "LAST REPLY"], table, empty,
                 right=["ID", "TRIES"])
     return 0
-
-
-class RetryRefused(Exception):
-    pass
-
-
-def retry(session: Session, settings: Settings, outbox_id: int) -> tuple[OutboxMessage, bool]:
-    """Queue ``outbox_id`` again, due now; refuses mails that are sent or in flight. A verification mail
-    whose one-time link was erased (it reached a final state) gets a fresh one, the old one voided; a
-    binding request cannot (the applicant asks again). Returns the row and whether its link is new."""
-    row = session.get(OutboxMessage, outbox_id)
-    if row is None:
-        raise RetryRefused(f"outbox mail {outbox_id} does not exist")
-    if row.status not in RETRYABLE:
-        raise RetryRefused(f"outbox mail {outbox_id} is {row.status}; "
-                           f"only {', '.join(RETRYABLE)} can be retried")
-    secret = LINK_KEYS.get(row.template)  # erased once the mail was final
-    renewed = secret is not None and not row.context.get(secret)
-    if renewed:
-        if row.template not in VERIFICATION_TEMPLATES:
-            raise RetryRefused(f"outbox mail {outbox_id} no longer holds its one-time link; the applicant "
-                               "has to ask again (a new binding request, password reset or Email change)")
-        try:
-            renew_link(session, settings, row)
-        except RenewRefused as exc:
-            raise RetryRefused(f"outbox mail {outbox_id} cannot get a fresh link: {exc}") from None
-    transition(session, row, OutboxStatus.QUEUED, detail="retry requested by an operator")
-    mail_queued(session)
-    row.next_attempt_at = now()
-    row.claimed_by = None
-    row.lease_expires_at = None
-    return row, renewed
 
 
 def cmd_retry(args: argparse.Namespace) -> int:

@@ -19,6 +19,7 @@ from mailflow.accounts.verification import send_verification_mail
 from mailflow.context import AppContext
 from mailflow.mail.dispatch import run_dispatch
 from mailflow.mail.relay import REOPENS_PER_TICK, SESSION_TRIES
+from mailflow.mail.retry import retry
 from mailflow.mail.returnpath import make_return_path
 from mailflow.models import OutboxMessage, OutboxStatus
 from tests.factories import make_applicant
@@ -157,8 +158,6 @@ def test_421_and_hanging_up_mid_session(relay_ctx: AppContext, sink: ScriptedSin
 
 def test_a_verification_mail_failed_for_good_is_queued_again_with_a_fresh_link(
         relay_ctx: AppContext, sink: ScriptedSink) -> None:
-    from mailflow.commands.outbox import retry
-
     sink.rcpt_replies["second@example.com"] = "550 5.1.1 mailbox unavailable"
     approved = verification_mail(relay_ctx, "second")
     with relay_ctx.db.session() as session:
