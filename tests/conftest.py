@@ -25,6 +25,7 @@ from sqlalchemy import create_engine, text
 from mailflow.config import Settings, load_settings
 from mailflow.context import AppContext
 from mailflow.db import Database, init_schema
+from tests.databases import FreshDatabases
 
 PG_ADMIN_URL = os.environ.get("MAILFLOW_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
@@ -38,7 +39,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 # The fixtures through which a test reaches a database or chooses its behaviour by backend.
-DATABASE_FIXTURES = frozenset({"db_url", "db_backend", "pg_template", "sqlite_template"})
+DATABASE_FIXTURES = frozenset({"db_url", "db_backend", "pg_template", "pg_databases", "sqlite_template"})
 
 
 def uses_database(item: pytest.Item) -> bool:
@@ -129,6 +130,19 @@ def pg_template(db_backend: str) -> Iterator[str | None]:
 
 
 @pytest.fixture(scope="session")
+def pg_databases(pg_template: str | None) -> Iterator[FreshDatabases]:
+    """Copies of the template made ahead and dropped behind the tests (tests/databases.py)."""
+    assert pg_template is not None
+    admin = _pg_admin_engine()
+    databases = FreshDatabases(admin, pg_template)
+    try:
+        yield databases
+    finally:
+        databases.close()
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("tpl") / "template.db"
     db = Database(f"sqlite:///{path}")
@@ -150,14 +164,12 @@ def db_url(request: pytest.FixtureRequest, db_backend: str, pg_template: str | N
         shutil.copy(sqlite_template, target)
         yield f"sqlite:///{target}"
         return
-    name = f"mf_t_{uuid.uuid4().hex[:12]}"
-    admin = _pg_admin_engine()
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"'))
-    yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    databases: FreshDatabases = request.getfixturevalue("pg_databases")
+    name = databases.take()
+    try:
+        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        databases.give_back(name)  # dropped in the background, with any connection the test left
 
 
 # What a database-free test's settings name: a file SQLite cannot create, so a test that opens a database

@@ -4,6 +4,9 @@ reaches the database in a way collection cannot see fails rather than silently d
 
 from __future__ import annotations
 
+import contextlib
+import uuid
+
 import pytest
 
 pytest_plugins = ("pytester",)
@@ -128,3 +131,39 @@ def test_a_database_reached_behind_the_classifiers_back_fails_the_sqlite_pass(su
     result = suite.runpytest("--db=sqlite", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=len(DATABASE | FREE | {"test_once"}) - 1, failed=1)
     result.stdout.fnmatch_lines(["*test_asks_at_run_time*reached the database at run time without the db*"])
+
+
+@pytest.mark.postgres_only
+def test_fresh_databases_are_copies_of_the_template_each_used_once_and_dropped(pg_template: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    from tests.conftest import PG_ADMIN_URL
+    from tests.databases import FreshDatabases
+
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    prefix = f"mf_fresh_{uuid.uuid4().hex[:8]}_"
+
+    def existing() -> set[str]:
+        with admin.connect() as conn:
+            return set(conn.scalars(text("SELECT datname FROM pg_database WHERE starts_with(datname, :p)"),
+                                    {"p": prefix}))
+
+    counter = iter(range(100))
+    databases = FreshDatabases(admin, pg_template, ahead=2, name=lambda: f"{prefix}{next(counter)}")
+    try:
+        first, second = databases.take(), databases.take()
+        assert first != second and {first, second} <= existing()
+        base = PG_ADMIN_URL.rsplit("/", 1)[0]
+        left_engine = create_engine(f"{base}/{first}")
+        left_open = left_engine.connect()  # as a test may leave one
+        assert left_open.scalar(text("SELECT count(*) FROM accounts")) == 0  # the template's schema, empty
+        databases.give_back(first)
+        third = databases.take()
+        assert third not in (first, second)
+    finally:
+        databases.close()
+    assert existing() == set()  # used, returned and never taken: all dropped
+    with contextlib.suppress(Exception):  # its server process was ended by the drop
+        left_open.close()
+    left_engine.dispose()
+    admin.dispose()
