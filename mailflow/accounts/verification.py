@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from mailflow import audit
 from mailflow.accounts import throttle
+from mailflow.accounts.login import check_password
 from mailflow.accounts.lookup import account_of_mail, live_account
 from mailflow.accounts.selfservice import confirm_email_change
 from mailflow.accounts.shared import BindingError, confirm_binding
@@ -341,8 +342,6 @@ def request_new_mail(
     proves its password. Raises VerifyError: 429 too many, 401 bad credentials, 403 not approved, 409
     already verified or the address suppressed (no mail could reach it). The password check counts
     against the login's limits (mailflow.accounts.throttle) and holds no connection while it runs."""
-
-    from mailflow.accounts.login import check_password
 
     try:
         found, reservation, ok = check_password(db, account_id, password, client, find_account)
