@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, cast
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import insert, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
@@ -262,7 +262,7 @@ def write_chunks(session: Session, document_id: int, source: BinaryIO) -> tuple[
 
 def _read_full(source: BinaryIO, wanted: int) -> bytes:
     """Up to ``wanted`` bytes: a short read before the end of the stream is filled up, so every chunk
-    but the last is exactly DB_CHUNK bytes (readers compute a chunk's position from its number)."""
+    but the last is exactly DB_CHUNK bytes."""
     piece = source.read(wanted)
     while piece and len(piece) < wanted:
         more = source.read(wanted - len(piece))
@@ -272,29 +272,25 @@ def _read_full(source: BinaryIO, wanted: int) -> bytes:
     return piece
 
 
-def chunk_count(size: int) -> int:
-    return (size + DB_CHUNK - 1) // DB_CHUNK
-
-
 def read_chunks(db: Database, document_id: int, size: int) -> Iterator[bytes]:
     """A database-stored document's bytes, one chunk per short autocommit read: a slow download holds
     no connection between chunks. Stops with an error when a chunk is missing (the document was removed
-    meanwhile), so the response ends short instead of passing off a truncated file as complete."""
-    for seq in range(chunk_count(size)):
+    meanwhile), so the response ends short instead of passing off a truncated file as complete. Chunks
+    are read by number until ``size`` bytes came, so a document written with another DB_CHUNK reads
+    the same."""
+    sent = 0
+    seq = 0
+    while sent < size:
         def read(connection: Connection, seq: int = seq) -> bytes | None:
             return connection.execute(select(DocumentChunk.data).where(
                 DocumentChunk.document_id == document_id, DocumentChunk.seq == seq)).scalar()
         piece = db.read_once_more(read)
-        if piece is None:
+        if not piece:
             raise DocumentMissing(document_id)
+        sent += len(piece)
+        seq += 1
         yield bytes(piece)
 
 
 class DocumentMissing(RuntimeError):
     """A document's bytes are not where its row says (removed meanwhile, or a file lost)."""
-
-
-def stored_bytes(session: Session, document_id: int) -> int:
-    """How many bytes of the document are in document_chunks (0 when none)."""
-    return int(session.scalar(select(func.coalesce(func.sum(func.length(DocumentChunk.data)), 0))
-                              .where(DocumentChunk.document_id == document_id)) or 0)

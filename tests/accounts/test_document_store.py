@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from mailflow.accounts import documents, registration, review
@@ -415,3 +415,15 @@ def test_the_banner_says_where_documents_go(dbctx: AppContext, capsys: pytest.Ca
     shown = capsys.readouterr().err
     assert "documents           in the database (storage.backend = database)" in shown
     assert "documents folder" not in shown
+
+
+def test_a_missing_chunk_ends_the_read_with_an_error_not_a_short_file(dbctx: AppContext) -> None:
+    application_id = register(dbctx, pdf_of(2 * DB_CHUNK + 5))
+    with dbctx.db.session() as session:
+        document = session.get(Application, application_id).document  # type: ignore[union-attr]
+        session.execute(delete(DocumentChunk).where(DocumentChunk.document_id == document.id,
+                                                    DocumentChunk.seq == 1))
+    pieces = documents.read_chunks(dbctx.db, document.id, document.size)
+    assert len(next(pieces)) == DB_CHUNK
+    with pytest.raises(documents.DocumentMissing):
+        next(pieces)
