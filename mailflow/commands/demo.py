@@ -1,7 +1,8 @@
 """`mailflow demo`: a guided first run. Seeds a reviewer login, a support login and a few applications in
 the states a newcomer wants to see (submitted, approved but not verified, verified, rejected, and one whose
-mail bounced hard with its customer-service item), through the same services the pages use, so every page
-has something to show within a minute.
+mail bounced hard with its customer-service item), through the same services the pages use — the bounce
+through the inbound pipeline, as `mailflow inbound import` feeds a file — so every page has something to
+show within a minute.
 
 Idempotent: an applicant already seeded is left as it is; the two demo staff logins get a fresh password on
 every run (printed, since nobody could read the old one back). Refused in relay mode: demo logins with
@@ -16,19 +17,22 @@ import secrets
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from email.utils import parseaddr
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mailflow.accounts import review
 from mailflow.accounts.documents import Upload
+from mailflow.accounts.lookup import latest_application
 from mailflow.accounts.registration import register_general, taken_fields
 from mailflow.accounts.rules import is_valid_ubn
 from mailflow.accounts.verification import complete_verification
 from mailflow.commands import app_context
 from mailflow.config import Settings
 from mailflow.context import AppContext
-from mailflow.mail import suppression
+from mailflow.inbound.importer import ImportResult, Source, import_one
+from mailflow.mail.returnpath import make_return_path
 from mailflow.models import (
     Account,
     Application,
@@ -36,10 +40,8 @@ from mailflow.models import (
     OutboxMessage,
     StaffRole,
     StaffUser,
-    SupportKind,
 )
 from mailflow.passwords import hash_password
-from mailflow.support.items import open_item
 
 DEMO_ACTOR = "staff:demo-reviewer"
 APPLICANT_PASSWORD = "Demo-Pass2024"
@@ -171,22 +173,63 @@ def _reject(session: Session, settings: Settings, application: Application) -> N
     review.reject(session, settings, application.id, DEMO_ACTOR, reasons)
 
 
-def _bounce(session: Session, settings: Settings, application: Application) -> None:
-    """Approved, then the mailbox did not exist: what the inbound pipeline records for a hard bounce."""
-    _approve(session, settings, application)
-    session.flush()
-    account = application.account
-    mail = _approval_mail(session, application)
-    diagnostic = f"smtp; 550 5.1.1 <{account.email}>: Recipient address rejected: User unknown"
-    suppression.suppress(session, account.email, "userunknown", diagnostic, actor="demo")
-    account.email_undeliverable = True
-    open_item(session, SupportKind.HARD_BOUNCE, actor="demo", account_id=account.id,
-              application_id=application.id, outbox_id=mail.id, address=account.email, reason="userunknown",
-              diagnostic=diagnostic)
+def bounce_of(settings: Settings, mail: OutboxMessage) -> bytes:
+    """The notice a receiving server sends when ``mail``'s mailbox does not exist (a Postfix DSN, RFC
+    3464), returning our signed return path and Message-ID as a real one does. The same bytes on every
+    run, so the inbound store keeps it once."""
+    sent = mail.created_at.strftime("%a, %d %b %Y %H:%M:%S +0000")
+    head = "\r\n".join([
+        f"Return-Path: <{make_return_path(settings, mail.id)}>",
+        f"From: <{parseaddr(settings.mail.from_)[1]}>",
+        f"To: {mail.to_address}",
+        f"Message-ID: {mail.message_id}",
+        f"Date: {sent}",
+        "Subject: demo",
+    ])
+    notice = (
+        "This is the mail system at host mx.example.com.tw.\r\n\r\n"
+        "I'm sorry to have to inform you that your message could not\r\n"
+        "be delivered to one or more recipients.\r\n\r\n"
+        f"<{mail.to_address}>: host mx.example.com.tw[192.0.2.25] said: 550 5.1.1\r\n"
+        f"    <{mail.to_address}>: Recipient address rejected: User unknown\r\n"
+    )
+    status = (
+        "Reporting-MTA: dns; mx.example.com.tw\r\n\r\n"
+        f"Final-Recipient: rfc822; {mail.to_address}\r\n"
+        "Action: failed\r\nStatus: 5.1.1\r\n"
+        f"Diagnostic-Code: smtp; 550 5.1.1 <{mail.to_address}>: Recipient address rejected: User unknown\r\n"
+    )
+    boundary = f"demo-bounce-{mail.id}"
+    parts = [("text/plain; charset=us-ascii", notice), ("message/delivery-status", status),
+             ("text/rfc822-headers", head + "\r\n")]
+    body = "".join(f"--{boundary}\r\nContent-Type: {kind}\r\n\r\n{text}\r\n" for kind, text in parts)
+    return (
+        "From: MAILER-DAEMON@mx.example.com.tw (Mail Delivery System)\r\n"
+        f"To: {make_return_path(settings, mail.id)}\r\n"
+        "Subject: Undelivered Mail Returned to Sender\r\n"
+        f"Message-ID: <demo-bounce-{mail.id}@mx.example.com.tw>\r\n"
+        f"Date: {sent}\r\n"
+        "MIME-Version: 1.0\r\n"
+        f'Content-Type: multipart/report; report-type=delivery-status; boundary="{boundary}"\r\n\r\n'
+        f"{body}--{boundary}--\r\n"
+    ).encode("ascii")
+
+
+def feed_bounce(ctx: AppContext, who: DemoApplicant) -> str:
+    """The bounce of ``who``'s approval mail, through the inbound pipeline as `mailflow inbound import`
+    feeds a file (stored raw, then routed): the suppression, the flagged account and the customer-service
+    item are what the pipeline makes of it, not a copy. Idempotent: the store keeps one row per message."""
+    with ctx.db.session() as session:
+        account = session.scalar(select(Account).where(Account.account == who.account))
+        application = latest_application(session, account.id) if account is not None else None
+        if application is None:
+            raise RuntimeError(f"demo account {who.account} has no application")
+        raw = bounce_of(ctx.settings, _approval_mail(session, application))
+    return import_one(ctx, Source(f"mailflow demo: {who.account}", lambda: raw), ImportResult())
 
 
 DECISIONS: dict[str, Callable[[Session, Settings, Application], None]] = {
-    "approved": _approve, "verified": _verify, "rejected": _reject, "bounced": _bounce,
+    "approved": _approve, "verified": _verify, "rejected": _reject, "bounced": _approve,
 }
 
 
@@ -201,11 +244,15 @@ def seed_applicant(ctx: AppContext, who: DemoApplicant) -> bool:
             application = register_general(session, ctx.settings, registration_fields(session, who),
                                            Upload("公司登記表.pdf", io.BytesIO(pdf)))
         else:
-            application = session.scalars(select(Application).where(Application.account_id == account.id)
-                                          .order_by(Application.id.desc())).one()
+            latest = latest_application(session, account.id)
+            if latest is None:
+                raise RuntimeError(f"demo account {who.account} has no application")
+            application = latest
         decide = DECISIONS.get(who.state)
         if decide is not None and application.status == ApplicationStatus.SUBMITTED:
             decide(session, ctx.settings, application)
+    if who.state == "bounced":  # once the approval mail is committed: the pipeline reads committed rows
+        feed_bounce(ctx, who)
     return created
 
 

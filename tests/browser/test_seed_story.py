@@ -26,10 +26,13 @@ from mailflow.accounts.rules import MESSAGES
 from mailflow.cli import main as mailflow_cli
 from mailflow.commands.demo import APPLICANT_PASSWORD, APPLICANTS, STATES, demo_pdf, seed_demo
 from mailflow.context import AppContext
+from mailflow.mail import suppression
 from mailflow.models import (
     Account,
     Application,
     ApplicationStatus,
+    InboundMessage,
+    InboundStatus,
     OutboxMessage,
     StaffUser,
     SupportItem,
@@ -208,7 +211,7 @@ def test_the_seed_story_in_a_browser(live_site: LiveSite, page: Any, shot: Calla
 def counts(ctx: AppContext) -> dict[str, int]:
     with ctx.db.session() as session:
         return {model.__name__: session.scalar(select(func.count()).select_from(model)) or 0
-                for model in (Account, Application, OutboxMessage, SupportItem, StaffUser)}
+                for model in (Account, Application, OutboxMessage, SupportItem, StaffUser, InboundMessage)}
 
 
 def test_demo_seeds_every_state_and_running_it_again_adds_nothing(ctx: AppContext) -> None:
@@ -230,6 +233,16 @@ def test_demo_seeds_every_state_and_running_it_again_adds_nothing(ctx: AppContex
         [item] = session.scalars(select(SupportItem)).all()
         assert item.kind == SupportKind.HARD_BOUNCE
         assert item.account_id == by_account["demo05bounced"].account_id
+        # The bounce went through the inbound pipeline, proven by our return path: one stored mail, tied
+        # to the approval mail it answers, which stopped mail to the address and flagged the account.
+        bounced = by_account["demo05bounced"]
+        [inbound] = session.scalars(select(InboundMessage)).all()
+        assert inbound.status == InboundStatus.PROCESSED and inbound.kind == "bounce"
+        assert inbound.outbox_id == item.outbox_id and item.application_id == bounced.id
+        assert session.get(OutboxMessage, item.outbox_id).template == "document-approved"  # type: ignore[union-attr]
+        assert item.reason == "userunknown"
+        assert bounced.account.email_undeliverable
+        assert suppression.active_suppression(session, bounced.account.email) is not None
 
 
 def test_demo_from_the_command_line_prints_the_logins(ctx: AppContext, monkeypatch: pytest.MonkeyPatch,
