@@ -17,9 +17,11 @@ Everything here only reads, in the caller's transaction.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from mailflow.config import Settings
@@ -74,14 +76,77 @@ def check_tag(settings: Settings, session: Session, row: InboundMessage, analysi
     return TagCheck(None, bool(candidates) and not verified)
 
 
+def _angled(ids: Iterable[str]) -> list[str]:
+    return [f"<{i.strip().strip('<>')}>" for i in ids if i and i.strip().strip("<>")]
+
+
 def by_message_id(session: Session, ids: list[str]) -> OutboxMessage | None:
     """Our mail with the first of ``ids`` (with or without angle brackets) that names one."""
-    wanted = [f"<{i.strip().strip('<>')}>" for i in ids if i and i.strip().strip("<>")]
+    wanted = _angled(ids)
     if not wanted:
         return None
-    found = {m.message_id: m for m in session.execute(
-        select(OutboxMessage).where(OutboxMessage.message_id.in_(wanted))).scalars()}
+    known: dict[str, OutboxMessage | None] = session.info.get(_PREFETCHED, {})
+    if all(i in known for i in wanted):  # looked up for the whole batch already (prefetch)
+        return next((mail for mail in (known[i] for i in wanted) if mail is not None), None)
+    with session.no_autoflush:  # our sent mails, which nothing here changes: no flush needed first
+        found = {m.message_id: m for m in session.execute(
+            select(OutboxMessage).where(OutboxMessage.message_id.in_(wanted))).scalars()}
     return next((found[i] for i in wanted if i in found), None)
+
+
+_PREFETCHED = "correlate.outbox_by_message_id"
+
+
+def prefetch(settings: Settings, session: Session, mails: Iterable[tuple[InboundMessage, Analysis]]) -> None:
+    """Load in one query the mails of ours that a batch of received mails names by verified return-path
+    tag or by Message-ID, so check_tag and by_message_id find them in the session instead of asking the
+    database once or twice per mail. Only a cache: whatever it misses is looked up as before."""
+    ids: set[int] = set()
+    message_ids: set[str] = set()
+    domain = settings.mail.bounce_domain.lower()
+    mails = list(mails)
+    _prefetch_latest(session, mails)
+    for row, analysis in mails:
+        for address in tag_candidates(row, analysis, domain):
+            with contextlib.suppress(Exception):
+                outbox_id, valid = parse_tag(settings, address)
+                if valid and outbox_id is not None:
+                    ids.add(outbox_id)
+        message_ids.update(_angled([analysis.returned_message_id, *analysis.in_reply_to]))
+    if not ids and not message_ids:
+        return
+    with session.no_autoflush:
+        found = session.execute(select(OutboxMessage).where(
+            or_(OutboxMessage.id.in_(ids), OutboxMessage.message_id.in_(message_ids)))).scalars().all()
+    known: dict[str, OutboxMessage | None] = dict.fromkeys(message_ids)
+    known.update((mail.message_id, mail) for mail in found if mail.message_id in message_ids)
+    session.info[_PREFETCHED] = known
+
+
+_LATEST = "correlate.latest_sent_to"
+
+
+def _prefetch_latest(session: Session, mails: list[tuple[InboundMessage, Analysis]]) -> None:
+    """The latest mail sent to each address a batch names as failed (or, for an auto-reply, writes
+    from) before the batch's last mail arrived, in one query; latest_sent_to uses it for a mail of the
+    batch when that mail was sent before the mail in question arrived too (it then is the latest for
+    it as well), and asks the database otherwise."""
+    keys = {address_key(r.address) for _, analysis in mails for r in analysis.recipients}
+    keys.update(address_key(analysis.from_address) for _, analysis in mails if analysis.kind == "autoreply")
+    keys.discard("")
+    if not keys:
+        return
+    until = max(row.received_at for row, _ in mails)
+    ranked = (select(OutboxMessage.id, func.row_number().over(
+        partition_by=OutboxMessage.to_key, order_by=(OutboxMessage.sent_at.desc(), OutboxMessage.id.desc())
+    ).label("rank")).where(OutboxMessage.to_key.in_(keys), OutboxMessage.sent_at.is_not(None),
+                           OutboxMessage.sent_at <= until).subquery())
+    with session.no_autoflush:
+        latest = session.execute(select(OutboxMessage).join(ranked, ranked.c.id == OutboxMessage.id)
+                                 .where(ranked.c.rank == 1)).scalars().all()
+    known: dict[str, OutboxMessage | None] = dict.fromkeys(keys)
+    known.update((mail.to_key, mail) for mail in latest)
+    session.info[_LATEST] = (until, known)
 
 
 def latest_sent_to(session: Session, address: str, row: InboundMessage) -> OutboxMessage | None:
@@ -89,6 +154,16 @@ def latest_sent_to(session: Session, address: str, row: InboundMessage) -> Outbo
     key = address_key(address)
     if not key:
         return None
+    until, known = session.info.get(_LATEST, (None, {}))
+    if key in known and until is not None and row.received_at <= until:
+        mail = known[key]
+        if mail is None or (mail.sent_at is not None and mail.sent_at <= row.received_at):
+            return mail
+    with session.no_autoflush:  # when our mails were sent: nothing here changes that
+        return _latest_sent_to(session, key, row)
+
+
+def _latest_sent_to(session: Session, key: str, row: InboundMessage) -> OutboxMessage | None:
     return session.execute(
         select(OutboxMessage)
         .where(OutboxMessage.to_key == key, OutboxMessage.sent_at.is_not(None),

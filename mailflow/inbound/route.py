@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, defer
 
 from mailflow.accounts.lookup import account_by_address
 from mailflow.context import AppContext
-from mailflow.inbound import consequences, sender_auth
+from mailflow.inbound import consequences, correlate, sender_auth
 from mailflow.inbound.analysis import Analysis, analyze
 from mailflow.inbound.sender_auth import SenderAuth
 from mailflow.inbound.store import printable
@@ -87,6 +87,8 @@ def _act_together(ctx: AppContext, understood: dict[int, Understood]) -> dict[in
         rows = {row.id: row for row in session.execute(
             select(InboundMessage).options(defer(InboundMessage.raw)).where(InboundMessage.id.in_(ids))
         ).scalars()}
+        correlate.prefetch(ctx.settings, session,
+                           [(rows[i], understood[i].analysis) for i in ids if i in claimed and i in rows])
         statuses: dict[int, str] = {}
         for inbound_id in ids:
             row = rows.get(inbound_id)

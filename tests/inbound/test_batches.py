@@ -13,7 +13,14 @@ from sqlalchemy import func, select
 from mailflow.context import AppContext
 from mailflow.inbound import consequences, route
 from mailflow.inbound.store import Incoming, store_mail, store_mails
-from mailflow.models import AuditEvent, BounceRecipient, InboundMessage, InboundStatus, SupportKind
+from mailflow.models import (
+    AuditEvent,
+    BounceRecipient,
+    InboundMessage,
+    InboundStatus,
+    OutboxMessage,
+    SupportKind,
+)
 from tests.factories import Applicant, add_applicant
 from tests.inbound.test_intake_helpers import dsn, inbound_rows, items, reply, sent_mail, suppressed
 
@@ -102,3 +109,24 @@ def test_process_pending_finishes_a_batch_left_stored_by_a_crash(ctx: AppContext
         assert {r.status for r in inbound_rows(session)} == {InboundStatus.PROCESSED}
         assert len(items(session)) == 3 and all(suppressed(session, who.email) for who in people)
     assert route.process_pending(ctx) == 0
+
+
+def test_a_batch_ties_each_mail_to_the_mail_it_answers(ctx: AppContext) -> None:
+    """By tag, by quoted Message-ID, by In-Reply-To and, as a guess, by address and time — the same
+    answers as one mail at a time, with the batch's look-ups made together."""
+    tagged, quoted, replied, guessed = applicants(ctx, 4)
+    by_tag, by_id, answered = sent_mail(ctx, tagged), sent_mail(ctx, quoted), sent_mail(ctx, replied)
+    sent_mail(ctx, quoted, "document-approved")  # later mail to the same address: must not be chosen
+    sent_mail(ctx, guessed)
+    latest = sent_mail(ctx, guessed, "document-approved")
+    stranger = OutboxMessage(id=10**9, to_address=guessed.email, message_id="<unknown@elsewhere.example>")
+    raws = [dsn(ctx.settings, by_tag),
+            dsn(ctx.settings, by_id, to="hep@twport.com.tw", return_path="hep@twport.com.tw"),
+            reply(replied.email, "請問", in_reply_to=answered.message_id),
+            dsn(ctx.settings, stranger, to="hep@twport.com.tw", return_path="x@elsewhere.example")]
+    stored = store_mails(ctx.db, [Incoming(raw, "imap") for raw in raws])
+    route.process_batch(ctx, [(s.id, raw) for s, raw in zip(stored, raws, strict=True)])
+    with ctx.db.session() as session:
+        assert [r.outbox_id for r in inbound_rows(session)] == [by_tag.id, by_id.id, answered.id, latest.id]
+        assert suppressed(session, tagged.email) and suppressed(session, quoted.email)
+        assert not suppressed(session, guessed.email)  # an address alone proves nothing
