@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+
 from mailflow.config import Settings
 
 DEPLOY = Path(__file__).resolve().parents[2] / "docs" / "DEPLOY.md"
@@ -242,6 +244,16 @@ def test_every_limit_of_the_limit_modules_is_in_the_table() -> None:
                and isinstance(found, int | float | timedelta) and attribute not in attributes]
     assert not missing, f"limits not in docs/DEPLOY.md's table (LIMITS here): {missing}"
     assert sum(limit.present() for limit in LIMITS) >= len(LIMITS) - 4  # only the login rows may be absent
+
+
+def test_no_proxy_is_believed_unless_named_as_the_page_says(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mailflow.web.app import server_options
+
+    monkeypatch.delenv("FORWARDED_ALLOW_IPS", raising=False)
+    assert Settings().http.forwarded_allow_ips == ""
+    assert server_options(Settings())["proxy_headers"] is False
+    page = " ".join(DEPLOY.read_text(encoding="utf-8").split())
+    assert "By default no peer is named" in page and "`http.forwarded_allow_ips`" in page
 
 
 if __name__ == "__main__":
