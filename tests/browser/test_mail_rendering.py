@@ -63,8 +63,11 @@ def problems_in(page: Any, text_part: str, staff: bool = False) -> list[str]:
     found += [f"button smaller than 24 px: {name}" for name in page.evaluate(SMALL_BUTTONS)]
     found += [f"label cell wraps: {label}" for label in page.evaluate(WRAPPED_LABELS)]
     found += [f"remote or unnamed image: {tag}" for tag in page.evaluate(REMOTE_OR_UNNAMED_IMAGES)]
-    if staff == ("0809-088-568" in page.inner_text("body")):
-        found.append("a service number in a mail to staff" if staff else "no service number in the footer")
+    body = page.inner_text("body")
+    if "0809-088-568" not in body:  # every mail carries the support line and hours (the contract)
+        found.append("no service number in the footer")
+    if staff and "若有問題" in body:  # customer service is not told to phone itself
+        found.append("a mail to staff asks its reader to phone customer service")
     return found
 
 
