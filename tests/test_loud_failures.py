@@ -23,10 +23,6 @@ LATE_IMPORTS = {
     "mail/render.py": "dkimpy (41 ms), only when signing",
     "inbound/sender_auth.py": "dnspython (84 ms) and dkimpy, only when a reply is judged by its signature",
     "inbound/bounce/context.py": "html, only for an HTML-only bounce (bounce parse start-up)",
-    # Cycles between the web routers and account modules of issue 14, still to be untangled.
-    "web/shared.py": "applicant_auth <-> shared router cycle",
-    "web/selfservice.py": "shared router's page helpers",
-    "accounts/selfservice.py": "verification <-> selfservice cycle",
 }
 
 

@@ -12,7 +12,7 @@ from datetime import timedelta
 
 from sqlalchemy import select, update
 
-from mailflow.accounts.verification import send_verification_mail
+from mailflow.accounts.verification_mail import send_verification_mail
 from mailflow.context import AppContext
 from mailflow.models import Account, AccountKind, AccountStatus
 from mailflow.timeutil import now

@@ -15,7 +15,7 @@ from sqlalchemy import Select, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from mailflow import audit
-from mailflow.accounts.verification import send_verification_mail
+from mailflow.accounts.verification_mail import send_verification_mail
 from mailflow.config import Settings
 from mailflow.mail.outbox import enqueue
 from mailflow.models import (

@@ -58,6 +58,7 @@ from mailflow.accounts.tokens import (
     void_tokens,
     void_tokens_for_address,
 )
+from mailflow.accounts.verification_mail import verify_url
 from mailflow.config import Settings
 from mailflow.db import Database
 from mailflow.mail import addresses
@@ -363,8 +364,6 @@ def request_email_change(session: Session, settings: Settings, account: Account,
     if wait is not None:
         raise SelfServiceRefused(429, MSG_CHANGE_LIMIT.format(limit=EMAIL_CHANGE_LIMIT), "limit",
                                  retry_after=wait)
-    from mailflow.accounts.verification import verify_url
-
     _locked(session, account.id)  # two requests at once: the second voids the first's link (module doc)
     token, row = issue_token(session, settings, account, TokenPurpose.EMAIL_CHANGE, address)
     row.expires_at = row.issued_at + EMAIL_CHANGE_TTL

@@ -40,8 +40,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from mailflow import audit, ratelimit
+from mailflow.accounts import signups
 from mailflow.accounts.lookup import live_account
+from mailflow.accounts.rules import ACCOUNT_FIELDS, validate_account_fields
 from mailflow.accounts.tokens import issue_token
+from mailflow.accounts.verification_mail import send_verification_mail
 from mailflow.config import Settings
 from mailflow.db import Database
 from mailflow.mail import addresses
@@ -59,6 +62,7 @@ from mailflow.models import (
 )
 from mailflow.models.base import MAX_ROW_ID
 from mailflow.notify.events import binding_data, emit_event
+from mailflow.passwords import hash_password
 from mailflow.refusals import Refused
 from mailflow.timeutil import iso_taipei, now
 
@@ -228,6 +232,38 @@ def create_shared_account(session: Session, clean: dict[str, Any], password_hash
     session.add(account)
     session.flush()
     audit.record(session, f"account:{account.id}", "shared.registered", "account", account.id)
+    return account
+
+
+class SignupRefused(Refused):
+    """A refused shared sign-up: ``errors`` maps each field to its zh-TW message (422 fields that break
+    the rules, 409 a 帳號 already taken)."""
+
+    def __init__(self, status: int, errors: dict[str, str], reason: str) -> None:
+        super().__init__(status, next(iter(errors.values()), ""), reason)
+        self.errors = errors
+
+
+def register_shared(session: Session, db: Database, settings: Settings, data: dict[str, str],
+                    client: str | None) -> Account:
+    """Sign up a shared account from the typed fields and queue its verification mail, in the caller's
+    transaction. Within the sign-up limits of mailflow.accounts.signups (each counted in a short
+    transaction of its own on ``db``): raises signups.SignupThrottled; SignupRefused for the fields."""
+    signups.admit_client(db, client)
+    clean, errors = validate_account_fields({k: data.get(k, "") for k in ACCOUNT_FIELDS})
+    if errors:
+        raise SignupRefused(422, errors, "fields")
+    signups.admit_recipient(db, clean["email"])
+    try:
+        account = create_shared_account(session, clean, hash_password(clean["password"]))
+    except BindingError as exc:
+        raise SignupRefused(exc.status, {"account": exc.message}, "taken") from None
+    except IntegrityError:
+        # A concurrent registration of the same id won the unique index. Nothing else was written yet,
+        # so the whole transaction goes (a SAVEPOINT would commit early under pysqlite's autocommit).
+        session.rollback()
+        raise SignupRefused(409, {"account": "帳號已經存在"}, "taken") from None
+    send_verification_mail(session, settings, account, "account-approved")
     return account
 
 

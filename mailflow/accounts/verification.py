@@ -27,7 +27,6 @@ from mailflow.accounts.login import check_password
 from mailflow.accounts.lookup import account_of_mail, live_account
 from mailflow.accounts.selfservice import confirm_email_change
 from mailflow.accounts.shared import BindingError, confirm_binding
-from mailflow.accounts.signups import addressee
 from mailflow.accounts.tokens import (
     StoredToken,
     TokenError,
@@ -37,10 +36,11 @@ from mailflow.accounts.tokens import (
     read_token,
     refuse_dead,
 )
+from mailflow.accounts.verification_mail import link_context, send_verification_mail
 from mailflow.config import Settings
 from mailflow.db import Database
 from mailflow.mail.catalog import VERIFICATION_TEMPLATES
-from mailflow.mail.outbox import enqueue, is_suppressed
+from mailflow.mail.outbox import is_suppressed
 from mailflow.mail.render import display_hours
 from mailflow.models import (
     Account,
@@ -85,29 +85,6 @@ class Completed:
     token: VerificationToken
 
 
-def verify_url(settings: Settings, token: str) -> str:
-    return f"{settings.http.base_url.rstrip('/')}/verify/{token}"
-
-
-def send_verification_mail(
-    session: Session, settings: Settings, account: Account, template: str
-) -> OutboxMessage:
-    """Issue a verify-email token bound to the account's current address (voiding older ones) and queue
-    ``template`` (account-approved or verify-reminder) with its link, in the caller's transaction."""
-    if template not in VERIFICATION_TEMPLATES:
-        raise ValueError(f"not a verification mail template: {template!r}")
-    token, row = issue_token(session, settings, account, TokenPurpose.VERIFY_EMAIL, account.email)
-    # kind: a shared account (共用帳號) was never reviewed, so its mails have their own subject and wording.
-    context = {"name": account.name, "account": account.account, "kind": account.kind,
-               **_link(settings, token, row)}
-    return enqueue(session, template, account.email, message_id_domain=settings.mail.message_id_domain,
-                   to_name=addressee(account), context=context, account_id=account.id, token_id=row.id)
-
-
-def _link(settings: Settings, token: str, row: VerificationToken) -> dict[str, str]:
-    return {"verify_url": verify_url(settings, token), "expires_at": row.expires_at.isoformat()}
-
-
 class RenewRefused(ValueError):
     """Why a verification mail cannot get a fresh link (English, for operators)."""
 
@@ -128,7 +105,7 @@ def renew_link(session: Session, settings: Settings, message: OutboxMessage) -> 
         raise RenewRefused(f"account {account.account} has another address now; send it a new "
                            "verification mail instead")
     token, row = issue_token(session, settings, account, TokenPurpose.VERIFY_EMAIL, account.email)
-    message.context = {**message.context, **_link(settings, token, row)}
+    message.context = {**message.context, **link_context(settings, token, row)}
     message.token_id = row.id
     audit.record(session, "system", "verification.renewed", "account", account.id, outbox_id=message.id,
                  token_id=row.id)

@@ -18,7 +18,7 @@ from mailflow.accounts.lookup import account_of_mail, latest_application
 from mailflow.accounts.rules import check_field
 from mailflow.accounts.signups import addressee
 from mailflow.accounts.tokens import void_tokens, void_tokens_for_address
-from mailflow.accounts.verification import send_verification_mail
+from mailflow.accounts.verification_mail import send_verification_mail
 from mailflow.config import Settings
 from mailflow.mail import addresses, suppression
 from mailflow.mail.catalog import NOT_RESENDABLE, RECOVERY_TEMPLATES, VERIFICATION_TEMPLATES

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from mailflow.accounts.login import refusal
 from mailflow.config import Settings
 from mailflow.models import Account
-from mailflow.web.staff_auth import password_fingerprint, read_login_cookie, set_login_cookie
+from mailflow.web.sessions import password_fingerprint, read_login_cookie, set_login_cookie
 
 log = logging.getLogger(__name__)
 

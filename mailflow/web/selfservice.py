@@ -39,6 +39,7 @@ from mailflow.web.applicant_auth import clear_session_cookie, current_account, s
 from mailflow.web.deps import DbSession, app_ctx, get_settings
 from mailflow.web.pages import render
 from mailflow.web.security import CSRF_FIELD, csrf_ok
+from mailflow.web.shared import account_view, login_view
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -307,17 +308,15 @@ async def api_account_password(request: Request, session: DbSession) -> JSONResp
 
 
 def _page_change(request: Request, session: Session, form: dict[str, str], what: str) -> Response:
-    from mailflow.web.shared import _account_page, _login_page
-
     account = _account(request, session)
     if account is None:
-        return _login_page(request)
+        return login_view(request)
     ctx = app_ctx(request)
     typed = form.get("email", "").strip()[:320]
 
     def again(status: int, error: str, errors: dict[str, str] | None = None) -> Response:
         session.rollback()  # a refused change leaves nothing but its counted failure (below)
-        return _account_page(request, session, account, status_code=status, error=error,
+        return account_view(request, session, account, status_code=status, error=error,
                              change_errors=errors or {}, email_typed=typed, open_form=what)
 
     if not csrf_ok(request, form.get(CSRF_FIELD)):

@@ -19,16 +19,22 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, RedirectResponse, Response
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from mailflow.accounts import shared, signups
+from mailflow.accounts.login import log_in
+from mailflow.accounts.rules import ACCOUNT_FIELDS
 from mailflow.accounts.shared import BindingError
 from mailflow.config import Settings
 from mailflow.context import AppContext
 from mailflow.models import Account, AccountKind
-from mailflow.passwords import hash_password
 from mailflow.web.applicant import GIVE_AGAIN
+from mailflow.web.applicant_auth import (
+    clear_session_cookie,
+    current_account,
+    end_sessions,
+    set_session_cookie,
+)
 from mailflow.web.deps import DbSession, RowId, app_ctx, get_settings
 from mailflow.web.pages import render
 from mailflow.web.security import CSRF_FIELD, csrf_ok, sign, unsign
@@ -36,7 +42,6 @@ from mailflow.web.security import CSRF_FIELD, csrf_ok, sign, unsign
 router = APIRouter()
 AppSettings = Annotated[Settings, Depends(get_settings)]
 
-ACCOUNT_FIELDS = ("account", "name", "mobile", "email", "password", "password_confirm")
 NOT_LOGGED_IN = "請先登入"
 NEEDS_JSON = "請以 JSON 格式送出"
 # What a binding request answers, the API and the /account form alike: the form says no more than the API.
@@ -69,10 +74,7 @@ def _refusal(exc: BindingError) -> JSONResponse:
 
 
 def _logged_in(request: Request, session: Session) -> Account | None:
-    from mailflow.web.applicant_auth import current_account
-
-    account: Account | None = current_account(request, session)
-    return account
+    return current_account(request, session)
 
 
 async def _json_object(request: Request) -> dict[str, Any] | None:
@@ -113,33 +115,15 @@ def session_payload(session: Session, account: Account) -> dict[str, Any]:
 # --- registering ----------------------------------------------------------------------------------------
 
 
-# --- registering ----------------------------------------------------------------------------------------
-
-
 def register_shared(
     session: Session, ctx: AppContext, data: dict[str, str], client: str | None
 ) -> tuple[int, dict[str, Any], Account | None]:
-    """Validate and create a shared account, queue its verification mail: (status, body, account).
-    Within the sign-up limits of mailflow.accounts.signups: raises SignupThrottled."""
-    from mailflow.accounts.rules import validate_account_fields
-    from mailflow.accounts.verification import send_verification_mail
-
-    settings = ctx.settings
-    signups.admit_client(ctx.db, client)
-    clean, errors = validate_account_fields({k: data.get(k, "") for k in ACCOUNT_FIELDS})
-    if errors:
-        return 422, {"errors": errors}, None
-    signups.admit_recipient(ctx.db, clean["email"])
+    """mailflow.accounts.shared.register_shared as the API and the form answer it: (status, body,
+    account). Raises signups.SignupThrottled."""
     try:
-        account = shared.create_shared_account(session, clean, hash_password(clean["password"]))
-    except BindingError as exc:
-        return exc.status, {"errors": {"account": exc.message}}, None
-    except IntegrityError:
-        # A concurrent registration of the same id won the unique index. Nothing else was written yet,
-        # so the whole transaction goes (a SAVEPOINT would commit early under pysqlite's autocommit).
-        session.rollback()
-        return 409, {"errors": {"account": "帳號已經存在"}}, None
-    send_verification_mail(session, settings, account, "account-approved")
+        account = shared.register_shared(session, ctx.db, ctx.settings, data, client)
+    except shared.SignupRefused as exc:
+        return exc.status, {"errors": exc.errors}, None
     return 201, {"id": account.id, "account": account.account, "status": account.status}, account
 
 
@@ -301,7 +285,7 @@ async def api_switch(request: Request, session: DbSession) -> JSONResponse:
 # --- the /account page ----------------------------------------------------------------------------------
 
 
-def _account_page(request: Request, session: Session, account: Account, **extra: Any) -> Response:
+def account_view(request: Request, session: Session, account: Account, **extra: Any) -> Response:
     companies = shared.bound_companies(session, account)
     bindings = [shared.describe_binding(session, b, account) for b in shared.bindings_of(session, account)]
     return render(request, "account.html", account=account, companies=companies, bindings=bindings,
@@ -309,7 +293,7 @@ def _account_page(request: Request, session: Session, account: Account, **extra:
                   active_ubn=session_payload(session, account)["active_ubn"], **extra)
 
 
-def _login_page(request: Request, status: int = 401, error: str | None = None, typed: str = "") -> Response:
+def login_view(request: Request, status: int = 401, error: str | None = None, typed: str = "") -> Response:
     return render(request, "account.html", status, account=None, error=error, typed=typed)
 
 
@@ -317,9 +301,9 @@ def _login_page(request: Request, status: int = 401, error: str | None = None, t
 def account_page(request: Request, session: DbSession) -> Response:
     account = _logged_in(request, session)
     if account is None:
-        return _login_page(request)
+        return login_view(request)
     notice = PAGE_NOTICES.get(request.query_params.get("done", ""))
-    return _account_page(request, session, account, notice=notice)
+    return account_view(request, session, account, notice=notice)
 
 
 PAGE_NOTICES = {"switched": "已切換公司。", "unbound": "已解除綁定。", "cancelled": "已取消綁定請求。",
@@ -336,11 +320,11 @@ def _page_binding_request(request: Request, session: Session, settings: Settings
     answers as POST /api/shared-accounts/bindings, then back to the page (303) on success."""
     account = _logged_in(request, session)
     if account is None:
-        return _login_page(request)
+        return login_view(request)
     typed = form.get("general_account", "").strip()[:40]
 
     def again(status: int, error: str) -> Response:  # the page once more, the typed 帳號 kept
-        return _account_page(request, session, account, error=error, general_typed=typed, status_code=status)
+        return account_view(request, session, account, error=error, general_typed=typed, status_code=status)
 
     if not csrf_ok(request, form.get(CSRF_FIELD)):
         return again(403, "表單已過期,請重新操作。")
@@ -368,9 +352,9 @@ def _page_action(request: Request, session: Session, settings: Settings, form: d
     """A /account form: switch to ``form["ubn"]``, or end ``binding_id``; then back to the page."""
     account = _logged_in(request, session)
     if account is None:
-        return _login_page(request)
+        return login_view(request)
     if not csrf_ok(request, form.get(CSRF_FIELD)):
-        return _account_page(request, session, account, error="表單已過期,請重新操作", status_code=403)
+        return account_view(request, session, account, error="表單已過期,請重新操作", status_code=403)
     ubn = form.get("ubn", "").strip()
     try:
         if binding_id is None:
@@ -380,7 +364,7 @@ def _page_action(request: Request, session: Session, settings: Settings, form: d
             ended = shared.end_binding(session, settings, binding_id, account)
             done = "unbound" if ended.confirmed_at else "cancelled"
     except BindingError as exc:
-        return _account_page(request, session, account, error=exc.message, status_code=exc.status)
+        return account_view(request, session, account, error=exc.message, status_code=exc.status)
     return RedirectResponse(f"/account?done={done}", 303)
 
 
@@ -401,16 +385,13 @@ async def account_unbind(
 def _page_login(request: Request, session: Session, settings: Settings, form: dict[str, str]) -> Response:
     """The /account page's own login form (the same gate and throttle as POST /api/session), so the page
     works in a browser without JavaScript."""
-    from mailflow.accounts.login import log_in
-    from mailflow.web.applicant_auth import set_session_cookie
-
     typed = form.get("account", "")[:40]
     if not csrf_ok(request, form.get(CSRF_FIELD)):
-        return _login_page(request, 403, "表單已過期,請重新登入", typed)
+        return login_view(request, 403, "表單已過期,請重新登入", typed)
     client = request.client.host if request.client else None
     result = log_in(app_ctx(request).db, typed, form.get("password", "")[:1000], client)
     if result.account is None:
-        page = _login_page(request, result.status, str(result.body.get("error", "")), typed)
+        page = login_view(request, result.status, str(result.body.get("error", "")), typed)
         if result.retry_after is not None:
             page.headers["Retry-After"] = str(result.retry_after)
         return page
@@ -427,11 +408,9 @@ async def account_login(request: Request, session: DbSession, settings: AppSetti
 
 @router.post("/account/logout")
 async def account_logout(request: Request, session: DbSession) -> Response:
-    from mailflow.web.applicant_auth import clear_session_cookie, end_sessions
-
     form = await _form_fields(request)
     if not csrf_ok(request, form.get(CSRF_FIELD)):
-        return _login_page(request, 403, "表單已過期,請重新操作")
+        return login_view(request, 403, "表單已過期,請重新操作")
     # Like DELETE /api/session: a kept copy of the cookie must stop working too, not only this one.
     await run_in_threadpool(end_sessions, request, session)
     response = RedirectResponse("/account", 303)

@@ -7,7 +7,6 @@ session of that person; it expires after security.session_ttl_hours.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,7 +25,8 @@ from mailflow.models import StaffRole, StaffUser
 from mailflow.notify.writes import writer_turn
 from mailflow.web.deps import DbSession, app_ctx, get_settings
 from mailflow.web.pages import render
-from mailflow.web.security import bind_csrf_to, csrf_ok, sign, unsign
+from mailflow.web.security import bind_csrf_to, csrf_ok
+from mailflow.web.sessions import password_fingerprint, read_login_cookie, set_login_cookie
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +59,6 @@ class LoginOutcome:
     status: int
     message: str
     retry_after: int | None = None
-
-
-def password_fingerprint(password_hash: str) -> str:
-    """Part of a session cookie: a new password changes it, which ends every older session."""
-    return hashlib.sha256(password_hash.encode()).hexdigest()[:16]
 
 
 def safe_next(value: str | None, default: str = "/review") -> str:
@@ -101,30 +96,6 @@ def authenticate(db: Database, name: str, password: str, client: str | None) -> 
         if staff is None or staff.disabled:
             return LoginOutcome(None, 401, "帳號或密碼錯誤。")
         return LoginOutcome(staff, 200, "")
-
-
-def set_login_cookie(response: Response, settings: Settings, cookie: str, salt: str, row_id: int,
-                     password_hash: str) -> None:
-    """A signed session cookie (staff or applicant): HttpOnly, SameSite=Lax, Secure on https, expiring
-    after security.session_ttl_hours."""
-    response.set_cookie(
-        cookie,
-        sign(settings, salt, {"id": row_id, "v": password_fingerprint(password_hash)}),
-        max_age=int(settings.security.session_ttl_hours * 3600),
-        httponly=True,
-        samesite="lax",
-        secure=settings.http.base_url.startswith("https"),
-        path="/",
-    )
-
-
-def read_login_cookie(request: Request, cookie: str, salt: str) -> tuple[int, str] | None:
-    """(row id, password fingerprint) from a valid, unexpired session cookie."""
-    settings: Settings = request.app.state.ctx.settings
-    data = unsign(settings, salt, request.cookies.get(cookie), settings.security.session_ttl_hours * 3600)
-    if not isinstance(data, dict) or not isinstance(data.get("id"), int):
-        return None
-    return data["id"], str(data.get("v"))
 
 
 def _session_secret(staff: StaffUser) -> str:
