@@ -1,8 +1,10 @@
 """Registration of a general account (一般帳號): from the submitted form to a pending account, its
 application, its stored document and its queued registration-received mail.
 
-Everything a registration writes commits in ONE transaction, here, because a file on disk belongs to
-it: when the commit fails the stored document is removed again, so nothing of a refused request stays.
+Everything a registration writes commits in ONE transaction, here. With storage.backend = database the
+document's bytes are part of it (mailflow.accounts.documents.add_document_row); with files, a file on
+disk belongs to it: when the commit fails the stored file is removed again, so nothing of a refused
+request stays either way.
 Uniqueness (account id among live accounts, one live general account per 統一編號) is checked up front
 for a friendly answer and enforced by the unique indexes for the race between two submissions.
 """
