@@ -14,8 +14,8 @@ themselves: threads, argon2, sessions), measured first; views need no baseline. 
 MALLOC_ARENA_MAX=2 (as deploy/mailflow-web.service sets it) to see glibc's per-thread arenas' part.
 Default database: a fresh database on the local PostgreSQL (postgresql+psycopg://postgres@127.0.0.1/...),
 made and dropped by the script; with --database-url, an empty database you made (SQLite works too).
-Uploads come from distinct X-Forwarded-For addresses (uvicorn trusts them from 127.0.0.1), so the
-per-address sign-up limit (20 an hour) does not refuse the second round.
+Uploads come from distinct X-Forwarded-For addresses (the web process believes them from 127.0.0.1:
+http.forwarded_allow_ips), so the per-address sign-up limit (20 an hour) refuses none of the rounds.
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ def start_web(url: str, backend: str, folder: Path, port: int) -> subprocess.Pop
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAILFLOW_")}
     env.update({"MAILFLOW_DATABASE__URL": url, "MAILFLOW_STORAGE__BACKEND": backend,
                 "MAILFLOW_STORAGE__DOCUMENTS_DIR": str(folder / "documents"),
-                "MAILFLOW_HTTP__PORT": str(port),
+                "MAILFLOW_HTTP__PORT": str(port), "MAILFLOW_HTTP__FORWARDED_ALLOW_IPS": "127.0.0.1",
                 "MAILFLOW_HTTP__BASE_URL": "http://127.0.0.1", "TMPDIR": str(folder),
                 "PYTHONPATH": str(ROOT)})
     proc = subprocess.Popen([sys.executable, "-m", "mailflow", "run", "--role", "web"], cwd=folder, env=env,

@@ -153,7 +153,8 @@ def site(pg_template: str | None, tmp_path_factory: pytest.TempPathFactory) -> I
         for index in (1, 2):
             port = free_port()
             folder = root / f"web{index}"
-            web.append(Host(f"web{index}", "web", folder, host_env(url, sink.port, folder, http__port=port),
+            web.append(Host(f"web{index}", "web", folder, host_env(url, sink.port, folder, http__port=port,
+                                                     http__forwarded_allow_ips="127.0.0.1"),
                             root, http_port=port))
             smtp_port = free_port()
             folder = root / f"worker{index}"
