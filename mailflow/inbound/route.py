@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, defer
 
 from mailflow.accounts.lookup import account_by_address
@@ -59,15 +60,29 @@ def process_batch(ctx: AppContext, mails: Sequence[tuple[int, bytes]]) -> dict[i
     understood first, outside any transaction, then all of them are acted on in ONE transaction — one
     commit instead of one per mail (on PostgreSQL each commit waits for the WAL flush; bench/inbound.py).
     When that transaction fails for any mail, none of it is kept and each mail goes through `process` on
-    its own, so a mail that cannot be processed is quarantined alone. Returns each id's final status; never
-    raises. A crash in between leaves the rows `stored`: process_pending finishes them."""
-    understood = {inbound_id: understand(ctx, raw) for inbound_id, raw in mails}
+    its own, so a mail that cannot be processed is quarantined alone — unless the database itself is away
+    or locked: then they all stay `stored` for a later pass. Returns each id's final status; never raises.
+    A crash in between leaves the rows `stored`: process_pending finishes them."""
+    understood: dict[int, Understood | None] = {}
+    for inbound_id, raw in mails:
+        try:
+            understood[inbound_id] = understand(ctx, raw)
+        except Exception:  # (a look-up failed): `process` tries again and quarantines it if it fails again
+            log.warning("inbound %s: could not be understood in its batch", inbound_id, exc_info=True)
+            understood[inbound_id] = None
+    ready = {inbound_id: done for inbound_id, done in understood.items() if done is not None}
     try:
-        return _act_together(ctx, understood)
+        statuses = _act_together(ctx, ready)
+    except OperationalError:
+        log.warning("inbound: the database failed a batch of %d mails; they stay stored for a later pass",
+                    len(ready), exc_info=True)
+        return dict.fromkeys(understood, InboundStatus.STORED)
     except Exception:
-        log.warning("inbound: a batch of %d mails failed together; processing them one by one", len(mails),
+        log.warning("inbound: a batch of %d mails failed together; processing them one by one", len(ready),
                     exc_info=True)
-    return {inbound_id: process(ctx, inbound_id, done) for inbound_id, done in understood.items()}
+        statuses = {}
+    return {inbound_id: statuses.get(inbound_id) or process(ctx, inbound_id, done)
+            for inbound_id, done in understood.items()}
 
 
 def _act_together(ctx: AppContext, understood: dict[int, Understood]) -> dict[int, str]:

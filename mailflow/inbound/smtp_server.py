@@ -177,7 +177,9 @@ class RouteQueue:
                     size += len(raw)
                 self._busy = True
             try:
-                route.process_batch(self.ctx, batch)  # never raises
+                route.process_batch(self.ctx, batch)
+            except Exception:  # it should not raise; were it to, the mails stay stored for process_pending
+                log.exception("inbound SMTP: processing a batch failed")
             finally:
                 with self._cond:
                     self._busy = False

@@ -25,7 +25,8 @@ _HEAD_LIMIT = 256 * 1024
 _MESSAGE_ID_RE = re.compile(rb"^message-id[ \t]*:[ \t]*((?:[^\r\n]|\r?\n[ \t])*)", re.I | re.M)
 
 
-# One prebuilt Core INSERT for any number of mails; RETURNING in the order of the rows given.
+# Prebuilt Core INSERTs: one row (the plain single execute), or many (RETURNING in the order given).
+_INSERT_ONE = insert(InboundMessage).returning(InboundMessage.id)
 _INSERT = insert(InboundMessage).returning(InboundMessage.id, sort_by_parameter_order=True)
 
 
@@ -110,10 +111,13 @@ def _store(connection: Connection, values: list[dict[str, object]], *, look_firs
     for identity, value in zip(identities, values, strict=True):
         if identity not in known:
             fresh.setdefault(identity, value)
-    if fresh:
-        ids = connection.execute(_INSERT, list(fresh.values())).scalars().all()
-        for identity, new_id in zip(fresh, ids, strict=True):
-            known[identity] = StoredMail(int(new_id), True, InboundStatus.STORED)
+    ids: list[int] = []
+    if len(fresh) == 1:  # the usual SMTP commit: the executemany machinery costs more than the insert
+        ids = [connection.execute(_INSERT_ONE, next(iter(fresh.values()))).scalar_one()]
+    elif fresh:
+        ids = list(connection.execute(_INSERT, list(fresh.values())).scalars().all())
+    for identity, new_id in zip(fresh, ids, strict=True):
+        known[identity] = StoredMail(int(new_id), True, InboundStatus.STORED)
     stored, seen = [], set()
     for identity in identities:
         mail = known[identity]

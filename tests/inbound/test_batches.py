@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 
 from mailflow.context import AppContext
 from mailflow.inbound import consequences, route
@@ -130,3 +131,41 @@ def test_a_batch_ties_each_mail_to_the_mail_it_answers(ctx: AppContext) -> None:
         assert [r.outbox_id for r in inbound_rows(session)] == [by_tag.id, by_id.id, answered.id, latest.id]
         assert suppressed(session, tagged.email) and suppressed(session, quoted.email)
         assert not suppressed(session, guessed.email)  # an address alone proves nothing
+
+
+def test_a_mail_that_cannot_be_understood_is_quarantined_alone(ctx: AppContext,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    who = add_applicant(ctx)
+    raws = [dsn(ctx.settings, sent_mail(ctx, who)), reply(who.email, "請問")]
+
+    def no_dns(*args: Any, **kwargs: Any) -> None:
+        raise TimeoutError("DNS away")
+
+    monkeypatch.setattr(route.sender_auth, "judge", no_dns)  # replies only: their sender is judged
+    stored = store_mails(ctx.db, [Incoming(raw, "smtp") for raw in raws])
+    statuses = route.process_batch(ctx, [(s.id, raw) for s, raw in zip(stored, raws, strict=True)])
+    assert [statuses[s.id] for s in stored] == [InboundStatus.PROCESSED, InboundStatus.QUARANTINED]
+    with ctx.db.session() as session:
+        bounce, words = inbound_rows(session)
+        assert words.quarantine_reason is not None and "DNS away" in words.quarantine_reason
+        assert bounce.status == InboundStatus.PROCESSED and suppressed(session, who.email)
+        assert [i.kind for i in items(session)] == [SupportKind.HARD_BOUNCE]
+
+
+def test_a_batch_the_database_fails_stays_stored_for_a_later_pass(ctx: AppContext,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    people = applicants(ctx, 2)
+    raws = [dsn(ctx.settings, sent_mail(ctx, who)) for who in people]
+    stored = store_mails(ctx.db, [Incoming(raw, "imap") for raw in raws])
+
+    def database_away(*args: Any) -> None:
+        raise OperationalError("COMMIT", {}, ConnectionError("server closed the connection"))
+
+    with monkeypatch.context() as patched:
+        patched.setattr(route, "_act_together", database_away)
+        statuses = route.process_batch(ctx, [(s.id, raw) for s, raw in zip(stored, raws, strict=True)])
+    assert set(statuses.values()) == {InboundStatus.STORED}  # not quarantined for the database's fault
+    assert route.process_pending(ctx) == 2
+    with ctx.db.session() as session:
+        assert {r.status for r in inbound_rows(session)} == {InboundStatus.PROCESSED}
+        assert len(items(session)) == 2
