@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Connection, bindparam, func, select, update
 from sqlalchemy.orm import Session, aliased
@@ -35,9 +35,6 @@ from mailflow.mail import addresses
 from mailflow.models import Account, Binding, TokenPurpose, VerificationToken
 from mailflow.refusals import Refused
 from mailflow.timeutil import now
-
-if TYPE_CHECKING:  # only for the annotation: the web's reader is handed in by the route
-    from mailflow.web.loopreads import LoopReads
 
 PURPOSES = (TokenPurpose.VERIFY_EMAIL, TokenPurpose.BINDING, TokenPurpose.PASSWORD_RESET,
             TokenPurpose.EMAIL_CHANGE)
@@ -275,8 +272,15 @@ def preview_token(connection: Connection, settings: Settings, token: str) -> Tok
     return _previewed(found, body, token)
 
 
-async def preview_token_on_loop(reads: LoopReads, settings: Settings, token: str) -> TokenPreview:
-    """preview_token through the web's reads on the event loop (mailflow.web.loopreads)."""
+class RowReader(Protocol):
+    """What preview_token_on_loop needs of a reader on the event loop: the first row of a statement as a
+    mapping, or None. The web's LoopReads (mailflow.web.loopreads) is one; the route hands it in."""
+
+    async def first(self, statement: Any, params: dict[str, Any]) -> Mapping[str, Any] | None: ...
+
+
+async def preview_token_on_loop(reads: RowReader, settings: Settings, token: str) -> TokenPreview:
+    """preview_token through a reader on the event loop (the web's, mailflow.web.loopreads)."""
     jti, body = read_token(settings, token)
     return _previewed(await reads.first(_PREVIEW, {"jti": jti}), body, token)
 
