@@ -1,6 +1,7 @@
 """`mailflow staff add NAME --role reviewer|support|admin`, `staff password NAME` and `staff list`: staff
 logins for /review and /support. The password comes from a prompt, or from stdin with --password-stdin
-(for scripts)."""
+(for scripts). What a staff login is and may be is mailflow.staff's; this module reads arguments and
+prints."""
 
 from __future__ import annotations
 
@@ -9,15 +10,10 @@ import getpass
 import json
 import sys
 
-from sqlalchemy import func, select
-
+from mailflow import staff
 from mailflow.commands import app_context
 from mailflow.commands.table import minute, print_table
-from mailflow.models import StaffRole, StaffUser
-from mailflow.passwords import hash_password
-from mailflow.timeutil import iso_taipei
-
-MIN_PASSWORD = 10
+from mailflow.models import StaffRole
 
 
 def read_password(from_stdin: bool) -> str | None:
@@ -39,16 +35,18 @@ def read_password(from_stdin: bool) -> str | None:
 def new_password(from_stdin: bool) -> str | None:
     """A password long enough for a staff login, or None (the reason printed)."""
     password = read_password(from_stdin)
-    if password is not None and len(password) < MIN_PASSWORD:
-        print(f"mailflow: the password must have at least {MIN_PASSWORD} characters", file=sys.stderr)
+    problem = staff.password_problem(password) if password is not None else None
+    if problem is not None:
+        print(f"mailflow: {problem}", file=sys.stderr)
         return None
     return password
 
 
 def cmd_add(args: argparse.Namespace) -> int:
     name = args.name.strip()
-    if not name or len(name) > 60 or any(ch.isspace() for ch in name):
-        print("mailflow: NAME must be 1-60 characters without spaces", file=sys.stderr)
+    problem = staff.name_problem(name)
+    if problem is not None:
+        print(f"mailflow: {problem}", file=sys.stderr)
         return 2
     password = new_password(args.password_stdin)
     if password is None:
@@ -56,11 +54,10 @@ def cmd_add(args: argparse.Namespace) -> int:
     ctx = app_context(args)
     try:
         with ctx.db.session() as session:
-            taken = session.scalar(select(StaffUser.id).where(func.lower(StaffUser.name) == name.lower()))
-            if taken is not None:
-                print(f"mailflow: staff {name!r} already exists", file=sys.stderr)
-                return 1
-            session.add(StaffUser(name=name, role=args.role, password_hash=hash_password(password)))
+            staff.add(session, name, args.role, password)
+    except staff.StaffRefused as exc:
+        print(f"mailflow: {exc}", file=sys.stderr)
+        return 1
     finally:
         ctx.db.dispose()
     print(f"staff {name} added with role {args.role}")
@@ -75,14 +72,10 @@ def cmd_password(args: argparse.Namespace) -> int:
     ctx = app_context(args)
     try:
         with ctx.db.session() as session:
-            key = args.name.strip().lower()
-            staff = session.scalar(select(StaffUser).where(func.lower(StaffUser.name) == key))
-            if staff is None:
-                print(f"mailflow: no staff {args.name!r}", file=sys.stderr)
-                return 1
-            staff.password_hash = hash_password(password)
-            staff.session_generation += 1
-            name = staff.name
+            name = staff.set_password(session, args.name, password).name
+    except staff.StaffRefused as exc:
+        print(f"mailflow: {exc}", file=sys.stderr)
+        return 1
     finally:
         ctx.db.dispose()
     print(f"password of staff {name} changed; their sessions have ended")
@@ -93,9 +86,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     ctx = app_context(args)
     try:
         with ctx.db.session() as session:
-            rows = session.scalars(select(StaffUser).order_by(StaffUser.name)).all()
-            items = [{"name": s.name, "role": s.role, "disabled": s.disabled,
-                      "locked_until": iso_taipei(s.locked_until)} for s in rows]
+            items = staff.listing(session)
     finally:
         ctx.db.dispose()
     if args.json:
@@ -109,8 +100,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    staff = sub.add_parser("staff", help="staff logins for /review and /support")
-    actions = staff.add_subparsers(dest="staff_command", metavar="ACTION", required=True)
+    group = sub.add_parser("staff", help="staff logins for /review and /support")
+    actions = group.add_subparsers(dest="staff_command", metavar="ACTION", required=True)
     p = actions.add_parser("add", help="add a staff login (password from a prompt or --password-stdin)")
     p.add_argument("name", metavar="NAME")
     p.add_argument("--role", required=True, choices=list(StaffRole))

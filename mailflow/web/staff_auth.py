@@ -1,5 +1,6 @@
-"""Staff sign-in for /review and /support: the login form, the signed ``mf_staff`` session cookie,
-lockout after repeated failures, and ``require_staff(*roles)`` — the dependency every staff route uses.
+"""Staff sign-in for /review and /support: the login form, the signed ``mf_staff`` session cookie, and
+``require_staff(*roles)`` — the dependency every staff route uses. Who may sign in, under which limits,
+and what a role allows is mailflow.staff's; this module translates HTTP.
 
 The cookie carries the staff id and a fingerprint of the password hash, so changing a password ends every
 session of that person; it expires after security.session_ttl_hours.
@@ -9,20 +10,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, FastAPI, Form, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from mailflow.accounts import throttle
+from mailflow import staff as staff_logins
 from mailflow.config import Settings
-from mailflow.db import Database
 from mailflow.models import StaffRole, StaffUser
-from mailflow.notify.writes import writer_turn
 from mailflow.web.deps import DbSession, app_ctx, get_settings
 from mailflow.web.pages import render
 from mailflow.web.security import bind_csrf_to, csrf_ok
@@ -53,14 +50,6 @@ class StaffForbidden(Exception):
         self.api = api
 
 
-@dataclass
-class LoginOutcome:
-    staff: StaffUser | None
-    status: int
-    message: str
-    retry_after: int | None = None
-
-
 def safe_next(value: str | None, default: str = "/review") -> str:
     """Only a relative path on this site: '/x' yes; '//host', '/\\host', 'https://…' and control chars no."""
     if not value or not value.startswith("/") or value.startswith(("//", "/\\")):
@@ -68,34 +57,6 @@ def safe_next(value: str | None, default: str = "/review") -> str:
     if any(ord(ch) < 32 or ch == "\\" for ch in value):
         return default
     return value
-
-
-def authenticate(db: Database, name: str, password: str, client: str | None) -> LoginOutcome:
-    """Check a staff name and password under the limits of mailflow.accounts.throttle — per client
-    address (30 in 15 minutes), per name and address (10), and per name from anywhere a wait that grows
-    after 20 failures (30 s doubling up to 15 min): the attacker is slowed, the name is never locked
-    for good. Each step commits its own short transaction; none is open during the password check."""
-
-    def prepare(session: Session) -> tuple[int | None, throttle.Reservation, str | None]:
-        reservation = throttle.reserve_staff(session, name, client)
-        staff = session.scalar(select(StaffUser).where(func.lower(StaffUser.name) == name.strip().lower()))
-        if staff is None or staff.disabled:
-            return None, reservation, None
-        return staff.id, reservation, staff.password_hash
-
-    try:
-        found, reservation, ok = throttle.check(db, prepare, password)
-    except throttle.Throttled as exc:
-        return LoginOutcome(None, 429, f"嘗試次數過多,請 {throttle.minutes(exc.retry_after)} 分鐘後再試。",
-                            exc.retry_after)
-    if not ok or found is None:
-        return LoginOutcome(None, 401, "帳號或密碼錯誤。")
-    with writer_turn(db), db.session() as session:
-        throttle.give_back(session, reservation)
-        staff = session.get(StaffUser, found)
-        if staff is None or staff.disabled:
-            return LoginOutcome(None, 401, "帳號或密碼錯誤。")
-        return LoginOutcome(staff, 200, "")
 
 
 def _session_secret(staff: StaffUser) -> str:
@@ -122,16 +83,6 @@ def current_staff(request: Request, session: Session) -> StaffUser | None:
     return None if staff is None or staff.disabled else staff
 
 
-def end_sessions(staff: StaffUser) -> None:
-    """Every session of ``staff`` stops working, on every device, kept cookies included (issue 13
-    finding 5). The caller commits."""
-    staff.session_generation += 1
-
-
-def has_role(staff: StaffUser, roles: tuple[str, ...]) -> bool:
-    return not roles or staff.role == StaffRole.ADMIN or staff.role in roles
-
-
 def _wants_json(request: Request) -> bool:
     accept = request.headers.get("accept", "")
     return "/api/" in request.url.path or ("application/json" in accept and "text/html" not in accept)
@@ -147,7 +98,7 @@ def require_staff(*roles: str) -> Callable[..., StaffUser]:
         if staff is None:
             target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
             raise StaffLoginRequired(target, api)
-        if not has_role(staff, roles):
+        if not staff_logins.has_role(staff, roles):
             raise StaffForbidden(staff, roles, api)
         return staff
 
@@ -178,7 +129,7 @@ def login_submit(
         return render(request, "staff_login.html", status_code=422, next=safe_next(next, ""), name=name,
                       error="請輸入帳號與密碼。")
     client = request.client.host if request.client else None
-    outcome = authenticate(app_ctx(request).db, name, password, client)
+    outcome = staff_logins.authenticate(app_ctx(request).db, name, password, client)
     if outcome.staff is None:
         page = render(request, "staff_login.html", status_code=outcome.status, next=safe_next(next, ""),
                       name=name, error=outcome.message)
@@ -203,7 +154,7 @@ def logout(
                       error="表單已過期或來源不明,請重新整理頁面後再登出。")
     staff = _cookie_staff(request, session)
     if staff is not None:
-        end_sessions(staff)
+        staff_logins.end_sessions(staff)
         log.info("staff %s signed out; every session of theirs ended", staff.id)
     response = RedirectResponse("/staff/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
