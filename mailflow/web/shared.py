@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
 from mailflow.accounts import shared, signups
-from mailflow.accounts.login import log_in
+from mailflow.accounts.login import active_ubn_of, log_in
 from mailflow.accounts.rules import ACCOUNT_FIELDS
 from mailflow.accounts.shared import BindingError
 from mailflow.config import Settings
@@ -104,12 +104,11 @@ async def _form_fields(request: Request) -> dict[str, str]:
 
 
 def session_payload(session: Session, account: Account) -> dict[str, Any]:
-    """The same shape as POST /api/session answers."""
+    """POST /api/session's fields (the active company by the login's own rule, accounts.login.active_ubn_of),
+    the companies with their binding details (accounts.shared.bound_companies)."""
     companies = shared.bound_companies(session, account)
-    active = shared.active_ubn(session, account) if account.kind == AccountKind.SHARED else None
-    if account.kind != AccountKind.SHARED and companies:
-        active = str(companies[0]["ubn"])
-    return {"account": account.account, "kind": account.kind, "companies": companies, "active_ubn": active}
+    return {"account": account.account, "kind": account.kind, "companies": companies,
+            "active_ubn": active_ubn_of(session, account, companies)}
 
 
 # --- registering ----------------------------------------------------------------------------------------
