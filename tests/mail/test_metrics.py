@@ -10,6 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from mailflow.context import AppContext
 from mailflow.mail.dispatch import run_dispatch
 from mailflow.models import BounceRecipient, InboundMessage, Suppression
+from mailflow.web.app import create_app
 from tests.mail.helpers import ScriptedSink, queue_mail
 
 
@@ -21,13 +22,15 @@ def samples(client: TestClient) -> dict[tuple[str, tuple[tuple[str, str], ...]],
             for family in text_string_to_metric_families(response.text) for s in family.samples}
 
 
-def test_outbox_states_by_template(relay_ctx: AppContext, sink: ScriptedSink, client: TestClient) -> None:
+def test_outbox_states_by_template(relay_ctx: AppContext, sink: ScriptedSink) -> None:
     sink.rcpt_replies["bad@example.com"] = "550 5.1.1 unknown"
     queue_mail(relay_ctx, "a@example.com")
     queue_mail(relay_ctx, "bad@example.com")
     run_dispatch(relay_ctx, threading.Event())
     queue_mail(relay_ctx, "c@example.com", template="account-approved")
-    got = samples(client)
+    # In relay mode only this host's own clients scrape without a token (a Prometheus beside it).
+    with TestClient(create_app(relay_ctx), client=("127.0.0.1", 40000)) as local:
+        got = samples(local)
     key = "mailflow_outbox_messages"
     assert got[(key, (("status", "sent"), ("template", "registration-received")))] == 1
     assert got[(key, (("status", "failed"), ("template", "registration-received")))] == 1
