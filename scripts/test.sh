@@ -44,16 +44,22 @@ fi
 echo "== installing mailflow with its test extras"
 python3 -m pip install -q --disable-pip-version-check -e '.[test]' 2>&1 | grep -v -E "WARNING: Running pip as the 'root'|notice" || true
 
+# Two processes (pytest-xdist) on the machine's two cores; --dist loadfile keeps each file's tests on one of
+# them, so a file's module fixtures (one chromium per browser file, the bounce lab) start once. Every test
+# already has its own database, folders and free ports; MAILFLOW_TEST_WORKERS=0 runs in one process.
+PARALLEL=(-n "${MAILFLOW_TEST_WORKERS:-2}" --dist loadfile)
+
 echo "== tests on SQLite"
-python3 -m pytest -q -rs -p no:cacheprovider --db=sqlite "$@"
+python3 -m pytest -q -rs -p no:cacheprovider "${PARALLEL[@]}" --db=sqlite "$@"
 echo "== tests on PostgreSQL (those that reach a database)"
 # CI=true makes the PostgreSQL fixtures fail instead of skip when the server does not answer.
 # Exit 5 (nothing selected) only when the arguments name database-free tests alone.
-python3 -m pytest -q -rs -p no:cacheprovider --db=postgresql "$@" || [ $? -eq 5 ]
+python3 -m pytest -q -rs -p no:cacheprovider "${PARALLEL[@]}" --db=postgresql "$@" || [ $? -eq 5 ]
 if [ "$#" -eq 0 ]; then
   # The mails once more through the stdlib's build_message instead of the direct writer (mail/render.py
   # says why and when to switch a server to it): the mail and outbox tests and the stories, on SQLite.
   echo "== mail tests through the reference path"
-  python3 -m pytest -q -rs -p no:cacheprovider --db=sqlite --reference-paths tests/mail tests/test_story.py \
+  python3 -m pytest -q -rs -p no:cacheprovider "${PARALLEL[@]}" --db=sqlite --reference-paths tests/mail \
+    tests/test_story.py \
     --deselect tests/mail/test_wire.py --deselect tests/mail/test_daemon.py
 fi

@@ -4,7 +4,7 @@ Each database test gets a database of its own, copied from a migrated template (
 TEMPLATE) and dropped after it (DROP DATABASE ... WITH (FORCE), which also ends connections a test left).
 Done in the test's setup and teardown, the two statements cost 0.3-2 s a test on the shared VM, most of
 the PostgreSQL pass. ``FreshDatabases`` has a background thread make the next few databases while a
-test runs and another drop the used ones behind it, so a test waits only when the maker is behind. Every test
+test runs and others drop the used ones behind it, so a test waits only when the maker is behind. Every test
 still starts on an untouched copy of the template, and none is used twice.
 """
 
@@ -19,6 +19,8 @@ from sqlalchemy import Engine, text
 
 # How many databases wait ready: one for the next test and one in case the thread is slow to wake.
 AHEAD = 2
+# Threads dropping used databases (see FreshDatabases.__init__).
+DROPPERS = 4
 # A test waiting longer than this for its database fails with the thread's state in the message.
 TAKE_TIMEOUT_SECONDS = 120.0
 
@@ -39,11 +41,15 @@ class FreshDatabases:
         self._closing = False
         self._failure: Exception | None = None
         self._changed = threading.Condition()
-        # Two threads, so that a test waiting for its database never waits behind a drop.
+        # A maker apart from the droppers, so that a test waiting for its database never waits behind a
+        # drop; several droppers, because each DROP DATABASE waits for a checkpoint and the checkpointer
+        # serves the requests that wait at the same time with one checkpoint.
         self._maker = threading.Thread(target=self._make, name="fresh-databases-make", daemon=True)
-        self._dropper = threading.Thread(target=self._drop, name="fresh-databases-drop", daemon=True)
+        self._droppers = [threading.Thread(target=self._drop, name=f"fresh-databases-drop-{i}", daemon=True)
+                          for i in range(DROPPERS)]
         self._maker.start()
-        self._dropper.start()
+        for dropper in self._droppers:
+            dropper.start()
 
     def take(self) -> str:
         with self._changed:
@@ -74,7 +80,8 @@ class FreshDatabases:
         self._maker.join()
         with self._changed:
             self._changed.notify_all()  # the dropper now drops what is left
-        self._dropper.join()
+        for dropper in self._droppers:
+            dropper.join()
         if self._failure is not None:
             raise RuntimeError("the test databases' maker failed") from self._failure
 
