@@ -8,14 +8,10 @@ import argparse
 import json
 import re
 import sys
-from typing import Any
-
-from sqlalchemy import select
 
 from mailflow.commands import app_context
-from mailflow.models import ApiKey, ApiScope
+from mailflow.models import ApiScope
 from mailflow.notify import apikeys
-from mailflow.timeutil import iso_taipei
 
 NAME = re.compile(r"^[A-Za-z0-9._-]{1,60}$")
 
@@ -49,12 +45,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     ctx = app_context(args)
     try:
         with ctx.db.session() as session:
-            rows: list[dict[str, Any]] = [{"name": k.name, "prefix": k.prefix, "scopes": k.scopes,
-                     "rate_per_minute": k.rate_per_minute, "created_at": iso_taipei(k.created_at),
-                     "last_used_at": iso_taipei(k.last_used_at),
-                     "revoked_at": iso_taipei(k.revoked_at), "requests": k.allowed,
-                     "rate_limited": k.rate_limited, "refused": k.refused}
-                    for k in session.scalars(select(ApiKey).order_by(ApiKey.name))]
+            rows = apikeys.listing(session)
     finally:
         ctx.db.dispose()
     if args.json:

@@ -7,42 +7,22 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
-
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from mailflow.commands import app_context
 from mailflow.commands.table import minute, print_table
+from mailflow.mail.outbox import listing
 from mailflow.mail.retry import RetryRefused, retry
-from mailflow.models import OutboxMessage, OutboxStatus
-from mailflow.timeutil import iso_taipei
+from mailflow.models import OutboxStatus
 
 STATUSES = (OutboxStatus.QUEUED, OutboxStatus.SENDING, OutboxStatus.SENT, OutboxStatus.RETRY,
             OutboxStatus.FAILED, OutboxStatus.SUPPRESSED)
-
-
-def row_summary(row: OutboxMessage) -> dict[str, Any]:
-    return {
-        "id": row.id, "template": row.template, "to": row.to_address, "status": row.status,
-        "attempts": row.attempts, "created_at": iso_taipei(row.created_at),
-        "next_attempt_at": iso_taipei(row.next_attempt_at),
-        "sent_at": iso_taipei(row.sent_at), "last_reply": row.last_reply, "message_id": row.message_id,
-    }
-
-
-def list_rows(session: Session, status: str | None, limit: int) -> list[dict[str, Any]]:
-    query = select(OutboxMessage).order_by(OutboxMessage.id.desc()).limit(limit)
-    if status:
-        query = query.where(OutboxMessage.status == status)
-    return [row_summary(row) for row in session.scalars(query)]
 
 
 def cmd_list(args: argparse.Namespace) -> int:
     ctx = app_context(args)
     try:
         with ctx.db.session() as session:
-            rows = list_rows(session, args.status, args.limit)
+            rows = listing(session, args.status, args.limit)
     finally:
         ctx.db.dispose()
     if args.json:

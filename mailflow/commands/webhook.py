@@ -8,15 +8,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
-
-from sqlalchemy import select
 
 from mailflow.commands import app_context
-from mailflow.models import WebhookSubscriber
 from mailflow.notify import webhooks
-from mailflow.notify.events import EVENT_TYPES, last_seq
-from mailflow.timeutil import iso_taipei
+from mailflow.notify.events import EVENT_TYPES
 
 
 def cmd_add(args: argparse.Namespace) -> int:
@@ -41,23 +36,11 @@ def cmd_add(args: argparse.Namespace) -> int:
 
 
 
-def describe(row: WebhookSubscriber, top: int) -> dict[str, Any]:
-    return {"id": row.id, "url": row.url, "events": row.event_types, "enabled": row.disabled_at is None,
-            "delivered": row.delivered, "behind": max(0, top - row.cursor),
-            "last_success_at": iso_taipei(row.last_success_at),
-            "last_failure_at": iso_taipei(row.last_failure_at),
-            "last_failure": row.last_failure, "failures_in_a_row": row.failures,
-            "next_attempt_at": iso_taipei(row.next_attempt_at), "disabled_at": iso_taipei(row.disabled_at),
-            "disabled_reason": row.disabled_reason}
-
-
 def cmd_list(args: argparse.Namespace) -> int:
     ctx = app_context(args)
     try:
         with ctx.db.session() as session:
-            top = last_seq(session)
-            found = session.scalars(select(WebhookSubscriber).order_by(WebhookSubscriber.id))
-            rows = [describe(r, top) for r in found]
+            rows = webhooks.listing(session)
     finally:
         ctx.db.dispose()
     if args.json:

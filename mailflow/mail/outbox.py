@@ -14,6 +14,7 @@ from mailflow.mail import TEMPLATE_NAMES, addresses, states
 from mailflow.mail.wake import mail_queued
 from mailflow.models import OutboxEvent, OutboxMessage, OutboxStatus, Suppression
 from mailflow.notify.templates import is_api_template
+from mailflow.timeutil import iso_taipei
 
 
 def new_message_id(domain: str) -> str:
@@ -87,3 +88,22 @@ def transition(
         row.last_reply = detail
     session.add(event)
     return event
+
+
+def summary(row: OutboxMessage) -> dict[str, Any]:
+    """One outbox row as an operator reads it: no context (it may hold a one-time link); times ISO, Taipei."""
+    return {
+        "id": row.id, "template": row.template, "to": row.to_address, "status": row.status,
+        "attempts": row.attempts, "created_at": iso_taipei(row.created_at),
+        "next_attempt_at": iso_taipei(row.next_attempt_at),
+        "sent_at": iso_taipei(row.sent_at), "last_reply": row.last_reply, "message_id": row.message_id,
+    }
+
+
+def listing(session: Session, status: str | None, limit: int) -> list[dict[str, Any]]:
+    """The newest ``limit`` mails (of ``status`` when given), each as summary() says (`mailflow outbox
+    list`)."""
+    query = select(OutboxMessage).order_by(OutboxMessage.id.desc()).limit(limit)
+    if status:
+        query = query.where(OutboxMessage.status == status)
+    return [summary(row) for row in session.scalars(query)]

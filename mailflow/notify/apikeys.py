@@ -28,7 +28,7 @@ import secrets
 import time
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import Float, Table, bindparam, case, insert, select, update
 from sqlalchemy.orm import Session
@@ -38,7 +38,7 @@ from mailflow.config import Settings
 from mailflow.db import Database
 from mailflow.models import ApiKey, ApiKeyUse, ApiScope
 from mailflow.notify.writes import writer_turn
-from mailflow.timeutil import now
+from mailflow.timeutil import iso_taipei, now
 
 log = logging.getLogger(__name__)
 
@@ -211,3 +211,13 @@ def valid_scopes(scopes: list[str]) -> list[str]:
     if unknown:
         raise ValueError(f"unknown scope(s): {', '.join(unknown)}; known: {', '.join(ApiScope)}")
     return sorted(set(scopes))
+
+
+def listing(session: Session) -> list[dict[str, Any]]:
+    """Every API key by name as `mailflow apikey list` shows it: never its secret or hash; times ISO,
+    Taipei; its use counters."""
+    return [{"name": k.name, "prefix": k.prefix, "scopes": k.scopes, "rate_per_minute": k.rate_per_minute,
+             "created_at": iso_taipei(k.created_at), "last_used_at": iso_taipei(k.last_used_at),
+             "revoked_at": iso_taipei(k.revoked_at), "requests": k.allowed, "rate_limited": k.rate_limited,
+             "refused": k.refused}
+            for k in session.scalars(select(ApiKey).order_by(ApiKey.name))]

@@ -45,7 +45,7 @@ from mailflow.config import Settings
 from mailflow.context import AppContext
 from mailflow.models import WebhookSubscriber
 from mailflow.notify.events import EVENT_TYPES, PublicEvent, events_after, last_seq, sequence_pending
-from mailflow.timeutil import now
+from mailflow.timeutil import iso_taipei, now
 
 log = logging.getLogger(__name__)
 
@@ -315,3 +315,22 @@ def _record_failure(ctx: AppContext, subscriber_id: int, failure: str) -> int:
     log.warning("webhook %d: delivery failed (%s); next try in %s", subscriber_id, failure,
                 retry_delay(ctx.settings, row.failures))
     return 0
+
+
+def describe(row: WebhookSubscriber, top: int) -> dict[str, Any]:
+    """A subscriber as `mailflow webhook list` shows it (never its secret): ``behind`` counts the events
+    after its cursor up to ``top``, the newest sequence number."""
+    return {"id": row.id, "url": row.url, "events": row.event_types, "enabled": row.disabled_at is None,
+            "delivered": row.delivered, "behind": max(0, top - row.cursor),
+            "last_success_at": iso_taipei(row.last_success_at),
+            "last_failure_at": iso_taipei(row.last_failure_at),
+            "last_failure": row.last_failure, "failures_in_a_row": row.failures,
+            "next_attempt_at": iso_taipei(row.next_attempt_at), "disabled_at": iso_taipei(row.disabled_at),
+            "disabled_reason": row.disabled_reason}
+
+
+def listing(session: Session) -> list[dict[str, Any]]:
+    """Every subscriber in id order, as describe() says."""
+    top = last_seq(session)
+    rows = session.scalars(select(WebhookSubscriber).order_by(WebhookSubscriber.id))
+    return [describe(row, top) for row in rows]
