@@ -141,6 +141,18 @@ def newer_link_sent(session: Session, account_id: int, purpose: str, current_key
     return found is not None
 
 
+def moved_answer(db: Database, settings: Settings, token: str) -> str:
+    """moved_message for the link ``token`` (one load_token refused as "moved": its row exists), in a
+    short transaction of its own: the GET /verify page's words for it."""
+    jti = read_token(settings, token)[0]
+    with db.session() as session:
+        row = session.scalar(select(VerificationToken).where(VerificationToken.jti == jti))
+        account = session.get(Account, row.account_id) if row is not None else None
+        sent = account is not None and row is not None and newer_link_sent(
+            session, account.id, row.purpose, account.email_key)
+    return moved_message(sent)
+
+
 class Moved(VerifyError):
     """409: the link went to an address the account no longer has (no password was checked)."""
 

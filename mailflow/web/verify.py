@@ -14,7 +14,6 @@ from weakref import WeakKeyDictionary
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from mailflow.accounts import login, verification
@@ -24,14 +23,13 @@ from mailflow.accounts.tokens import (
     TokenPreview,
     preview_token,
     preview_token_on_loop,
-    read_token,
     token_id,
 )
 from mailflow.accounts.verification import VerifyError
 from mailflow.config import Settings
 from mailflow.db import Database
 from mailflow.mail.addresses import mask as mask_address
-from mailflow.models import Account, TokenPurpose, VerificationToken
+from mailflow.models import TokenPurpose
 from mailflow.notify.writes import writer_turn
 from mailflow.passwords import verify_or_spend
 from mailflow.web.applicant_auth import clear_session_cookie, end_sessions, set_session_cookie
@@ -127,23 +125,13 @@ async def verify_page(request: Request, token: str) -> Response:
         preview = await _read_preview(request, token)
     except TokenError as exc:
         if exc.reason == "moved":
-            message = await run_read(_moved_message, app_ctx(request).db, app_ctx(request).settings, token)
+            ctx = app_ctx(request)
+            message = await run_read(verification.moved_answer, ctx.db, ctx.settings, token)
             return _failure(request, exc.status, message, title=TITLES[409])
         return _failure(request, exc.status, exc.message)
     if preview.purpose not in verification.LINK_PURPOSES:  # a reset link has its own page
         return _failure(request, 400, MSG_TAMPERED)
     return _form(request, preview, token)
-
-
-def _moved_message(db: Database, settings: Settings, token: str) -> str:
-    """What the page says about a link whose address was changed: whether a newer link went out."""
-    jti = read_token(settings, token)[0]
-    with db.session() as session:
-        row = session.scalar(select(VerificationToken).where(VerificationToken.jti == jti))
-        account = session.get(Account, row.account_id) if row is not None else None
-        sent = account is not None and row is not None and verification.newer_link_sent(
-            session, account.id, row.purpose, account.email_key)
-    return verification.moved_message(sent)
 
 
 def _form(request: Request, preview: TokenPreview, token: str, status: int = 200,
