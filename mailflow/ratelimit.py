@@ -7,8 +7,8 @@ pattern of mailflow.leases: first "open the current window WHERE the stored one 
 UPDATE of the same row waits for the other transaction and re-checks its WHERE on the row that one
 committed, so of N racing requests exactly ``limit`` see a row count of 1; SQLite runs writers one at a
 time. The first request of a key INSERTs its row in a savepoint; a racer's duplicate key is ignored and
-the UPDATEs decide. Every statement of ``take`` is a write, so on SQLite the transaction holds the write
-lock from its first statement (see ``ensure_row``).
+the UPDATEs decide. ``take`` starts with a write, so on SQLite the transaction holds the write lock from
+its first statement (see ``ensure_row``).
 
 Call ``take`` in a short transaction of its own and commit at once: the row stays locked until then.
 """
@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import time
 
-from sqlalchemy import delete, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -30,20 +30,19 @@ def window_end(moment: float, window_seconds: int) -> int:
     return (int(moment // window_seconds) + 1) * window_seconds
 
 
-def ensure_row(session: Session, key: str, window_end: int) -> None:
-    """Make sure ``key`` has its row (count 0), racing requests or not. The row is looked for with an
-    UPDATE first: on SQLite a transaction that reads and only then writes fails at once when another
-    writer committed in between (its snapshot is stale), while one that starts with a write waits its
-    turn (busy_timeout)."""
-    touched = session.execute(update(RateCounter).where(RateCounter.key == key)
-                              .values(key=RateCounter.key))
-    if touched.rowcount:  # type: ignore[attr-defined]
-        return
+def ensure_row(session: Session, key: str, window_end: int, count: int = 0) -> bool:
+    """Make sure ``key`` has its row, racing requests or not; True when this call created it (with
+    ``count``). Call it after an UPDATE of the key found nothing: on SQLite a transaction that reads and
+    only then writes fails at once when another writer committed in between (its snapshot is stale),
+    while one that starts with a write waits its turn (busy_timeout)."""
+    if session.scalar(select(RateCounter.count).where(RateCounter.key == key)) is not None:
+        return False
     try:
         with session.begin_nested():
-            session.add(RateCounter(key=key, window_end=window_end, count=0))
+            session.add(RateCounter(key=key, window_end=window_end, count=count))
     except IntegrityError:
-        pass  # a racing request created it
+        return False  # a racing request created it
+    return True
 
 
 def take(session: Session, key: str, limit: int, window_seconds: int, at: float | None = None) -> int | None:
@@ -52,16 +51,18 @@ def take(session: Session, key: str, limit: int, window_seconds: int, at: float 
     moment = time.time() if at is None else at
     closes = window_end(moment, window_seconds)
     key = key[:200]
-    ensure_row(session, key, closes)
-    session.execute(update(RateCounter).where(RateCounter.key == key, RateCounter.window_end < closes)
-                    .values(window_end=closes, count=0))
-    counted = session.execute(
-        update(RateCounter)
-        .where(RateCounter.key == key, RateCounter.window_end == closes, RateCounter.count < limit)
-        .values(count=RateCounter.count + 1)
-    )
-    if counted.rowcount:  # type: ignore[attr-defined]
-        return None
+    for _ in range(2):
+        session.execute(update(RateCounter).where(RateCounter.key == key, RateCounter.window_end < closes)
+                        .values(window_end=closes, count=0))
+        counted = session.execute(
+            update(RateCounter)
+            .where(RateCounter.key == key, RateCounter.window_end == closes, RateCounter.count < limit)
+            .values(count=RateCounter.count + 1)
+        )
+        if counted.rowcount:  # type: ignore[attr-defined]
+            return None
+        if limit > 0 and ensure_row(session, key, closes, count=1):
+            return None  # the key's first request
     return max(1, math.ceil(closes - moment))
 
 

@@ -109,7 +109,6 @@ def log_in(db: Database, account_id: str, password: str, client: str | None) -> 
     if not ok or found is None:
         return LoginResult(401, {"error": MSG_BAD_CREDENTIALS})
     with writer_turn(db), db.session() as session:
-        throttle.give_back(session, reservation)
         account = session.get(Account, found)
         if account is None:
             return LoginResult(401, {"error": MSG_BAD_CREDENTIALS})
@@ -118,9 +117,11 @@ def log_in(db: Database, account_id: str, password: str, client: str | None) -> 
         if needs_rehash(account.password_hash):  # made with older argon2 parameters: upgrade it now
             account.password_hash = hash_password(password)
         reason = refusal(account)
-        if reason:
-            return LoginResult(403, {"error": reason})
-        companies = companies_of(session, account)
-        body = {"account": account.account, "kind": account.kind, "companies": companies,
-                "active_ubn": active_ubn_of(session, account, companies)}
-        return LoginResult(200, body, account, companies)
+        companies = [] if reason else companies_of(session, account)
+        body = {"error": reason} if reason else {
+            "account": account.account, "kind": account.kind, "companies": companies,
+            "active_ubn": active_ubn_of(session, account, companies)}
+        throttle.give_back(session, reservation)  # last: its rows stay locked until the commit
+    if reason:
+        return LoginResult(403, body)
+    return LoginResult(200, body, account, companies)

@@ -111,19 +111,20 @@ def _delay(session: Session, reservation: Reservation, key: str, moment: float) 
     start. A compare-and-set on the count: of racing tries past the quick ones, one gets through."""
     key = delay_key(key)[:200]
     now_s = int(moment)
-    ratelimit.ensure_row(session, key, now_s)
     # Forget a streak that ended long ago.
     session.execute(update(RateCounter).where(RateCounter.key == key,
                                               RateCounter.window_end < now_s - RESET_AFTER)
                     .values(count=0, window_end=now_s))
     # Quick failures: no wait at all (none can be pending below FREE_FAILURES), one guarded UPDATE. No
     # condition on the time: racing requests read the clock a little apart before they queue on the row.
-    quick = session.execute(
+    quick = (
         update(RateCounter)
         .where(RateCounter.key == key, RateCounter.count < FREE_FAILURES - 1)
         .values(count=RateCounter.count + 1, window_end=now_s)
     )
-    if quick.rowcount:  # type: ignore[attr-defined]
+    # The key's first failure creates its row; a racer that lost that insert counts on the row it made.
+    if (session.execute(quick).rowcount or ratelimit.ensure_row(session, key, now_s, count=1)  # type: ignore[attr-defined]
+            or session.execute(quick).rowcount):  # type: ignore[attr-defined]
         reservation.delays.append(key)
         return
     streak, opens = session.execute(select(RateCounter.count, RateCounter.window_end)
@@ -143,14 +144,16 @@ def _delay(session: Session, reservation: Reservation, key: str, moment: float) 
 
 def reserve(session: Session, *, pair: str, client: str, client_limit: int, account: str,
             at: float | None = None) -> Reservation:
-    """Count one password check against every limit (in this order: the pair, the client address, the
-    account's delay) or raise Throttled with the seconds to wait. Call it in a short transaction of its
+    """Count one password check against every limit (in this order: the pair, the account's delay, the
+    client address) or raise Throttled with the seconds to wait. Call it in a short transaction of its
     own, committed before the password is checked; when Throttled, roll that transaction back."""
     moment = time.time() if at is None else at
     reservation = Reservation()
     _window(session, reservation, pair, PAIR_LIMIT, moment)
-    _window(session, reservation, client, client_limit, moment)
     _delay(session, reservation, account, moment)
+    # The client address's row last: every try from behind one NAT (or a bench) moves it, and on
+    # PostgreSQL its lock is held from here to the commit.
+    _window(session, reservation, client, client_limit, moment)
     return reservation
 
 
@@ -172,14 +175,18 @@ def reserve_staff(session: Session, name: str, address: str | None,
 def give_back(session: Session, reservation: Reservation) -> None:
     """A right password forgives that account's earlier failures from this address and ends the
     account's streak; the client address gets this try back but keeps its earlier failures (a sprayer
-    who hits one right password keeps their count, an office's good logins never add up)."""
-    for (key, window_end), forgive in zip(reservation.windows, (True, False), strict=False):
-        session.execute(update(RateCounter)
-                        .where(RateCounter.key == key, RateCounter.window_end == window_end,
-                               RateCounter.count > 0)
-                        .values(count=0 if forgive else RateCounter.count - 1))
+    who hits one right password keeps their count, an office's good logins never add up). The rows are
+    taken in ``reserve``'s order (pair, delay, client) — another order deadlocked on PostgreSQL — and
+    the client address's last: call it last in its transaction, that row stays locked until the commit."""
+    (pair, pair_end), (client, client_end) = reservation.windows
+    session.execute(update(RateCounter).where(RateCounter.key == pair, RateCounter.window_end == pair_end)
+                    .values(count=0))
     for key in reservation.delays:
         session.execute(update(RateCounter).where(RateCounter.key == key).values(count=0, window_end=0))
+    session.execute(update(RateCounter)
+                    .where(RateCounter.key == client, RateCounter.window_end == client_end,
+                           RateCounter.count > 0)
+                    .values(count=RateCounter.count - 1))
 
 
 def check(db: Database, prepare: Callable[[Session], tuple[T, Reservation, str | None]],
@@ -200,7 +207,7 @@ def check_in(session: Session, account: str, password_hash: str, password: str, 
     by the signed-in holder): the reservation is committed in ``session`` — which commits whatever the
     caller had pending, so call it first — and the session holds no connection during the check (a second
     connection per request, waited for while holding the first, exhausted the pool under 20 at once).
-    Raises Throttled (nothing counted); a right password's give-back is in the caller's transaction."""
+    Raises Throttled (nothing counted); a right password's give-back is committed too."""
     try:
         reservation = reserve_login(session, account, client)
     except Throttled:
@@ -210,6 +217,7 @@ def check_in(session: Session, account: str, password_hash: str, password: str, 
     if not verify_or_spend(password_hash, password):
         return False
     give_back(session, reservation)
+    session.commit()  # the counters' rows are not to stay locked while the request goes on
     return True
 
 

@@ -253,7 +253,6 @@ def right_password(session: Session, settings: Settings, slot: Slot) -> Complete
     """After the right password: give the tries back and use the link, if it is still open (a double
     submit loses: 410) and still bound to the account's address (409). Raises VerifyError; ``undo``
     asks the caller to roll back."""
-    throttle.give_back(session, slot.reservation)
     used = session.execute(
         update(VerificationToken)
         .where(VerificationToken.id == slot.token_id, VerificationToken.used_at.is_(None),
@@ -284,6 +283,7 @@ def right_password(session: Session, settings: Settings, slot: Slot) -> Complete
         confirm_email_change(session, settings, account, row)
     audit.record(session, f"account:{account.id}", "verification.completed", "account", account.id,
                  token_id=row.id, purpose=row.purpose)
+    throttle.give_back(session, slot.reservation)  # last: its rows stay locked until the commit
     log.info("verification token %s completed (%s) for account %s", row.id, row.purpose, account.id)
     return Completed(account, row)
 
