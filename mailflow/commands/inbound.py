@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from mailflow.commands import app_context
-from mailflow.inbound.importer import ImportError_, ImportResult, import_one, sources
+from mailflow.inbound.importer import ImportError_, ImportResult, import_sources, sources
 
 
 def cmd_import(args: argparse.Namespace) -> int:
@@ -27,10 +27,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         with Progress(TextColumn("匯入郵件"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                       console=console, transient=not console.is_terminal) as bar:
             task = bar.add_task("import", total=len(found))
-            for source in found:
-                status = import_one(ctx, source, result)
-                result.statuses[status] = result.statuses.get(status, 0) + 1
-                bar.advance(task)
+            import_sources(ctx, found, result, lambda done: bar.advance(task, done))
     finally:
         ctx.db.dispose()
     print(summary_line(result), file=sys.stdout)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from mailflow.context import AppContext
 from mailflow.inbound import route
-from mailflow.inbound.store import store_mail
+from mailflow.inbound.store import Incoming, store_mail, store_mails
 from mailflow.models import InboundStatus
 
 
@@ -87,15 +87,48 @@ def sources(path: Path) -> list[Source]:
     raise ImportError_(f"無法讀取:{path}")
 
 
+BATCH = 100  # mails stored in one commit and processed in one transaction (as an IMAP batch)
+
+
 def import_path(ctx: AppContext, path: Path, progress: Callable[[int], None] | None = None) -> ImportResult:
-    """Store and process every message under ``path``; ``progress(n)`` is called after each one."""
+    """Store and process every message under ``path``, a batch at a time (store_mails, then
+    route.process_batch); ``progress(n)`` is called after each batch with its size."""
     result = ImportResult()
-    for source in sources(path):
-        status = import_one(ctx, source, result)
-        result.statuses[status] = result.statuses.get(status, 0) + 1
-        if progress is not None:
-            progress(1)
+    import_sources(ctx, sources(path), result, progress)
     return result
+
+
+def import_sources(ctx: AppContext, found: list[Source], result: ImportResult,
+                   progress: Callable[[int], None] | None = None) -> None:
+    """Store and process ``found`` into ``result``, a batch at a time."""
+    for start in range(0, len(found), BATCH):
+        batch = found[start:start + BATCH]
+        for status in import_batch(ctx, batch, result):
+            result.statuses[status] = result.statuses.get(status, 0) + 1
+        if progress is not None:
+            progress(len(batch))
+
+
+def import_batch(ctx: AppContext, batch: list[Source], result: ImportResult) -> list[str]:
+    """The final status of each of ``batch``'s messages, in order."""
+    result.total += len(batch)
+    statuses: list[str] = []
+    readable: list[tuple[int, Incoming]] = []
+    for source in batch:
+        try:
+            readable.append((len(statuses), Incoming(source.read(), "import", source.ref)))
+            statuses.append("")
+        except (OSError, KeyError) as exc:
+            statuses.append(f"unreadable: {exc}")
+    stored = store_mails(ctx.db, [mail for _, mail in readable])
+    result.duplicates += sum(not mail.new for mail in stored)
+    # An earlier import that stopped between storing and processing left some `stored`: finished now.
+    done = route.process_batch(ctx, [(mail.id, incoming.raw) for mail, (_, incoming)
+                                     in zip(stored, readable, strict=True)
+                                     if mail.status == InboundStatus.STORED])
+    for mail, (index, _) in zip(stored, readable, strict=True):
+        statuses[index] = done.get(mail.id, mail.status)
+    return statuses
 
 
 def import_one(ctx: AppContext, source: Source, result: ImportResult) -> str:
