@@ -109,6 +109,20 @@ def test_20_wrong_passwords_at_once_on_one_link_judge_five_and_stall_nothing(ctx
     assert health.codes and set(health.codes) == {200}
 
 
+def test_past_the_waiting_cap_a_link_answers_429_at_once(ctx: AppContext,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from mailflow.web import verify as verify_routes
+
+    monkeypatch.setattr(verify_routes, "MAX_WAITING_PER_LINK", 3)
+    link = mail_link(ctx, add_account(ctx))
+    with live_app(ctx) as live, live.client() as http:
+        results = at_once(AT_ONCE, lambda i: http.post(link, data={"password": f"wrong-{i}"}))
+    seen = answers(results)
+    assert set(seen) <= {403, 410, 429} and seen[429] > 0
+    assert all(r.headers["retry-after"] == "1" for r in results if r.status_code == 429)
+    assert seen[403] <= verification.WRONG_PASSWORDS_VOID
+
+
 def test_wrong_and_right_passwords_at_once_never_judge_more_than_five(ctx: AppContext) -> None:
     account_id = add_account(ctx)
     link = mail_link(ctx, account_id)
