@@ -77,10 +77,13 @@ def set_password(session: Session, name: str, password: str) -> StaffUser:
 
 
 def listing(session: Session) -> list[dict[str, Any]]:
-    """Every staff login by name: name, role, disabled, locked_until (ISO, Taipei)."""
+    """Every staff login by name: name, role, disabled, locked_until (ISO, Taipei: before then no password
+    try for the name is judged, after a streak of wrong ones — mailflow.accounts.throttle's delay; null
+    when a try may come now)."""
     rows = session.scalars(select(StaffUser).order_by(StaffUser.name)).all()
+    waits = throttle.waits(session, [throttle.staff_key(s.name) for s in rows])
     return [{"name": s.name, "role": s.role, "disabled": s.disabled,
-             "locked_until": iso_taipei(s.locked_until)} for s in rows]
+             "locked_until": iso_taipei(waits.get(throttle.staff_key(s.name)))} for s in rows]
 
 
 def has_role(staff: StaffUser, roles: tuple[str, ...]) -> bool:

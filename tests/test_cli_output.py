@@ -7,10 +7,13 @@ from __future__ import annotations
 import io
 import json
 import re
+import time
 from collections.abc import Callable
+from datetime import datetime
 
 import pytest
 
+from mailflow.accounts import throttle
 from mailflow.commands.table import cell_width, plain_lines, print_table
 from mailflow.context import AppContext
 from mailflow.models import ApplicationStatus, StaffUser
@@ -52,6 +55,21 @@ def test_every_json_list_writes_times_one_way(ctx: AppContext, mailflow: Callabl
     assert all(TAIPEI_ISO.match(t) for t in times), times
     staff = json.loads(mailflow("staff", "list", "--json").stdout)
     assert staff == [{"name": "huang.reviewer", "role": "reviewer", "disabled": False, "locked_until": None}]
+
+
+def test_staff_list_shows_until_when_a_name_waits_after_a_streak_of_wrong_passwords(
+        ctx: AppContext, mailflow: Callable[..., Result]) -> None:
+    _seed(ctx)
+    moment = time.time()
+    with ctx.db.session() as session:
+        for _ in range(throttle.FREE_FAILURES):  # the last one starts the wait
+            throttle._delay(session, throttle.Reservation(), throttle.staff_key("huang.reviewer"), moment)
+    [row] = json.loads(mailflow("staff", "list", "--json").stdout)
+    assert TAIPEI_ISO.match(row["locked_until"])
+    until = datetime.fromisoformat(row["locked_until"]).timestamp()
+    assert int(moment) + throttle.FIRST_WAIT - 1 <= until <= int(moment) + throttle.FIRST_WAIT
+    table = mailflow("staff", "list").stdout.splitlines()
+    assert table[0].split() == ["NAME", "ROLE", "STATE", "LOCKED", "UNTIL"] and len(table[1].split()) == 5
 
 
 def test_piped_lists_have_a_header_and_aligned_columns(ctx: AppContext,

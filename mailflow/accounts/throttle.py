@@ -32,6 +32,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TypeVar
 
 from sqlalchemy import select, update
@@ -75,6 +76,18 @@ def staff_key(name: str) -> str:
 
 def delay_key(key: str) -> str:
     return f"delay:{key}"
+
+
+def waits(session: Session, keys: list[str]) -> dict[str, datetime]:
+    """Of these keys (account_key, staff_key), those whose next password try must wait: key -> the moment
+    it may come (UTC)."""
+    by_delay = {delay_key(key)[:200]: key for key in keys}
+    if not by_delay:
+        return {}
+    now_s = int(time.time())
+    rows = session.execute(select(RateCounter.key, RateCounter.window_end)
+                           .where(RateCounter.key.in_(by_delay), RateCounter.window_end > now_s))
+    return {by_delay[key]: datetime.fromtimestamp(opens, UTC) for key, opens in rows}
 
 
 def wait_after(failures: int) -> int:
