@@ -33,6 +33,7 @@ import os
 import random
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from email.headerregistry import Address, BaseHeader, HeaderRegistry
@@ -46,6 +47,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, TemplateNotFound, select_autoescape
 
 from mailflow.config import Settings
+from mailflow.mail import contexts
 from mailflow.paths import templates_dir
 from mailflow.support.digest import COUNT_LABELS
 from mailflow.timeutil import TAIPEI, now, roc_date, roc_datetime, taipei
@@ -457,32 +459,14 @@ def finish_bytes(settings: Settings, mail: Envelope, parts: RenderedParts,
 
 
 def sample_context(template: str, settings: Settings) -> dict[str, Any]:
-    """Believable data for previews and tests (the seed's examples)."""
-    base = settings.http.base_url.rstrip("/")
-    submitted = now()
-    expires = (submitted + timedelta(hours=settings.security.token_ttl_hours)).isoformat()
-    company = {"company_name": "臺灣港務股份有限公司基隆分公司", "ubn": "12345678"}
-    person = {"name": "王小明", "account": "example1234"}
-    samples: dict[str, dict[str, Any]] = {
-        "registration-received": {**person, **company, "submitted_at": submitted.isoformat()},
-        "account-approved": {**person, "verify_url": f"{base}/verify/sample-token", "expires_at": expires},
-        "account-rejected": {**person, **company, "register_url": f"{base}/register", "reasons": [
-            "「營利事業登記證」自98年4月13日起停止使用,不再作為證明文件,請改提出其他最新版本之「商業登記證明文件」。",
-        ]},
-        "document-approved": {"name": "王小明", **company, "note": "文件清晰完整。",
-                              "system_url": settings.mail.pass_system_url},
-        "document-rejected": {"name": "王小明", **company, "reasons": ["文件影像模糊,無法辨識統一編號。"]},
-        "verify-reminder": {**person, "verify_url": f"{base}/verify/sample-token", "expires_at": expires},
-        "binding-request": {"general_name": "王小明", "general_account": "example1234", **company,
-                            "shared_name": "陳大文", "shared_account": "shared5678",
-                            "confirm_url": f"{base}/verify/sample-binding-token", "expires_at": expires},
-        "support-digest": _digest_sample(taipei(submitted).date(), base),
-        **_selfservice_samples(base, submitted, person),
-        "pass-issued": {**_pass_sample(settings), "valid_until": "116年11月30日"},
-        "pass-expiring": {**_pass_sample(settings), "valid_until": "115年12月31日", "days_left": "30"},
-    }
+    """Believable data for previews and tests (the seed's examples): a catalogued mail's sample is its
+    context type (mailflow.mail.contexts) filled in, an API mail's the keys of its meta.toml."""
+    samples: dict[str, Any] = {**_catalogued_samples(settings),
+                               "pass-issued": {**_pass_sample(settings), "valid_until": "116年11月30日"},
+                               "pass-expiring": {**_pass_sample(settings), "valid_until": "115年12月31日",
+                                                 "days_left": "30"}}
     if template in samples:
-        return samples[template]
+        return dict(samples[template])
     # A template added later without its own sample: offer every sample value we know.
     merged: dict[str, Any] = {}
     for values in samples.values():
@@ -490,22 +474,61 @@ def sample_context(template: str, settings: Settings) -> dict[str, Any]:
     return merged
 
 
-def _selfservice_samples(base: str, moment: datetime, person: dict[str, str]) -> dict[str, dict[str, Any]]:
-    """The self-service mails (mailflow.accounts.selfservice builds the same keys)."""
-    links = {"login_url": f"{base}/account", "forgot_url": f"{base}/password/forgot"}
-    changed = {**person, **links, "changed_at": moment.isoformat()}
+def _catalogued_samples(settings: Settings) -> dict[str, Mapping[str, Any]]:
+    base = settings.http.base_url.rstrip("/")
+    submitted = now()
+    expires = (submitted + timedelta(hours=settings.security.token_ttl_hours)).isoformat()
+    company_name, ubn, name, account = "臺灣港務股份有限公司基隆分公司", "12345678", "王小明", "example1234"
+    verification = contexts.VerificationMail(name=name, account=account, kind="general",
+                                             verify_url=f"{base}/verify/sample-token", expires_at=expires)
     return {
-        "password-reset": {**person, "reset_url": f"{base}/password/reset/sample-token",
-                           "expires_at": (moment + timedelta(hours=1)).isoformat()},
-        "password-changed": {**changed, "via": "reset"},
-        "account-reminder": {**links, "accounts": [
+        "registration-received": contexts.RegistrationReceived(
+            name=name, account=account, company_name=company_name, ubn=ubn,
+            submitted_at=submitted.isoformat()),
+        "account-approved": verification,
+        "account-rejected": contexts.AccountRejected(
+            name=name, account=account, company_name=company_name, ubn=ubn, register_url=f"{base}/register",
+            reasons=["「營利事業登記證」自98年4月13日起停止使用,不再作為證明文件,請改提出其他最新版本之「商業登記證明文件」。"]),
+        "document-approved": contexts.DocumentApproved(
+            name=name, company_name=company_name, ubn=ubn, note="文件清晰完整。",
+            system_url=settings.mail.pass_system_url),
+        "document-rejected": contexts.DocumentRejected(
+            name=name, company_name=company_name, ubn=ubn, reasons=["文件影像模糊,無法辨識統一編號。"]),
+        "verify-reminder": verification,
+        "binding-request": contexts.BindingRequest(
+            general_name=name, general_account=account, company_name=company_name, ubn=ubn,
+            shared_name="陳大文", shared_account="shared5678",
+            confirm_url=f"{base}/verify/sample-binding-token", expires_at=expires),
+        "binding-ended": contexts.BindingEnded(
+            general_name=name, general_account=account, company_name=company_name, ubn=ubn,
+            shared_name="陳大文", shared_account="shared5678",
+            recipient_name=name, ended_by="shared", ended_at=submitted.isoformat()),
+        "support-digest": _digest_sample(taipei(submitted).date(), base),
+        **_selfservice_samples(base, submitted, name, account),
+    }
+
+
+def _selfservice_samples(base: str, moment: datetime, name: str,
+                         account: str) -> dict[str, Mapping[str, Any]]:
+    """The self-service mails (mailflow.mail.queue builds the same keys)."""
+    links = contexts.AccountLinks(login_url=f"{base}/account", forgot_url=f"{base}/password/forgot")
+    changed = moment.isoformat()
+    return {
+        "password-reset": contexts.PasswordReset(
+            name=name, account=account, reset_url=f"{base}/password/reset/sample-token",
+            expires_at=(moment + timedelta(hours=1)).isoformat()),
+        "password-changed": contexts.PasswordChanged(name=name, account=account, changed_at=changed,
+                                                     via="reset", **links),
+        "account-reminder": contexts.AccountReminder(**links, accounts=[
             {"account": "example1234", "kind": "general", "companies": ["臺灣港務股份有限公司基隆分公司"]},
             {"account": "shared5678", "kind": "shared",
-             "companies": ["臺灣港務股份有限公司基隆分公司", "高雄港埠物流股份有限公司"]}]},
-        "email-change": {**person, "old_address": "w***@example.com",
-                         "verify_url": f"{base}/verify/sample-email-token",
-                         "expires_at": (moment + timedelta(hours=24)).isoformat()},
-        "email-changed": {**changed, "new_address": "w***@harbour-logistics.com.tw"},
+             "companies": ["臺灣港務股份有限公司基隆分公司", "高雄港埠物流股份有限公司"]}]),
+        "email-change": contexts.EmailChange(
+            name=name, account=account, old_address="w***@example.com",
+            verify_url=f"{base}/verify/sample-email-token",
+            expires_at=(moment + timedelta(hours=24)).isoformat()),
+        "email-changed": contexts.EmailChanged(name=name, account=account, changed_at=changed,
+                                               new_address="w***@harbour-logistics.com.tw", **links),
     }
 
 
@@ -516,7 +539,7 @@ def _pass_sample(settings: Settings) -> dict[str, Any]:
             "system_url": settings.mail.pass_system_url}
 
 
-def _digest_sample(day: date, base: str) -> dict[str, Any]:
+def _digest_sample(day: date, base: str) -> contexts.SupportDigest:
     """A morning's digest as mailflow.support.digest builds it, with full-length real values (a long
     company name, a long address), so a preview or a layout check sees what customer service gets."""
     counts = {key: n for key, n in zip(COUNT_LABELS, (182, 3, 2, 1, 0, 2, 14), strict=True)}
@@ -533,4 +556,6 @@ def _digest_sample(day: date, base: str) -> dict[str, Any]:
              "address": "chen.dawen@example.com.tw", "reason_text": "申請人回信詢問審核進度。"}
     return {"day": day.isoformat(), "counts_day": (day - timedelta(days=1)).isoformat(),
             "counts": {**counts, "open_items": 2}, "count_labels": COUNT_LABELS,
+            "open_by_kind": [{"kind": "bounce", "title": "退信", "count": 1, "more": False},
+                             {"kind": "reply", "title": "申請人回信", "count": 1, "more": False}],
             "items": [item, reply], "items_shown": 2, "items_total": 2, "dashboard_url": f"{base}/support"}
