@@ -23,10 +23,10 @@ from mailflow import audit
 from mailflow.accounts import documents
 from mailflow.accounts.documents import DocumentError, StoredDocument, Upload
 from mailflow.accounts.rules import message, validate_account_fields, validate_company_fields
-from mailflow.accounts.signups import SignupThrottled, addressee
+from mailflow.accounts.signups import SignupThrottled
 from mailflow.config import Settings
 from mailflow.mail import addresses
-from mailflow.mail.outbox import enqueue
+from mailflow.mail.queue import queue_registration_received
 from mailflow.models import Account, AccountKind, AccountStatus, Application, ApplicationStatus
 from mailflow.notify.events import application_data, emit_event
 from mailflow.passwords import hash_password
@@ -146,12 +146,7 @@ def _write_rows(
     )
     session.add(application)
     session.flush()
-    enqueue(
-        session, "registration-received", account.email, message_id_domain=settings.mail.message_id_domain,
-        to_name=addressee(account), account_id=account.id, application_id=application.id,
-        context={"name": account.name, "account": account.account, "company_name": application.company_name,
-                 "ubn": application.ubn, "submitted_at": submitted_at.isoformat()},
-    )
+    queue_registration_received(session, settings, account, application)
     audit.record(session, f"applicant:{account.account}", "application.submitted", "application",
                  application.id, account=account.account, ubn=application.ubn, document_sha256=stored.sha256)
     emit_event(session, "application.submitted", account.id, application_data(application, account))

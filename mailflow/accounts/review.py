@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from mailflow import audit
 from mailflow.accounts.verification_mail import send_verification_mail
 from mailflow.config import Settings
-from mailflow.mail.outbox import enqueue
+from mailflow.mail.queue import queue_account_rejected, queue_document_approved, queue_document_rejected
 from mailflow.models import (
     Account,
     AccountStatus,
@@ -181,10 +181,7 @@ def approve(session: Session, settings: Settings, application_id: int, actor: st
     account.approved_at = now()
     approval = send_verification_mail(session, settings, account, "account-approved")
     _tell_support_if_unsent(session, application, approval, "核准")
-    enqueue(session, "document-approved", account.email, message_id_domain=settings.mail.message_id_domain,
-            to_name=account.name, account_id=account.id, application_id=application.id,
-            context={"name": account.name, "company_name": application.company_name, "ubn": application.ubn,
-                     "note": clean_note or "無", "system_url": settings.mail.pass_system_url})
+    queue_document_approved(session, settings, account, application, clean_note)
     audit.record(session, actor, "application.approved", "application", application.id,
                  account=account.account, ubn=application.ubn, note=clean_note)
     emit_event(session, "application.approved", account.id, application_data(application, account))
@@ -214,20 +211,11 @@ def _queue_rejection_mails(session: Session, settings: Settings, application: Ap
     """account-rejected with every reason; document-rejected with the document's reasons when there are
     any (both to the account's address). Returns the document's reasons."""
     account = application.account
-
-    def queue_to_account(template: str, context: dict[str, Any]) -> OutboxMessage:
-        return enqueue(session, template, account.email, message_id_domain=settings.mail.message_id_domain,
-                       to_name=account.name, account_id=account.id, application_id=application.id,
-                       context=context)
-
-    company = {"name": account.name, "company_name": application.company_name, "ubn": application.ubn}
-    rejection = queue_to_account("account-rejected", {
-        **company, "account": account.account, "reasons": reasons,
-        "register_url": f"{settings.http.base_url.rstrip('/')}/register"})
+    rejection = queue_account_rejected(session, settings, account, application, reasons)
     _tell_support_if_unsent(session, application, rejection, "退件")
     on_document = document_reasons(reasons)
     if on_document:
-        queue_to_account("document-rejected", {**company, "reasons": on_document})
+        queue_document_rejected(session, settings, account, application, on_document)
     return on_document
 
 

@@ -44,11 +44,11 @@ from mailflow.accounts import signups
 from mailflow.accounts.lookup import live_account
 from mailflow.accounts.rules import ACCOUNT_FIELDS, validate_account_fields
 from mailflow.accounts.tokens import issue_token
-from mailflow.accounts.verification_mail import send_verification_mail
+from mailflow.accounts.verification_mail import send_verification_mail, verify_url
 from mailflow.config import Settings
 from mailflow.db import Database
 from mailflow.mail import addresses
-from mailflow.mail.outbox import enqueue
+from mailflow.mail.queue import queue_binding_ended, queue_binding_request
 from mailflow.models import (
     Account,
     AccountKind,
@@ -366,15 +366,8 @@ def request_binding(
         raise BindingError(409, MSG_PENDING) from None
     address = general.email_verified_address or general.email
     token, row = issue_token(session, settings, general, TokenPurpose.BINDING, address, binding_id=binding.id)
-    context = {
-        "general_name": general.name, "general_account": general.account,
-        "company_name": company.name if company else "", "ubn": company.ubn if company else "",
-        "shared_name": shared.name, "shared_account": shared.account,
-        "confirm_url": f"{settings.http.base_url.rstrip('/')}/verify/{token}",
-        "expires_at": row.expires_at.isoformat(),
-    }
-    enqueue(session, "binding-request", address, message_id_domain=settings.mail.message_id_domain,
-            to_name=general.name, context=context, account_id=general.id, token_id=row.id)
+    queue_binding_request(session, settings, general, shared, company, address, verify_url(settings, token),
+                          row)
     audit.record(session, f"account:{shared.id}", "binding.requested", "binding", binding.id,
                  general_account_id=general.id)
     return binding
@@ -435,16 +428,8 @@ def end_binding(session: Session, settings: Settings, binding_id: int, by: Accou
                    {**binding_data(session, binding), "ended_by": by_side})
     if was_active and shared is not None and general is not None:
         other = general if by_side == "shared" else shared
-        company = company_of(session, general)
-        context = {
-            "recipient_name": other.name, "ended_by": by_side,
-            "shared_name": shared.name, "shared_account": shared.account,
-            "general_name": general.name, "general_account": general.account,
-            "company_name": company.name if company else "", "ubn": company.ubn if company else "",
-            "ended_at": at.isoformat(),
-        }
-        enqueue(session, "binding-ended", other.email, message_id_domain=settings.mail.message_id_domain,
-                to_name=other.name, context=context, account_id=other.id)
+        queue_binding_ended(session, settings, other, general=general, shared=shared,
+                            company=company_of(session, general), ended_by=by_side, ended_at=at)
     return binding
 
 

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from mailflow.accounts.signups import addressee
 from mailflow.accounts.tokens import issue_token
 from mailflow.config import Settings
 from mailflow.mail.catalog import VERIFICATION_TEMPLATES
-from mailflow.mail.outbox import enqueue
+from mailflow.mail.queue import VERIFICATION_QUEUES
 from mailflow.models import Account, OutboxMessage, TokenPurpose, VerificationToken
 
 
@@ -35,8 +34,4 @@ def send_verification_mail(
     if template not in VERIFICATION_TEMPLATES:
         raise ValueError(f"not a verification mail template: {template!r}")
     token, row = issue_token(session, settings, account, TokenPurpose.VERIFY_EMAIL, account.email)
-    # kind: a shared account (共用帳號) was never reviewed, so its mails have their own subject and wording.
-    context = {"name": account.name, "account": account.account, "kind": account.kind,
-               **link_context(settings, token, row)}
-    return enqueue(session, template, account.email, message_id_domain=settings.mail.message_id_domain,
-                   to_name=addressee(account), context=context, account_id=account.id, token_id=row.id)
+    return VERIFICATION_QUEUES[template](session, settings, account, verify_url(settings, token), row)

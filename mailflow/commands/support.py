@@ -6,12 +6,12 @@ from __future__ import annotations
 import argparse
 import sys
 from datetime import date
-from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
 from mailflow.commands import app_context
+from mailflow.mail.contexts import SupportDigest
 from mailflow.support import digest, unverified
 
 
@@ -22,7 +22,7 @@ def _parse_day(text: str) -> date:
         raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
 
 
-def print_digest(content: dict[str, Any], console: Console) -> None:
+def print_digest(content: SupportDigest, console: Console) -> None:
     console.print(f"客服每日摘要 {content['day']}(統計日 {content['counts_day']})")
     counts = Table()
     counts.add_column("項目")

@@ -166,7 +166,7 @@ def template_exists(name: str) -> bool:
     return all((folder / part).is_file() for part in TEMPLATE_PARTS)
 
 
-def render_parts(settings: Settings, template: str, context: dict[str, Any]) -> RenderedParts:
+def render_parts(settings: Settings, template: str, context: Mapping[str, Any]) -> RenderedParts:
     """The three parts of ``template`` with ``context``. A missing value renders empty (a late mail with
     a blank is better than a lost one); data a template cannot use at all is a RenderError."""
     if "/" in template or "\\" in template or template.startswith("."):

@@ -8,7 +8,6 @@ Bad input raises ActionError with a zh-TW message and changes nothing.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -16,18 +15,16 @@ from mailflow import audit
 from mailflow.accounts import selfservice
 from mailflow.accounts.lookup import account_of_mail, latest_application
 from mailflow.accounts.rules import check_field
-from mailflow.accounts.signups import addressee
 from mailflow.accounts.tokens import void_tokens, void_tokens_for_address
 from mailflow.accounts.verification_mail import send_verification_mail
 from mailflow.config import Settings
 from mailflow.mail import addresses, suppression
 from mailflow.mail.catalog import NOT_RESENDABLE, RECOVERY_TEMPLATES, VERIFICATION_TEMPLATES
-from mailflow.mail.outbox import enqueue
+from mailflow.mail.queue import queue_copy, queue_registration_received
 from mailflow.models import (
     Account,
     AccountKind,
     AccountStatus,
-    Application,
     ApplicationStatus,
     OutboxMessage,
     SupportItem,
@@ -109,18 +106,6 @@ def lift_suppression(session: Session, address: str, staff_name: str) -> int:
     return lifted
 
 
-def _registration_context(account: Account, application: Application) -> dict[str, Any]:
-    return {"name": account.name, "account": account.account, "company_name": application.company_name,
-            "ubn": application.ubn, "submitted_at": application.submitted_at.isoformat()}
-
-
-def _queue(session: Session, settings: Settings, template: str, account: Account,
-           context: dict[str, Any], application_id: int | None = None) -> OutboxMessage:
-    return enqueue(session, template, account.email, message_id_domain=settings.mail.message_id_domain,
-                   to_name=addressee(account), context=context, account_id=account.id,
-                   application_id=application_id)
-
-
 def pending_mail(session: Session, settings: Settings, account: Account) -> OutboxMessage | None:
     """Queue, to the account's current address, the mail the applicant is waiting for: the verification
     link once approved (general, or a shared account awaiting its verification), else the registration
@@ -132,8 +117,7 @@ def pending_mail(session: Session, settings: Settings, account: Account) -> Outb
     if account.kind == AccountKind.SHARED or approved:
         return send_verification_mail(session, settings, account, "account-approved")
     if application is not None and application.status == ApplicationStatus.SUBMITTED:
-        return _queue(session, settings, "registration-received", account,
-                      _registration_context(account, application), application.id)
+        return queue_registration_received(session, settings, account, application)
     return None
 
 
@@ -207,10 +191,7 @@ def resend_mail(session: Session, settings: Settings, outbox_id: int, staff_name
         copy = _resend_recovery(session, settings, original.template, account, staff_name)
     else:
         to_address = account.email if account else original.to_address
-        copy = enqueue(session, original.template, to_address,
-                       message_id_domain=settings.mail.message_id_domain, to_name=original.to_name,
-                       context=dict(original.context or {}),
-                       account_id=original.account_id, application_id=original.application_id)
+        copy = queue_copy(session, settings, original, to_address)
     audit.record(session, actor(staff_name), "mail_resent", "outbox", original.id, copy_id=copy.id,
                  template=original.template, to_address=copy.to_address)
     return copy

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 from datetime import date, datetime, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.cron import CronTrigger
@@ -19,7 +18,8 @@ from sqlalchemy.orm import Session
 from mailflow import leases
 from mailflow.config import Settings
 from mailflow.context import AppContext
-from mailflow.mail.outbox import enqueue
+from mailflow.mail.contexts import SupportDigest
+from mailflow.mail.queue import queue_support_digest
 from mailflow.models import OutboxMessage
 from mailflow.support import queries, unverified
 from mailflow.support.reasons_zh import kind_title
@@ -45,7 +45,7 @@ def today() -> date:
     return taipei(now()).date()
 
 
-def build_digest(session: Session, settings: Settings, day: date) -> dict[str, Any]:
+def build_digest(session: Session, settings: Settings, day: date) -> SupportDigest:
     """The `support-digest` context for the morning of ``day``: counts of the day before and the open
     items as they stand now. JSON-safe: it is stored in the outbox row."""
     counts_day = day - timedelta(days=1)
@@ -72,9 +72,7 @@ def build_digest(session: Session, settings: Settings, day: date) -> dict[str, A
 
 def send_digest(session: Session, settings: Settings, day: date) -> OutboxMessage:
     """Queue the digest for ``day`` to mail.support_address in the caller's transaction."""
-    return enqueue(session, "support-digest", settings.mail.support_address,
-                   message_id_domain=settings.mail.message_id_domain, to_name="客服",
-                   context=build_digest(session, settings, day))
+    return queue_support_digest(session, settings, build_digest(session, settings, day))
 
 
 def run_scheduled(ctx: AppContext, day: date | None = None) -> int | None:

@@ -162,7 +162,7 @@ def test_a_document_survives_a_restart(dbctx: AppContext) -> None:
 def test_a_failed_transaction_leaves_no_document_row_and_no_bytes(
     dbctx: AppContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_enqueue = registration.enqueue
+    real_enqueue = registration.queue_registration_received
 
     def enqueue_then_fail(session: Session, *args: Any, **kwargs: Any) -> OutboxMessage:
         real_enqueue(session, *args, **kwargs)
@@ -170,11 +170,11 @@ def test_a_failed_transaction_leaves_no_document_row_and_no_bytes(
         assert session.scalar(select(func.count()).select_from(DocumentChunk)) == 3
         raise RuntimeError("crash before commit")  # ... and then the request died
 
-    monkeypatch.setattr(registration, "enqueue", enqueue_then_fail)
+    monkeypatch.setattr(registration, "queue_registration_received", enqueue_then_fail)
     with pytest.raises(RuntimeError):
         register(dbctx, pdf_of(2 * DB_CHUNK + 1))
     assert (table_count(dbctx, Document), chunk_rows(dbctx), table_count(dbctx, Application)) == (0, 0, 0)
-    monkeypatch.setattr(registration, "enqueue", real_enqueue)
+    monkeypatch.setattr(registration, "queue_registration_received", real_enqueue)
     # The unique index refusing a second registration of one 帳號 (a race lost at commit) leaves nothing.
     assert isinstance(register(dbctx, pdf_of(100)), int)
     monkeypatch.setattr(registration, "taken_fields", lambda *args: {})

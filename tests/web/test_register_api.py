@@ -273,18 +273,18 @@ def test_concurrent_submissions_of_one_account_store_exactly_one(ctx: AppContext
 def test_the_application_and_its_mail_commit_together_or_not_at_all(
     ctx: AppContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_enqueue = registration.enqueue
+    real_enqueue = registration.queue_registration_received
 
     def enqueue_then_fail(session: Session, *args: Any, **kwargs: Any) -> OutboxMessage:
         real_enqueue(session, *args, **kwargs)
         session.flush()  # the outbox row and the application reached the database ...
         raise RuntimeError("crash before commit")  # ... and then the request died
 
-    monkeypatch.setattr(registration, "enqueue", enqueue_then_fail)
+    monkeypatch.setattr(registration, "queue_registration_received", enqueue_then_fail)
     with pytest.raises(RuntimeError):
         _register(ctx)
     assert nothing_stored(ctx)
-    monkeypatch.setattr(registration, "enqueue", real_enqueue)
+    monkeypatch.setattr(registration, "queue_registration_received", real_enqueue)
     application_id = _register(ctx)
     assert isinstance(application_id, int)
     with ctx.db.session() as session:
