@@ -30,6 +30,21 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+@contextmanager
+def savepoint(session: Session) -> Iterator[None]:
+    """``session.begin_nested()`` that nests inside the caller's transaction on SQLite too. Python's sqlite3
+    opens a transaction only before a write, so a SAVEPOINT issued before the caller's first write opens a
+    transaction of its own, and its RELEASE commits it: what the savepoint wrote would be committed at once,
+    apart from the rest of the caller's work (a pending binding was seen without its link and expired by a
+    racing request). BEGIN IMMEDIATE first takes the write lock, as the savepoint's write would, and keeps
+    it one transaction."""
+    conn = session.connection()
+    if conn.dialect.name == "sqlite" and not conn.connection.dbapi_connection.in_transaction:  # type: ignore[union-attr]
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    with session.begin_nested():
+        yield
+
+
 def sqlite_path(url: str) -> Path | None:
     """The file of a SQLite URL; None for another database or an in-memory one."""
     if not url.startswith("sqlite"):

@@ -23,7 +23,7 @@ from sqlalchemy import or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from mailflow.db import Database
+from mailflow.db import Database, savepoint
 from mailflow.models import JobLease
 from mailflow.timeutil import now
 
@@ -159,7 +159,7 @@ def claim_run_key_in(session: Session, name: str, run_key: str) -> bool:
     with it, and a racing worker's claim waits on the row until then (and then finds the key taken)."""
     if session.get(JobLease, name) is None:
         try:
-            with session.begin_nested():
+            with savepoint(session):
                 session.add(JobLease(name=name, holder="", expires_at=now()))
         except IntegrityError:
             pass  # a racing worker inserted it; the UPDATE below decides who runs

@@ -46,7 +46,7 @@ from mailflow.accounts.rules import ACCOUNT_FIELDS, validate_account_fields
 from mailflow.accounts.tokens import issue_token
 from mailflow.accounts.verification_mail import send_verification_mail, verify_url
 from mailflow.config import Settings
-from mailflow.db import Database
+from mailflow.db import Database, savepoint
 from mailflow.mail import addresses
 from mailflow.mail.queue import queue_binding_ended, queue_binding_request
 from mailflow.models import (
@@ -360,7 +360,7 @@ def request_binding(
                       status=BindingStatus.PENDING, requested_as=str(general_account_id).strip()[:40])
     session.flush()  # a stale request just marked expired must leave the live-pair index first
     try:
-        with session.begin_nested():
+        with savepoint(session):  # in this transaction: the binding commits with its link
             session.add(binding)
     except IntegrityError:  # the same request arrived twice at the same moment: one wins
         raise BindingError(409, MSG_PENDING) from None
