@@ -47,3 +47,28 @@ def test_the_check_sees_an_adapter_import() -> None:
     assert [m for m in imported(tree) if is_adapter(m)] == [
         "mailflow.web.loopreads", "mailflow.web.loopreads.LoopReads", "mailflow.commands"]
     assert not is_adapter("mailflow.webhooks")
+
+
+# The modules that may call mailflow.mail.outbox.enqueue: the catalogued mails' queue_ functions, and
+# notify for the pass system's API mails (their keys come from meta.toml, not from a context type).
+ENQUEUERS = {"mail/queue.py", "notify/notifications.py"}
+
+
+def called_name(node: ast.Call) -> str:
+    if isinstance(node.func, ast.Name):
+        return node.func.id
+    return node.func.attr if isinstance(node.func, ast.Attribute) else ""
+
+
+def enqueue_calls(tree: ast.AST) -> int:
+    return sum(1 for node in ast.walk(tree) if isinstance(node, ast.Call) and called_name(node) == "enqueue")
+
+
+def test_every_catalogued_mail_is_queued_through_its_queue_function() -> None:
+    callers = {path.relative_to(ROOT).as_posix() for path in ROOT.rglob("*.py")
+               if enqueue_calls(ast.parse(path.read_text(encoding="utf-8")))}
+    assert callers == ENQUEUERS
+
+
+def test_the_check_sees_an_enqueue_call() -> None:
+    assert enqueue_calls(ast.parse("outbox.enqueue(s, 'x', a)\nenqueue(s, 'y', b)\nqueue(s)\n")) == 2

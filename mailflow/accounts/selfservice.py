@@ -62,7 +62,14 @@ from mailflow.accounts.verification_mail import verify_url
 from mailflow.config import Settings
 from mailflow.db import Database
 from mailflow.mail import addresses
-from mailflow.mail.outbox import enqueue, is_suppressed
+from mailflow.mail.outbox import is_suppressed
+from mailflow.mail.queue import (
+    queue_account_reminder,
+    queue_email_change,
+    queue_email_changed,
+    queue_password_changed,
+    queue_password_reset,
+)
 from mailflow.models import Account, OutboxMessage, TokenPurpose, VerificationToken
 from mailflow.notify.events import emit_event
 from mailflow.passwords import hash_password
@@ -126,11 +133,6 @@ def admit_client(db: Database, client: str | None) -> None:
 
 def _admit_address(db: Database, address: str) -> bool:
     return _take(db, f"recovery-to|{addresses.key(address)}", ADDRESS_LIMIT, ADDRESS_WINDOW) is None
-
-
-def _links(settings: Settings) -> dict[str, str]:
-    base = settings.http.base_url.rstrip("/")
-    return {"login_url": f"{base}/account", "forgot_url": f"{base}/password/forgot"}
 
 
 def reset_url(settings: Settings, token: str) -> str:
@@ -201,11 +203,7 @@ def queue_reset(session: Session, settings: Settings, account_id: int, *, by: st
         return None
     token, row = issue_token(session, settings, account, TokenPurpose.PASSWORD_RESET, account.email)
     row.expires_at = row.issued_at + RESET_TTL
-    context = {"name": account.name, "account": account.account, "reset_url": reset_url(settings, token),
-               "expires_at": row.expires_at.isoformat()}
-    message = enqueue(session, "password-reset", account.email,
-                      message_id_domain=settings.mail.message_id_domain, to_name=account.name,
-                      account_id=account.id, token_id=row.id, context=context)
+    message = queue_password_reset(session, settings, account, reset_url(settings, token), row)
     audit.record(session, actor, "password.reset_requested", "account", account.id, by=by, client=client,
                  outbox_id=message.id, token_id=row.id)
     return message
@@ -273,11 +271,7 @@ def password_changed(session: Session, settings: Settings, account: Account, pas
     voided = (void_tokens(session, account.id, TokenPurpose.PASSWORD_RESET)
               + void_tokens(session, account.id, TokenPurpose.EMAIL_CHANGE))
     moment = now()
-    message = enqueue(session, "password-changed", account.email,
-                      message_id_domain=settings.mail.message_id_domain, to_name=account.name,
-                      account_id=account.id,
-                      context={"name": account.name, "account": account.account, "via": via,
-                               "changed_at": moment.isoformat(), **_links(settings)})
+    message = queue_password_changed(session, settings, account, via, moment)
     audit.record(session, f"account:{account.id}", "password.changed", "account", account.id, via=via,
                  token_id=token_id, voided_tokens=voided, outbox_id=message.id)
     log.info("account %s changed its password (%s); sessions ended", account.id, via)
@@ -310,9 +304,7 @@ def queue_reminder(session: Session, settings: Settings, address: str, *, client
         return None
     listed = [{"account": a.account, "kind": a.kind,
                "companies": [str(c["name"]) for c in companies_of(session, a)]} for a in holders]
-    message = enqueue(session, "account-reminder", holders[0].email,
-                      message_id_domain=settings.mail.message_id_domain, account_id=holders[0].id,
-                      context={"accounts": listed, **_links(settings)})
+    message = queue_account_reminder(session, settings, holders[0], listed)
     for holder in holders:
         audit.record(session, actor, "account.reminder_sent", "account", holder.id, client=client,
                      outbox_id=message.id)
@@ -367,13 +359,8 @@ def request_email_change(session: Session, settings: Settings, account: Account,
     _locked(session, account.id)  # two requests at once: the second voids the first's link (module doc)
     token, row = issue_token(session, settings, account, TokenPurpose.EMAIL_CHANGE, address)
     row.expires_at = row.issued_at + EMAIL_CHANGE_TTL
-    # No display name: the new address is not verified, and the name is only what the account holds.
-    message = enqueue(session, "email-change", address, message_id_domain=settings.mail.message_id_domain,
-                      account_id=account.id, token_id=row.id,
-                      context={"name": account.name, "account": account.account,
-                               "old_address": addresses.mask(account.email),
-                               "verify_url": verify_url(settings, token),
-                               "expires_at": row.expires_at.isoformat()})
+    message = queue_email_change(session, settings, account, address, addresses.mask(account.email),
+                                 verify_url(settings, token), row)
     audit.record(session, f"account:{account.id}", "email.change_requested", "account", account.id,
                  new_address=address, outbox_id=message.id, token_id=row.id)
     return message
@@ -395,11 +382,7 @@ def confirm_email_change(session: Session, settings: Settings, account: Account,
     account.email_verified_address = row.address
     account.email_undeliverable = False
     account.session_generation += 1
-    message = enqueue(session, "email-changed", old, message_id_domain=settings.mail.message_id_domain,
-                      to_name=account.name, account_id=account.id,
-                      context={"name": account.name, "account": account.account,
-                               "new_address": addresses.mask(row.address), "changed_at": moment.isoformat(),
-                               **_links(settings)})
+    message = queue_email_changed(session, settings, account, old, addresses.mask(row.address), moment)
     emit_event(session, "account.email_changed", account.id, {"account": account.account, "by": "holder"})
     audit.record(session, f"account:{account.id}", "email.changed", "account", account.id, old_address=old,
                  new_address=row.address, voided_tokens=voided, token_id=row.id, outbox_id=message.id)
