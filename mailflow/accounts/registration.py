@@ -19,20 +19,27 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from mailflow import audit
+from mailflow import audit, ratelimit
 from mailflow.accounts import documents
 from mailflow.accounts.documents import DocumentError, StoredDocument, Upload
-from mailflow.accounts.rules import message, validate_account_fields, validate_company_fields
+from mailflow.accounts.rules import check_field, message, validate_account_fields, validate_company_fields
 from mailflow.accounts.signups import SignupThrottled
 from mailflow.config import Settings
+from mailflow.db import Database
 from mailflow.mail import addresses
 from mailflow.mail.queue import queue_registration_received
 from mailflow.models import Account, AccountKind, AccountStatus, Application, ApplicationStatus
 from mailflow.notify.events import application_data, emit_event
 from mailflow.passwords import hash_password
+from mailflow.refusals import Refused
 from mailflow.timeutil import now
 
 log = logging.getLogger(__name__)
+
+# GET /api/account-availability: checks per client address and window (counted across workers).
+AVAILABILITY_LIMIT = 30
+AVAILABILITY_WINDOW_SECONDS = 600
+AVAILABLE_TEXT = "此帳號目前可以使用(送出申請時會再確認一次)"
 
 
 class RegistrationRefused(Exception):
@@ -80,6 +87,35 @@ def refuse_several_documents(fields: Mapping[str, Any]) -> RegistrationRefused:
 def account_taken(session: Session, account: str) -> bool:
     """True when a live account (general or shared: one namespace) holds this account id."""
     return session.scalar(select(Account.id).where(Account.account_key == account.lower())) is not None
+
+
+class AvailabilityRefused(Refused):
+    """An availability check's answer other than free: 429 (``retry_after`` seconds), 422 the account
+    id's rule, 409 taken."""
+
+    def __init__(self, status: int, message: str, reason: str, retry_after: int | None = None) -> None:
+        super().__init__(status, message, reason)
+        self.retry_after = retry_after
+
+
+def account_availability(db: Database, typed: str, client: str) -> str:
+    """The account id as registration would store it, when it is free now; else AvailabilityRefused with
+    the answer POST /api/applications would give about the account id alone. Each ``client`` address may
+    ask AVAILABILITY_LIMIT times per window, so it lists account ids no faster than registering."""
+    with db.session() as session:  # its own short transaction: the counter row is locked until commit
+        wait = ratelimit.take(session, f"account-availability|{client}", AVAILABILITY_LIMIT,
+                              AVAILABILITY_WINDOW_SECONDS)
+    if wait is not None:
+        minutes = max(1, -(-wait // 60))
+        raise AvailabilityRefused(429, f"查詢次數過多,請 {minutes} 分鐘後再試;送出申請時仍會檢查帳號。",
+                                  "throttled", wait)
+    account, error = check_field("account", typed)
+    if error:
+        raise AvailabilityRefused(422, error, "rule")
+    with db.session() as session:
+        if account_taken(session, account):
+            raise AvailabilityRefused(409, message("account_taken"), "taken")
+    return account
 
 
 def taken_fields(session: Session, account: str, ubn: str) -> dict[str, str]:

@@ -21,12 +21,13 @@ from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 
-from mailflow import ratelimit
 from mailflow.accounts import signups
 from mailflow.accounts.documents import Upload
 from mailflow.accounts.registration import (
+    AVAILABLE_TEXT,
+    AvailabilityRefused,
     RegistrationRefused,
-    account_taken,
+    account_availability,
     refuse_several_documents,
     register_general,
     throttled,
@@ -35,7 +36,6 @@ from mailflow.accounts.rules import (
     ACCOUNT_FIELDS,
     COMPANY_FIELDS,
     browser_rules,
-    check_field,
     document_limit_text,
     message,
 )
@@ -62,9 +62,6 @@ GIVE_AGAIN = {"password": "為了安全,密碼不會保留,請再輸入一次。
               "password_confirm": "請再輸入一次確認密碼。",
               "document": "公司證明文件不會保留,請重新選擇檔案。"}
 GIVE_AGAIN_NOTICE = "其他欄位已為您保留;密碼、確認密碼及公司證明文件請重新輸入及選擇。"
-AVAILABILITY_LIMIT = 30
-AVAILABILITY_WINDOW_SECONDS = 600
-AVAILABLE_TEXT = "此帳號目前可以使用(送出申請時會再確認一次)"
 DONE_MAX_AGE_SECONDS = 24 * 3600
 
 
@@ -208,35 +205,22 @@ def render_form(request: Request, status_code: int = 200, values: dict[str, str]
     )
 
 
-def account_availability(ctx: AppContext, typed: str, client: str) -> tuple[int, dict[str, Any], int | None]:
-    """(status, body, retry_after) of one availability check: the answers POST /api/applications would
-    give about the account id alone (422 its rule, 409 帳號已經存在), 200 when it is free now."""
-    with ctx.db.session() as session:  # its own short transaction: the counter row is locked until commit
-        wait = ratelimit.take(session, f"account-availability|{client}", AVAILABILITY_LIMIT,
-                              AVAILABILITY_WINDOW_SECONDS)
-    if wait is not None:
-        minutes = max(1, -(-wait // 60))
-        return 429, {"error": f"查詢次數過多,請 {minutes} 分鐘後再試;送出申請時仍會檢查帳號。"}, wait
-    account, error = check_field("account", typed)
-    if error:
-        return 422, {"errors": {"account": error}}, None
-    with ctx.db.session() as session:
-        if account_taken(session, account):
-            return 409, {"errors": {"account": message("account_taken")}}, None
-    return 200, {"account": account, "available": True, "message": AVAILABLE_TEXT}, None
-
-
 @router.get("/api/account-availability")
 async def api_account_availability(request: Request, account: str = "") -> JSONResponse:
-    """Whether an account id can be registered, asked as the clerk leaves the 帳號 field. It says no more
-    than the registration's own 409 would, and each client address may ask AVAILABILITY_LIMIT times per
-    window, so it is no faster a way to list account ids than registering."""
+    """Whether an account id can be registered, asked as the clerk leaves the 帳號 field
+    (mailflow.accounts.registration.account_availability: no more than the registration's own 409 says,
+    and limited per client address)."""
     client = request.client.host if request.client else "unknown"
-    status, body, wait = await run_in_threadpool(account_availability, _ctx(request), account[:200], client)
     headers = {"Cache-Control": "no-store"}
-    if wait is not None:
-        headers["Retry-After"] = str(wait)
-    return JSONResponse(body, status_code=status, headers=headers)
+    try:
+        free = await run_in_threadpool(account_availability, _ctx(request).db, account[:200], client)
+    except AvailabilityRefused as refused:
+        if refused.retry_after is not None:
+            headers["Retry-After"] = str(refused.retry_after)
+        body: dict[str, Any] = ({"error": refused.message} if refused.status == 429
+                                else {"errors": {"account": refused.message}})
+        return JSONResponse(body, status_code=refused.status, headers=headers)
+    return JSONResponse({"account": free, "available": True, "message": AVAILABLE_TEXT}, headers=headers)
 
 
 @router.get("/register", response_class=HTMLResponse)

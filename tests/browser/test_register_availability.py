@@ -11,7 +11,7 @@ import pytest
 from playwright.sync_api import expect
 
 from browser.conftest import PHONE, LiveSite
-from mailflow.web.applicant import AVAILABLE_TEXT
+from mailflow.accounts.registration import AVAILABLE_TEXT
 from tests.web.test_register_api import FIELDS, PDF
 
 pytestmark = [pytest.mark.browser, pytest.mark.once]

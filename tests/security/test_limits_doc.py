@@ -93,7 +93,7 @@ B = "mailflow.accounts.shared."
 T = "mailflow.accounts.throttle."
 V = "mailflow.accounts.verification."
 L = "mailflow.web.limits."
-A = "mailflow.web.applicant."
+G = "mailflow.accounts.registration."
 F = "mailflow.accounts.selfservice."
 SAME = "the same 202, nothing sent (it tells nobody whether the account exists)"
 R = "429 + `Retry-After`"
@@ -110,7 +110,7 @@ LIMITS: tuple[Limit, ...] = (
     counted("Registration and sign-up mails to one address (requests that passed every rule)",
             S + "RECIPIENT_LIMIT", S + "RECIPIENT_WINDOW"),
     counted("帳號 availability checks (`GET /api/account-availability`) from one client address",
-            A + "AVAILABILITY_LIMIT", A + "AVAILABILITY_WINDOW_SECONDS"),
+            G + "AVAILABILITY_LIMIT", G + "AVAILABILITY_WINDOW_SECONDS"),
     # logins and every other password check
     counted("Password tries for one 帳號 (or staff name) from one client address — logins, verification "
             "links, new verification mails, password and Email changes",

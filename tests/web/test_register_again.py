@@ -15,10 +15,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from mailflow import ratelimit
+from mailflow.accounts import registration
 from mailflow.accounts.rules import MESSAGES
 from mailflow.context import AppContext
 from mailflow.models import RateCounter
-from mailflow.web import applicant
 from mailflow.web.applicant import GIVE_AGAIN, GIVE_AGAIN_NOTICE
 from tests.web.test_register_api import FIELDS
 from tests.web.test_register_api import post as api_register
@@ -62,7 +62,8 @@ def availability(client: Any, account: str) -> Any:
 def test_availability_answers_as_the_registration_would(client: TestClient, ctx: AppContext) -> None:
     free = availability(client, "  harbour2024 ")
     assert free.status_code == 200
-    assert free.json() == {"account": "harbour2024", "available": True, "message": applicant.AVAILABLE_TEXT}
+    assert free.json() == {"account": "harbour2024", "available": True,
+                           "message": registration.AVAILABLE_TEXT}
     assert free.headers["cache-control"] == "no-store"
     assert api_register(client).status_code == 201  # registers FIELDS' account id
     for spelled in (FIELDS["account"], FIELDS["account"].upper()):
@@ -109,7 +110,7 @@ def test_the_counter_allows_exactly_the_limit_across_racing_transactions(ctx: Ap
 def test_availability_is_limited_per_client_when_25_ask_at_once(
     live_site: LiveSite, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(applicant, "AVAILABILITY_LIMIT", 10)
+    monkeypatch.setattr(registration, "AVAILABILITY_LIMIT", 10)
     answers: list[httpx.Response] = []
     gate = threading.Barrier(25)
 
