@@ -296,7 +296,7 @@ def complete_verification(session: Session, settings: Settings, token: str, pass
                           client: str | None = None) -> Completed:
     """Use ``token`` with the account's ``password``, every step in the caller's ``session`` (the CLI's
     demo, tests). The web runs the same steps each in a short transaction of its own, holding no
-    connection during the password check (mailflow.web.verify). Raises TokenError (400/410) or
+    connection during the password check (complete_link). Raises TokenError (400/410) or
     VerifyError (403 wrong password, 409 address changed, 410 lost a race, 429, the binding's own
     refusals)."""
     try:
@@ -308,6 +308,32 @@ def complete_verification(session: Session, settings: Settings, token: str, pass
     if not verify_or_spend(password_hash, password):
         raise wrong_password(session, slot)
     return right_password(session, settings, slot)
+
+
+def complete_link(db: Database, settings: Settings, token: str, password: str,
+                  client: str | None) -> Completed:
+    """POST /verify/{token}: the steps of complete_verification, each in its own short transaction (in
+    the process's writer turn), none open during the password check (argon2, which may also wait for a
+    free slot). Raises as complete_verification does; a refusal that undoes its step rolls it back."""
+    try:
+        with writer_turn(db), db.session() as session:
+            slot, password_hash = reserve_try(session, settings, token, client)
+    except Moved as moved:
+        with writer_turn(db), db.session() as session:
+            note_moved(session, moved)
+        raise
+    right = verify_or_spend(password_hash, password)
+    with writer_turn(db), db.session() as session:
+        if not right:
+            wrong = wrong_password(session, slot)
+        else:
+            try:
+                return right_password(session, settings, slot)
+            except VerifyError as exc:
+                if exc.undo:
+                    session.rollback()
+                raise
+    raise wrong
 
 
 def find_account(session: Session, account_id: str) -> Account | None:

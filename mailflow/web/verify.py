@@ -30,8 +30,6 @@ from mailflow.config import Settings
 from mailflow.db import Database
 from mailflow.mail.addresses import mask as mask_address
 from mailflow.models import TokenPurpose
-from mailflow.notify.writes import writer_turn
-from mailflow.passwords import verify_or_spend
 from mailflow.web.applicant_auth import clear_session_cookie, end_sessions, set_session_cookie
 from mailflow.web.deps import DbSession, app_ctx, get_settings, loop_reads, run_read
 from mailflow.web.loopreads import LoopReadFailed
@@ -179,7 +177,8 @@ async def verify_submit(
         return _failure(request, 400, MSG_TAMPERED)
     try:
         async with one_at_a_time(key):
-            done = await run_in_threadpool(_complete, ctx.db, settings, token, password, _client(request))
+            done = await run_in_threadpool(verification.complete_link, ctx.db, settings, token, password,
+                                           _client(request))
     except TooManyWaiting:
         return _busy(request)
     except TokenError as exc:
@@ -195,31 +194,6 @@ async def verify_submit(
     return _page(request, "verify_result.html", ok=True, status=200, purpose=done.token.purpose,
                  title=RESULT_TITLES.get(done.token.purpose, "驗證完成"),
                  message="", account=done.account)
-
-
-def _complete(db: Database, settings: Settings, token: str, password: str,
-              client: str | None) -> verification.Completed:
-    """The steps of verification.complete_verification, each in its own short transaction, none open
-    during the password check (argon2, which may also wait for a free slot)."""
-    try:
-        with writer_turn(db), db.session() as session:
-            slot, password_hash = verification.reserve_try(session, settings, token, client)
-    except verification.Moved as moved:
-        with writer_turn(db), db.session() as session:
-            verification.note_moved(session, moved)
-        raise
-    right = verify_or_spend(password_hash, password)
-    with writer_turn(db), db.session() as session:
-        if not right:
-            wrong = verification.wrong_password(session, slot)
-        else:
-            try:
-                return verification.right_password(session, settings, slot)
-            except VerifyError as exc:
-                if exc.undo:
-                    session.rollback()
-                raise
-    raise wrong
 
 
 class TooManyWaiting(Exception):
