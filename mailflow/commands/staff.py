@@ -9,11 +9,17 @@ import argparse
 import getpass
 import json
 import sys
+from collections.abc import Callable
+from typing import TypeVar
+
+from sqlalchemy.orm import Session
 
 from mailflow import staff
 from mailflow.commands import app_context
 from mailflow.commands.table import minute, print_table
 from mailflow.models import StaffRole
+
+T = TypeVar("T")
 
 
 def read_password(from_stdin: bool) -> str | None:
@@ -42,6 +48,19 @@ def new_password(from_stdin: bool) -> str | None:
     return password
 
 
+def _in_session(args: argparse.Namespace, change: Callable[[Session], T]) -> T | None:
+    """Run ``change`` in one transaction; None (the refusal printed) when mailflow.staff refuses it."""
+    ctx = app_context(args)
+    try:
+        with ctx.db.session() as session:
+            return change(session)
+    except staff.StaffRefused as exc:
+        print(f"mailflow: {exc}", file=sys.stderr)
+        return None
+    finally:
+        ctx.db.dispose()
+
+
 def cmd_add(args: argparse.Namespace) -> int:
     name = args.name.strip()
     problem = staff.name_problem(name)
@@ -51,15 +70,8 @@ def cmd_add(args: argparse.Namespace) -> int:
     password = new_password(args.password_stdin)
     if password is None:
         return 2
-    ctx = app_context(args)
-    try:
-        with ctx.db.session() as session:
-            staff.add(session, name, args.role, password)
-    except staff.StaffRefused as exc:
-        print(f"mailflow: {exc}", file=sys.stderr)
+    if _in_session(args, lambda session: staff.add(session, name, args.role, password)) is None:
         return 1
-    finally:
-        ctx.db.dispose()
     print(f"staff {name} added with role {args.role}")
     return 0
 
@@ -69,16 +81,10 @@ def cmd_password(args: argparse.Namespace) -> int:
     password = new_password(args.password_stdin)
     if password is None:
         return 2
-    ctx = app_context(args)
-    try:
-        with ctx.db.session() as session:
-            name = staff.set_password(session, args.name, password).name
-    except staff.StaffRefused as exc:
-        print(f"mailflow: {exc}", file=sys.stderr)
+    changed = _in_session(args, lambda session: staff.set_password(session, args.name, password).name)
+    if changed is None:
         return 1
-    finally:
-        ctx.db.dispose()
-    print(f"password of staff {name} changed; their sessions have ended")
+    print(f"password of staff {changed} changed; their sessions have ended")
     return 0
 
 
