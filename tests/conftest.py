@@ -55,10 +55,10 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "db: reaches a database (set at collection from the fixtures; "
                             "the PostgreSQL pass runs only these)")
     if config.getoption("--reference-paths"):
-        from mailflow.mail import render
+        from mailflow import reference
 
         os.environ["MAILFLOW_REFERENCE_PATHS"] = "1"  # for the daemons and commands the tests start
-        render.REFERENCE_PATHS = True
+        reference.ON = True
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -272,6 +272,25 @@ def preview_token(connection: Connection, settings: Settings, token: str) -> Tok
     return _previewed(found, body, token)
 
 
+def preview_token_orm(session: Session, settings: Settings, token: str) -> TokenPreview:
+    """preview_token the plain way, through the ORM session (the token row, its account, a binding's
+    shared account): the reference the Core read must agree with (mailflow.reference)."""
+    jti, body = read_token(settings, token)
+    row = session.scalar(_TOKEN_BY_JTI, {"jti": jti})
+    account = session.get(Account, row.account_id) if row is not None else None
+    if row is None or account is None:
+        return _previewed(None, body, token)
+    binding = session.get(Binding, row.binding_id) if row.binding_id is not None else None
+    shared = session.get(Account, binding.shared_account_id) if binding is not None else None
+    return _previewed({
+        "token_hash": row.token_hash, "account_id": row.account_id, "purpose": row.purpose,
+        "address": row.address, "expires_at": row.expires_at, "used_at": row.used_at,
+        "voided_at": row.voided_at, "account": account.account, "name": account.name,
+        "email_key": account.email_key, "shared_account": shared.account if shared else None,
+        "shared_name": shared.name if shared else None,
+    }, body, token)
+
+
 class RowReader(Protocol):
     """What preview_token_on_loop needs of a reader on the event loop: the first row of a statement as a
     mapping, or None. The web's LoopReads (mailflow.web.loopreads) is one; the route hands it in."""

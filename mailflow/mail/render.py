@@ -7,10 +7,11 @@ tests/mail/test_wire.py holds the two to byte equality. Either way headers come 
 ``email.headerregistry`` folding or from values checked to be plain, never by pasting user data into
 header text, so a name with CR/LF cannot add a header.
 
-The switch: with ``MAILFLOW_REFERENCE_PATHS=1`` in the environment (read at import; the tests' option
-``--reference-paths`` sets it) ``render_bytes`` sends what ``build_message(...).as_bytes()`` gives instead
-of the direct writer's bytes. CI runs the mail tests once that way (scripts/test.sh), so the reference
-path stays a working way to send, not only the yardstick of test_wire.py.
+The switch (mailflow.reference): with ``MAILFLOW_REFERENCE_PATHS=1`` in the environment (read at import;
+the tests' option ``--reference-paths`` sets it) ``render_bytes`` sends what
+``build_message(...).as_bytes()`` gives instead of the direct writer's bytes. CI runs the mail tests once
+that way (scripts/test.sh), so the reference path stays a working way to send, not only the yardstick of
+test_wire.py.
 
 Upgrading Python (the writer copies the folding of the stdlib it was written against, 3.11):
 1. On the new Python run ``python -m pytest tests/mail/test_wire.py`` a few times (its hypothesis test
@@ -46,14 +47,12 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, TemplateNotFound, select_autoescape
 
+from mailflow import reference
 from mailflow.config import Settings
 from mailflow.mail import contexts
 from mailflow.paths import templates_dir
 from mailflow.support.digest import COUNT_LABELS
 from mailflow.timeutil import TAIPEI, now, roc_date, roc_datetime, taipei
-
-# Send through build_message instead of the direct writer (see the module's docstring).
-REFERENCE_PATHS = os.environ.get("MAILFLOW_REFERENCE_PATHS", "") == "1"
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
 
@@ -453,7 +452,7 @@ def render_bytes(settings: Settings, mail: Envelope, moment: datetime | None = N
 def finish_bytes(settings: Settings, mail: Envelope, parts: RenderedParts,
                  moment: datetime | None = None) -> bytes:
     """``render_bytes`` for a mail whose parts are already rendered."""
-    if REFERENCE_PATHS:
+    if reference.ON:  # through build_message instead of the direct writer (see the module's docstring)
         return dkim_sign(settings, message_of(settings, mail, parts, moment).as_bytes())
     return dkim_sign(settings, assemble(settings, mail, parts, moment))
 

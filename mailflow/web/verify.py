@@ -16,6 +16,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from mailflow import reference
 from mailflow.accounts import login, verification
 from mailflow.accounts.tokens import (
     MSG_TAMPERED,
@@ -23,6 +24,7 @@ from mailflow.accounts.tokens import (
     TokenPreview,
     preview_token,
     preview_token_on_loop,
+    preview_token_orm,
     token_id,
 )
 from mailflow.accounts.verification import VerifyError
@@ -146,6 +148,8 @@ async def _read_preview(request: Request, token: str) -> TokenPreview:
     mailflow.web.loopreads), else through the threadpool. No ORM session and no DbSession: the page has
     nothing to commit."""
     ctx = app_ctx(request)
+    if reference.ON:
+        return await run_read(_preview_orm, ctx.db, ctx.settings, token)
     reads = loop_reads(request)
     if reads is not None:
         try:
@@ -157,6 +161,11 @@ async def _read_preview(request: Request, token: str) -> TokenPreview:
 
 def _preview(db: Database, settings: Settings, token: str) -> TokenPreview:
     return db.read_once_more(functools.partial(preview_token, settings=settings, token=token))
+
+
+def _preview_orm(db: Database, settings: Settings, token: str) -> TokenPreview:
+    with db.session() as session:
+        return preview_token_orm(session, settings, token)
 
 
 # No CSRF token here, on purpose: the form posts to a URL holding an unguessable single-use token, and

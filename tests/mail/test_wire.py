@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, example, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from mailflow import reference
 from mailflow.config import Settings
 from mailflow.mail import TEMPLATE_NAMES, render
 from mailflow.mail.render import WIRE_POLICY, Envelope, RenderError, build_message, sample_context, wire_bytes
@@ -82,16 +83,16 @@ def _refuse(*args: object, **kwargs: object) -> bytes:
 
 def test_the_reference_switch_sends_what_build_message_writes(settings: Settings,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    """MAILFLOW_REFERENCE_PATHS=1 (render.REFERENCE_PATHS) routes render_bytes through build_message and
+    """MAILFLOW_REFERENCE_PATHS=1 (mailflow.reference.ON) routes render_bytes through build_message and
     never through the writer; off, the writer alone. Same bytes either way."""
     envelope = Envelope("account-approved", "wang@example.com", "王小明", "<m1@twport.com.tw>",
                         sample_context("account-approved", settings))
     monkeypatch.setattr(render, "new_boundary", lambda: BOUNDARY)
     expected = build_message(settings, envelope, MOMENT, BOUNDARY).as_bytes()
     with monkeypatch.context() as switched:
-        switched.setattr(render, "REFERENCE_PATHS", True)
+        switched.setattr(reference, "ON", True)
         switched.setattr(render, "assemble", _refuse)
         assert render.render_bytes(settings, envelope, MOMENT) == expected
-    monkeypatch.setattr(render, "REFERENCE_PATHS", False)
+    monkeypatch.setattr(reference, "ON", False)
     monkeypatch.setattr(render, "message_of", _refuse)
     assert render.render_bytes(settings, envelope, MOMENT) == expected
