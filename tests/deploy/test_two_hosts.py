@@ -306,7 +306,8 @@ def test_killing_a_web_host_mid_run_loses_no_retryable_request_and_no_mail(site:
         wait_for(lambda: sum(c.kind == "register" for c in calls) >= 3, 30, "the first registrations",
                  site.hosts)
         killed_at = time.monotonic()
-        site.web[0].kill()
+        site.web[0].kill()  # SIGKILL, then until the process is reaped: its sockets are open till then
+        dead_at = time.monotonic()
         def after(kind: str) -> int:
             return sum(c.kind == kind and c.start > killed_at for c in calls)
         wait_for(lambda: after("register") >= 3 and after("view") >= 5 and after("page") >= 5, 60,
@@ -315,11 +316,15 @@ def test_killing_a_web_host_mid_run_loses_no_retryable_request_and_no_mail(site:
         stop.set()
         for thread in threads:
             thread.join(60)
-    in_flight = [c for c in calls if c.start <= killed_at <= c.end]
-    others = [c for c in calls if not c.start <= killed_at <= c.end]
+    # In flight: a request that overlapped the dying (a POST the kernel still queued for the process
+    # between the signal and the reaping reached the host, and may not be sent again: it may have committed).
+    in_flight = [c for c in calls if c.start <= dead_at and c.end >= killed_at]
+    others = [c for c in calls if c not in in_flight]
     failed = [c for c in others if c.status not in (200, 201)]
     assert failed == [], (killed_at, failed)
-    assert len(in_flight) <= len(threads)
+    assert dead_at - killed_at < 5
+    lost = [c.kind for c in in_flight if c.status not in (200, 201)]
+    assert len(lost) == len(set(lost)) <= len(threads)  # at most the one request each client had there
     assert any(c.kind == "register" and c.start > killed_at for c in others)
     # No mail lost: every registration that committed, answered or not, has its mail at the relay once.
     with site.db.session() as session:
