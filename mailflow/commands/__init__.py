@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
+from typing import TypeVar
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
 
 from mailflow.config import Settings, StartupError, load_settings
 from mailflow.context import AppContext
@@ -19,6 +22,20 @@ def app_context(args: argparse.Namespace, *, ensure_schema: bool = True, create:
     database says which one it used instead of answering from a new empty one."""
     settings = load_settings(getattr(args, "config", None))
     return open_database(settings, create=create) if ensure_schema else AppContext.from_settings(settings)
+
+
+T = TypeVar("T")
+
+
+def in_session(args: argparse.Namespace, work: Callable[[Session], T]) -> T:
+    """``work`` in one transaction of the command's database (app_context), committed when it returns;
+    the connections are given back either way."""
+    ctx = app_context(args)
+    try:
+        with ctx.db.session() as session:
+            return work(session)
+    finally:
+        ctx.db.dispose()
 
 
 def _no_schema(settings: Settings, shown: str) -> StartupError:

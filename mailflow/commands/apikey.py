@@ -9,7 +9,7 @@ import json
 import re
 import sys
 
-from mailflow.commands import app_context
+from mailflow.commands import app_context, in_session
 from mailflow.models import ApiScope
 from mailflow.notify import apikeys
 
@@ -42,12 +42,7 @@ def cmd_add(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    ctx = app_context(args)
-    try:
-        with ctx.db.session() as session:
-            rows = apikeys.listing(session)
-    finally:
-        ctx.db.dispose()
+    rows = in_session(args, apikeys.listing)
     if args.json:
         print(json.dumps(rows, ensure_ascii=False))
         return 0
@@ -63,12 +58,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_revoke(args: argparse.Namespace) -> int:
-    ctx = app_context(args)
-    try:
-        with ctx.db.session() as session:
-            row = apikeys.revoke_key(session, args.name)
-    finally:
-        ctx.db.dispose()
+    row = in_session(args, lambda session: apikeys.revoke_key(session, args.name))
     if row is None:
         print(f"mailflow: no API key named {args.name!r}", file=sys.stderr)
         return 1

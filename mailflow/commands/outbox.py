@@ -8,7 +8,7 @@ import argparse
 import json
 import sys
 
-from mailflow.commands import app_context
+from mailflow.commands import app_context, in_session
 from mailflow.commands.table import minute, print_table
 from mailflow.mail.outbox import listing
 from mailflow.mail.retry import RetryRefused, retry
@@ -19,12 +19,7 @@ STATUSES = (OutboxStatus.QUEUED, OutboxStatus.SENDING, OutboxStatus.SENT, Outbox
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    ctx = app_context(args)
-    try:
-        with ctx.db.session() as session:
-            rows = listing(session, args.status, args.limit)
-    finally:
-        ctx.db.dispose()
+    rows = in_session(args, lambda session: listing(session, args.status, args.limit))
     if args.json:
         print(json.dumps(rows, ensure_ascii=False))
         return 0

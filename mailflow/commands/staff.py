@@ -15,7 +15,7 @@ from typing import TypeVar
 from sqlalchemy.orm import Session
 
 from mailflow import staff
-from mailflow.commands import app_context
+from mailflow.commands import in_session
 from mailflow.commands.table import minute, print_table
 from mailflow.models import StaffRole
 
@@ -50,15 +50,11 @@ def new_password(from_stdin: bool) -> str | None:
 
 def _in_session(args: argparse.Namespace, change: Callable[[Session], T]) -> T | None:
     """Run ``change`` in one transaction; None (the refusal printed) when mailflow.staff refuses it."""
-    ctx = app_context(args)
     try:
-        with ctx.db.session() as session:
-            return change(session)
+        return in_session(args, change)
     except staff.StaffRefused as exc:
         print(f"mailflow: {exc}", file=sys.stderr)
         return None
-    finally:
-        ctx.db.dispose()
 
 
 def cmd_add(args: argparse.Namespace) -> int:
@@ -89,12 +85,7 @@ def cmd_password(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    ctx = app_context(args)
-    try:
-        with ctx.db.session() as session:
-            items = staff.listing(session)
-    finally:
-        ctx.db.dispose()
+    items = in_session(args, staff.listing)
     if args.json:
         print(json.dumps(items, ensure_ascii=False))
         return 0

@@ -9,7 +9,7 @@ import argparse
 import json
 import sys
 
-from mailflow.commands import app_context
+from mailflow.commands import app_context, in_session
 from mailflow.notify import webhooks
 from mailflow.notify.events import EVENT_TYPES
 
@@ -37,12 +37,7 @@ def cmd_add(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    ctx = app_context(args)
-    try:
-        with ctx.db.session() as session:
-            rows = webhooks.listing(session)
-    finally:
-        ctx.db.dispose()
+    rows = in_session(args, webhooks.listing)
     if args.json:
         print(json.dumps(rows, ensure_ascii=False))
         return 0
@@ -60,12 +55,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def _toggle(args: argparse.Namespace, enabled: bool) -> int:
-    ctx = app_context(args)
-    try:
-        with ctx.db.session() as session:
-            row = webhooks.set_enabled(session, args.id, enabled)
-    finally:
-        ctx.db.dispose()
+    row = in_session(args, lambda session: webhooks.set_enabled(session, args.id, enabled))
     if row is None:
         print(f"mailflow: no webhook {args.id}", file=sys.stderr)
         return 1
@@ -74,12 +64,7 @@ def _toggle(args: argparse.Namespace, enabled: bool) -> int:
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
-    ctx = app_context(args)
-    try:
-        with ctx.db.session() as session:
-            removed = webhooks.remove_subscriber(session, args.id)
-    finally:
-        ctx.db.dispose()
+    removed = in_session(args, lambda session: webhooks.remove_subscriber(session, args.id))
     if not removed:
         print(f"mailflow: no webhook {args.id}", file=sys.stderr)
         return 1
