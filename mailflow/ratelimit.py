@@ -22,6 +22,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from mailflow.db import savepoint
 from mailflow.models import RateCounter
 
 
@@ -38,7 +39,7 @@ def ensure_row(session: Session, key: str, window_end: int, count: int = 0) -> b
     if session.scalar(select(RateCounter.count).where(RateCounter.key == key)) is not None:
         return False
     try:
-        with session.begin_nested():
+        with savepoint(session):
             session.add(RateCounter(key=key, window_end=window_end, count=count))
     except IntegrityError:
         return False  # a racing request created it

@@ -75,13 +75,13 @@ def staff_key(name: str) -> str:
 
 
 def delay_key(key: str) -> str:
-    return f"delay:{key}"
+    return f"delay:{key}"[:200]  # the width of rate_counters.key, as ratelimit.take cuts it
 
 
 def waits(session: Session, keys: list[str]) -> dict[str, datetime]:
     """Of these keys (account_key, staff_key), those whose next password try must wait: key -> the moment
     it may come (UTC)."""
-    by_delay = {delay_key(key)[:200]: key for key in keys}
+    by_delay = {delay_key(key): key for key in keys}
     if not by_delay:
         return {}
     now_s = int(time.time())
@@ -122,7 +122,7 @@ def _delay(session: Session, reservation: Reservation, key: str, moment: float) 
     """Count one more failure of ``key`` now, unless its wait is not over (Throttled). The row's
     ``count`` is the failures in a row, ``window_end`` the unix second from which the next try may
     start. A compare-and-set on the count: of racing tries past the quick ones, one gets through."""
-    key = delay_key(key)[:200]
+    key = delay_key(key)
     now_s = int(moment)
     # Forget a streak that ended long ago.
     session.execute(update(RateCounter).where(RateCounter.key == key,

@@ -40,7 +40,6 @@ def cmd_add(args: argparse.Namespace) -> int:
     return 0
 
 
-
 def cmd_list(args: argparse.Namespace) -> int:
     rows = in_session(args, apikeys.listing)
     if args.json:

@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from mailflow import audit
+from mailflow.db import savepoint
 from mailflow.mail import addresses, states
 from mailflow.mail.outbox import transition
 from mailflow.models import AddressHealth, OutboxMessage, OutboxStatus, Suppression
@@ -95,7 +96,7 @@ def _health(session: Session, key: str) -> AddressHealth:
         return health
     try:
         # A savepoint: another worker may create the same row at the same moment.
-        with session.begin_nested():
+        with savepoint(session):
             health = AddressHealth(address_key=key, soft_bounces=0)
             session.add(health)
     except IntegrityError:

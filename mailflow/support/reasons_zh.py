@@ -105,7 +105,6 @@ def item_sentence(kind: str, reason: str | None) -> str:
     return KIND_SENTENCES.get(kind, UNKNOWN_REASON)
 
 
-
 def mail_title(template: str | None) -> str:
     if not template:
         return ""
