@@ -48,13 +48,6 @@ KNOWN_DIFFERENCES: dict[str, tuple[Pin, str]] = {
         ("bounce", {"sabatora@example.net": ("norelaying", False)}),
         "a real bounce: customer service should see it",
     ),
-    # "550 5.1.351 Remote server returned unknown recipient or mailbox unavailable -> 550 Unknown user"
-    # with no SMTP command named: Sisimai's Office 365 module knows 5.1.351; for us an unknown user
-    # without a RCPT answer is a filter.
-    "lhost-office365-10.eml": (
-        ("bounce", {"azumakuniyuki@example.ne.jp": ("filtered", False)}),
-        "no x.1.1 code and no RCPT: the generic rule",
-    ),
     # "No MX found for domain" with Status 4.0.0 and Action: delayed: a null-MX domain is permanent
     # for Sisimai whatever the code says; we keep a temporary code soft.
     "lhost-opensmtpd-12.eml": (
@@ -131,7 +124,7 @@ def test_leave_one_family_out_floors() -> None:
     fig = result.left_out.figures()
     print(f"\nLOFO {fig}")
     assert fig["recipients"] >= 0.98 and fig["extra"] <= 0.01
-    assert fig["hard"] >= 0.96 and fig["reason"] >= 0.85
+    assert fig["hard"] >= 0.965 and fig["reason"] >= 0.87
 
 
 def _key(raw: bytes) -> object:

@@ -272,8 +272,11 @@ def _classified(command: str, status: str, diagnostic: str) -> str:
         # RFC 5321 3.3: an address "known not to be deliverable" gets 550 to RCPT
         ("RCPT", "5.0.0", "550 Mailbox blah", "userunknown"),
         ("RCPT", "", "550 <a@example.com>... nope", "userunknown"),
-        # ... but 550 also covers "no access" and "policy reasons" (RFC 5321 4.2.3)
-        ("RCPT", "5.0.0", "550 Refused: policy 12", "onhold"),
+        # ... but 550 also covers "no access" and "command rejected for policy reasons" (RFC 5321 4.2.3)
+        ("RCPT", "5.0.0", "550 Refused: policy 12", "policyviolation"),
+        ("RCPT", "", "550 Denied by policy", "policyviolation"),
+        ("RCPT", "5.0.0", "554 Refused: policy 12", "onhold"),
+        ("RCPT", "5.0.0", "550 Refused: policyd-weight 12", "onhold"),
         ("RCPT", "5.0.0", "550 No access for you", "onhold"),
         # another reply code, command or a code that names a subject is not that rule
         ("RCPT", "5.0.0", "554 Mailbox blah", "onhold"),
@@ -285,6 +288,18 @@ def _classified(command: str, status: str, diagnostic: str) -> str:
         # an account locked is suspended; "blocked" is not "locked"
         ("RCPT", "5.7.1", "550 5.7.1 User a@example.com temporarily locked", "suspend"),
         ("RCPT", "5.0.0", "550 Your IP has been blocked", "blocked"),
+        # RFC 3463 subject 1 (addressing status) with any detail: "unknown user" is the address
+        ("", "5.1.351", "550 5.1.351 Remote server returned -> 550 Unknown user a", "userunknown"),
+        ("", "", "550 Unknown user a@example.com", "filtered"),
+        # an x.6 code names the content's form; "content rejected" is no spam verdict, UBE is (RFC 2505)
+        ("", "5.6.1", "500 5.6.1 Message content rejected", "contenterror"),
+        ("DATA", "5.7.1", "550 5.7.1 Message content rejected, UBE, id=1", "spamdetected"),
+        ("DATA", "5.7.1", "550 5.7.1 See https://www.youtube.com/", "securityerror"),
+        # Exchange's per-recipient size limit (KB 960775): the message, not the mailbox, is too large
+        ("RCPT", "5.2.3", "550 5.2.3 RESOLVER.RST.RecipSizeLimit; message too large", "mesgtoobig"),
+        ("RCPT", "5.2.3", "552 5.2.3 Over the per-mailbox limit", "exceedlimit"),
+        # Tencent's documented rate limits
+        ("RCPT", "5.0.0", "550 Connection frequency limited [abc]", "toomanyconn"),
         # RFC 3463 X.2.2: the user "has exceeded a per-mailbox administrative quota"
         ("", "", "User mailbox exceeds allowed size: a@example.com", "mailboxfull"),
     ],

@@ -188,9 +188,14 @@ def _fallback(facts: Facts) -> str:
 
 
 def _policy_after_data(facts: Facts) -> bool:
-    """The message itself refused "for policy reasons" (RFC 5321 4.2.3, reply 550): said once the
-    content was sent; a policy refusal before DATA is about the session or an address."""
-    return facts.hit.command not in BEFORE_DATA and _standing_alone(facts.low, "policy")
+    """A command "rejected for policy reasons" (RFC 5321 4.2.3, reply 550): the message itself when
+    said once the content was sent; before DATA only a plain 550 whose code names nothing else
+    (a "550 5.7.0 ... Policy violation" stays with its x.7 code)."""
+    if not _standing_alone(facts.low, "policy"):
+        return False
+    if facts.hit.command not in BEFORE_DATA:
+        return True
+    return facts.hit.reply_code == "550" and not facts.by_status
 
 
 # RFC 5321 4.2.3: 550 "mailbox unavailable (e.g., mailbox not found, no access, or command rejected

@@ -36,6 +36,8 @@ class Reason:
     # Phrases documented outside the corpus: (phrase, where: an RFC, an MTA's source, a vendor's page).
     # They match like `phrases`, and the leave-one-family-out measurement never switches them off.
     documented: tuple[tuple[str, str], ...] = ()
+    # Short tokens documented outside the corpus, (word, where): they match like `words` and stay on.
+    documented_words: tuple[tuple[str, str], ...] = ()
     # Permanent: mail to the address will not go through later either.
     hard: bool = False
     rule: Rule | None = field(default=None, compare=False)
@@ -52,7 +54,7 @@ class Reason:
             phrased = any(phrase in low for phrase in self.all_phrases)
         if phrased:
             return True
-        for word in self.words:
+        for word in self.all_words:
             if word.strip() in low and standing_alone(low, word):
                 return True
         for longest, parts in self._pairs_by_longest:  # noqa: SIM110 (a loop: no generator per call)
@@ -67,6 +69,10 @@ class Reason:
     @cached_property
     def all_phrases(self) -> tuple[str, ...]:
         return self.phrases + self.documented_phrases
+
+    @cached_property
+    def all_words(self) -> tuple[str, ...]:
+        return self.words + tuple(w for w, _ in self.documented_words)
 
     @cached_property
     def _pairs_by_longest(self) -> tuple[tuple[str, tuple[str, ...]], ...]:

@@ -15,6 +15,12 @@ REASON = Reason(
         ),
         ("exceeds size limit", "Postfix smtp(8): 'message size ... exceeds size limit ... of server ...'"),
         ("message too big for system", "RFC 3463 X.3.4 'Message too big for system'"),
+        (
+            "message too large",
+            "Exchange 2007+ NDR '550 5.2.3 RESOLVER.RST.RecipSizeLimit; message too large for this "
+            "recipient' (Microsoft KB 960775); Exchange Online 5.2.12 '... message too large for this "
+            "organization'",
+        ),
     ),
     phrases=(
         "maximum incoming message size",
@@ -25,7 +31,6 @@ REASON = Reason(
         "message length exceeds administrative limit",
         "message size exceeds maximum value",
         "message too big",
-        "message too large",
         "size limit exceeded",
         "taille limite du message atteinte",
         "the message you sent was too big",

@@ -46,7 +46,6 @@ REASON = Reason(
         "may consider spam",
         "message considered as spam or virus",
         "message contains spam or virus",
-        "message content rejected",
         "message detected as spam",
         "message filtered",
         "message filtered. please see the faqs section on spam",
@@ -116,6 +115,9 @@ REASON = Reason(
         "bulk email",
     ),
     words=("uce",),
+    documented_words=(
+        ("ube", "RFC 2505 (anti-spam recommendations for SMTP MTAs): UBE, unsolicited bulk e-mail"),
+    ),
     pairs=(
         ("spam", " rejected"),
         ("message ", " spam"),

@@ -9,6 +9,11 @@ REASON = Reason(
     codes=("5.5.3",),
     documented=(
         (
+            "frequency limited",
+            "Tencent QQ Mail's rejection reference (service.mail.qq.com/detail/122): 'IP / domain / "
+            "sender / connection frequency limited', a rate limit on the sending side",
+        ),
+        (
             "too many connections",
             "Postfix smtpd/postscreen: '421 4.7.0 Error: too many connections from ...'",
         ),
@@ -18,7 +23,6 @@ REASON = Reason(
         ),
     ),
     phrases=(
-        "frequency limited",
         "all available ips are at maximum connection limit",
         "connection rate limit exceeded",
         "exceeds per-domain connection limit for",

@@ -25,12 +25,20 @@ DIRECTORY_LOOKUP = (
 )
 
 
+def _address_status(status: str) -> bool:
+    """RFC 3463 subject 1, "Addressing Status", with a detail no registry names (Exchange's 5.1.351):
+    the failure is about the address, so "unknown user" words are not a content filter's."""
+    return status[1:3] == ".1" and status not in ("5.1.0", "4.1.0")
+
+
 def rule(f: Facts) -> bool:
     if f.by_status == "suspend":
         return False
     if any(phrase in f.low for phrase in DIRECTORY_LOOKUP):
         return True
     if f.by_status == "userunknown":
+        return not any(f.says(other) for other in OUTRANKED_BY)
+    if _address_status(f.hit.status) and f.says("userunknown"):
         return not any(f.says(other) for other in OUTRANKED_BY)
     # without an x.1.1 code, "no such user" only means a missing mailbox when the server said it in
     # answer to RCPT, or when the recipient's own host said it of its own mailbox (LOCAL: no SMTP at
