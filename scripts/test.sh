@@ -65,10 +65,12 @@ echo "== tests on PostgreSQL (those that reach a database)"
 python3 -m pytest -q -rs -p no:cacheprovider "${PARALLEL[@]}" --db=postgresql "$@" || [ $? -eq 5 ]
 if [ "$#" -eq 0 ]; then
   # The mails once more through the stdlib's build_message instead of the direct writer, and the /verify
-  # page's token read through the ORM (mailflow/reference.py says why and when to switch a server to it):
-  # the mail and outbox tests, the /verify tests and the stories, on SQLite.
-  echo "== mail and /verify tests through the reference paths"
+  # page's token read through the ORM, inbound mails through the stdlib's MIME parser (mailflow/reference.py
+  # says why and when to switch a server to it): the mail and outbox tests, the /verify tests, the stories
+  # and the bounce corpus, on SQLite.
+  echo "== mail, /verify and bounce tests through the reference paths"
   python3 -m pytest -q -rs -p no:cacheprovider "${PARALLEL[@]}" --db=sqlite --reference-paths tests/mail \
     tests/test_story.py tests/web/test_verify.py tests/web/test_verify_moved.py tests/web/test_token_reads.py \
+    tests/inbound/test_bounce_corpus.py tests/inbound/test_bounce_flufl.py \
     --deselect tests/mail/test_wire.py --deselect tests/mail/test_daemon.py
 fi

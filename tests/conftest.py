@@ -83,7 +83,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     lines = ["database: postgresql (database-free and 'once' tests deselected: the SQLite pass runs them)"
              if config.getoption("--db") == "postgresql" else "database: sqlite"]
     if config.getoption("--reference-paths"):
-        lines.append("mails: through the reference path (build_message), not the direct writer")
+        lines.append("reference paths: build_message, the ORM token read, the stdlib's MIME parser")
     return lines
 
 

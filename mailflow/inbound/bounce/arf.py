@@ -15,11 +15,11 @@ Owns "is this a complaint, about whom, of what type".  Kinds handled:
 
 from __future__ import annotations
 
-import email
 import re
 from dataclasses import dataclass
 from email.message import Message
 
+from mailflow.inbound import mime
 from mailflow.inbound.bounce.context import Context
 from mailflow.inbound.bounce.detectors.amazonses import notification
 from mailflow.inbound.bounce.mailtext import (
@@ -125,7 +125,7 @@ def _original_to(ctx: Context) -> str:
             continue
         text = part_text(part, 16000)
         if re.match(r"(?:[\w-]+:[^\n]*\n)+", text):
-            returned = email.message_from_string(text)
+            returned = mime.message_from_string(text)
             return str(returned.get("To") or "")
     return ""
 

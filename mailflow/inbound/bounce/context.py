@@ -7,11 +7,11 @@ a few decoded headers.  Text is capped so huge bodies cost nothing extra.
 
 from __future__ import annotations
 
-import email
 from dataclasses import dataclass, field
 from email.message import Message
 from functools import cached_property
 
+from mailflow.inbound import mime
 from mailflow.inbound.bounce.dsn import Block, delivery_status_text, field_blocks
 from mailflow.inbound.bounce.mailtext import TEXT_CAP, normalise_newlines, part_text
 from mailflow.inbound.bounce.patterns import lazy
@@ -126,7 +126,7 @@ def _keep_original(part: Message, ctx: Context) -> None:
     text = part_text(part)
     ctx.original_text = normalise_newlines(text)
     try:
-        ctx.original = email.message_from_string(ctx.original_text[:TEXT_CAP])
+        ctx.original = mime.message_from_string(ctx.original_text[:TEXT_CAP])
     except Exception:
         ctx.original = None
 
