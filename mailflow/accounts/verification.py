@@ -38,7 +38,7 @@ from mailflow.accounts.tokens import (
 )
 from mailflow.accounts.verification_mail import link_context, send_verification_mail
 from mailflow.config import Settings
-from mailflow.db import Database
+from mailflow.db import Database, savepoint
 from mailflow.mail.catalog import VERIFICATION_TEMPLATES
 from mailflow.mail.outbox import is_suppressed
 from mailflow.mail.render import display_hours
@@ -300,7 +300,7 @@ def complete_verification(session: Session, settings: Settings, token: str, pass
     VerifyError (403 wrong password, 409 address changed, 410 lost a race, 429, the binding's own
     refusals)."""
     try:
-        with session.begin_nested():
+        with savepoint(session):  # a Moved refusal undoes the reservation alone, not the caller's work
             slot, password_hash = reserve_try(session, settings, token, client)
     except Moved as refusal:
         note_moved(session, refusal)
