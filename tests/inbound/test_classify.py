@@ -139,3 +139,42 @@ def test_dsn_is_bounce_not_autoreply() -> None:
     )
     assert a.returned_message_id == "orig-1@twport.com.tw"
     assert a.returned_return_path == "bounce+abc.123@bounce.twport.com.tw"
+
+
+THIN_REPORT = (
+    b"Return-Path: <MAILER-DAEMON@mx.example.org>\n"
+    b"Subject: Utilisateur inconnu\n"
+    b"To: sender@example.com\n"
+    b"MIME-Version: 1.0\n"
+    b'Content-Type: multipart/report; report-type=delivery-status; boundary="b1"\n\n'
+    b"--b1\nContent-Type: text/plain\n\nA message could not be delivered to:\nnobody@example.org\n"
+    b"L'adresse n'existe pas.\n\n"
+    b"--b1\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; mx.example.org\n\n"
+    b"--b1--\n"
+)
+
+
+def test_a_delivery_status_report_is_a_bounce_by_its_form() -> None:
+    """RFC 6522: multipart/report; report-type=delivery-status is a delivery report whatever its From
+    and Subject say; with no recipient fields in the report part, the notice text names the address."""
+    result = analyze(THIN_REPORT)
+    assert result.kind == "bounce"
+    assert [r.address for r in result.recipients] == ["nobody@example.org"]
+    other_report = THIN_REPORT.replace(b"=delivery-status", b"=disposition-notification")
+    assert analyze(other_report).kind != "bounce"
+
+
+def test_a_sentence_about_a_copy_of_the_message_is_not_the_returned_message() -> None:
+    """"did NOT receive a copy of your message:" introduces the failed addresses; only a line that
+    announces the copy (below / follows / attached) ends the notice."""
+    body = (
+        b"The attached message had PERMANENT fatal delivery errors!\n\n"
+        b"The following addresses did NOT receive a copy of your message:\n\n"
+        b"> gone@example.net\n\n"
+        b"--- Session Transcript ---\n 550 5.1.1 <gone@example.net>... User unknown\n"
+    )
+    head = "From: MDaemon@mx.example.net\nSubject: Permanent Delivery Failure\nTo: a@example.com\n"
+    mail = _mail(head, body)
+    result = analyze(mail)
+    assert result.kind == "bounce"
+    assert [r.address for r in result.recipients] == ["gone@example.net"]

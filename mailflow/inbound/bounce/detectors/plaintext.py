@@ -114,10 +114,18 @@ _PERSONAL_RE = lazy(r"^\s*(?:fwd?|fw|wg|tr|转发|轉寄)\s*[:：]", re.I)
 
 
 def looks_like_bounce(ctx: Context) -> bool:
-    """A mail that says it is a delivery report by its sender or subject (or X-Failed-Recipients)."""
-    if ctx.header("X-Failed-Recipients") or _SENDER_RE.search(ctx.from_):
+    """A mail that says it is a delivery report by its sender or subject (or X-Failed-Recipients), or
+    by its form: RFC 6522's multipart/report of report-type delivery-status, even with a report part
+    too thin for the RFC 3464 reader."""
+    if ctx.header("X-Failed-Recipients") or _SENDER_RE.search(ctx.from_) or _is_dsn_report(ctx.msg):
         return True
     return bool(_SUBJECT_RE.search(ctx.subject)) and not _PERSONAL_RE.match(ctx.subject)
+
+
+def _is_dsn_report(msg: Message) -> bool:
+    if msg.get_content_type() != "multipart/report":
+        return False
+    return str(msg.get_param("report-type", "")).lower() == "delivery-status"
 
 
 def _says_failure(text: str) -> bool:
@@ -134,7 +142,8 @@ _MARKER_RE = lazy(
     r"body of|enclosed|attached|rfc822)"
     r"|.*(?:below (?:this line )?is (?:a copy|the original)|original message follows|"
     r"message headers follow|original mail as follows|headers of the original|"
-    r"copy of (?:the|your) message|original message header|the original message (?:is|was) attached|"
+    r"(?<!receive a )copy of (?:the|your) message|original message header|"
+    r"the original message (?:is|was) attached|"
     r"returned message|unsent message follows)"
     r")",
     re.I,
