@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
 # Unpacks the MTAs of the bounce lab (tests/inbound/lab/) from Debian's packages into a cache folder:
-# Exim, OpenSMTPD and Sendmail conflict with each other and with the installed Postfix as the system's
-# mail-transport-agent, so they are never installed — `apt-get download` + `dpkg -x`, one folder each,
+# Exim, OpenSMTPD, Sendmail and DMA conflict with each other and with the installed Postfix as the
+# system's mail-transport-agent, so they are never installed — `apt-get download` + `dpkg -x`, one folder each,
 # with the package version in VERSION. Installs the libraries they link against (and m4, for Sendmail's
 # .mc files). Run as root; a package already unpacked at the candidate version is left as it is.
 # Usage: bash scripts/lab_mtas.sh   (cache: $MAILFLOW_LAB_MTAS, default /var/cache/mailflow-lab)
 set -euo pipefail
 CACHE="${MAILFLOW_LAB_MTAS:-/var/cache/mailflow-lab}"
-PACKAGES=(exim4-daemon-light opensmtpd sendmail-bin sendmail-cf)
+PACKAGES=(exim4-daemon-light opensmtpd sendmail-bin sendmail-cf dma)
 # Their dependencies that would make them (or another MTA) installed after all, or that only postinst
 # scripts use: everything else they depend on (libraries, m4) is installed.
-SKIP_DEPENDS='^(exim4-base|exim4-config|sendmail-base|sendmail-bin|sendmail-cf|debconf|debconf-2.0|adduser|ed|lsb-base|procps|init-system-helpers)$'
+SKIP_DEPENDS='^(exim4-base|exim4-config|sendmail-base|sendmail-bin|sendmail-cf|debconf|debconf-2.0|adduser|ed|lsb-base|procps|init-system-helpers|ucf)$'
 
 candidate() { apt-cache policy "$1" 2>/dev/null | awk '/Candidate:/ {print $2}'; }
 

@@ -2,12 +2,15 @@
 
 - ``wrote``: the MTA really produced this failure — one DSN came back to the cell's sender, and its
   delivery-status part (read with the standard library, not mailflow) names the cell's recipient with
-  the Action and Status pinned for that MTA. This is the lab's ground truth; it never carries an xfail.
+  the Action and Status pinned for that MTA; an MTA that writes plain text (DMA) has no such part, and
+  its text holds the lines pinned for it instead. This is the lab's ground truth; it never carries an
+  xfail.
 - ``parsed``: mailflow's parser (``analyze``) reads the same DSN as a bounce of exactly that recipient,
   with the action the MTA wrote, the failure we caused (reason, hard or soft) and the status: the
   pinned one, or — where the MTA wrote only a class (x.0.0) — nothing or a code of the same class that
-  the diagnostic gives. Where the parser is wrong today the test module marks the cell
-  ``xfail(strict=True, reason="parser: …")``.
+  the diagnostic gives; for a plain-text report, the enhanced code of the reply it quotes, if any.
+  Where the parser is wrong today the test module marks the cell ``xfail(strict=True, reason="parser:
+  …")``.
 """
 
 from __future__ import annotations
@@ -38,6 +41,10 @@ class Expect:
     # The reading when the DSN's words say something other than the failure we caused (OpenSMTPD refuses
     # to relay with the words it uses for an unknown user): (reason, hard).
     reading: tuple[str, bool] | None = None
+    # A plain-text report (no delivery-status part, Status ""): lines its text holds ({recipient} is the
+    # cell's), and the enhanced code of the reply it quotes ("" when none), the status the parser gives.
+    says: tuple[str, ...] = ()
+    quoted: str = ""
 
 
 @dataclass(frozen=True)
@@ -76,7 +83,15 @@ def wrote(produced: Produced, cell: Cell, expect: Expect) -> None:
     raw = _dsn(produced, cell)
     recipient = produced.recipients[cell.name]
     assert produced.counts[cell.name] == 1, f"{produced.counts[cell.name]} DSNs for one failed mail"
-    assert delivery_status(raw) == [Written(recipient, expect.action, expect.status)], raw[:3000]
+    if not expect.says:
+        assert delivery_status(raw) == [Written(recipient, expect.action, expect.status)], raw[:3000]
+        return
+    assert delivery_status(raw) == [], raw[:3000]
+    text = email.message_from_bytes(raw, policy=policy.compat32).get_payload(decode=True)
+    assert isinstance(text, bytes), raw[:3000]
+    said = text.decode(errors="replace").replace("\r\n", "\n")
+    for line in expect.says:
+        assert line.format(recipient=recipient) in said, said[:3000]
 
 
 def parsed(produced: Produced, cell: Cell, expect: Expect) -> None:
@@ -88,7 +103,9 @@ def parsed(produced: Produced, cell: Cell, expect: Expect) -> None:
     assert [r.address for r in analysis.recipients] == [recipient], analysis.recipients
     [found] = analysis.recipients
     assert (found.action, found.reason, found.hard) == (expect.action, reason, hard), found
-    if expect.status.endswith(".0.0"):
+    if expect.says:
+        assert found.status == expect.quoted, found
+    elif expect.status.endswith(".0.0"):
         assert found.status in ("", expect.status) or found.status[0] == expect.status[0], found
     else:
         assert found.status == expect.status, found

@@ -46,6 +46,9 @@ class World:
     binds: list[tuple[Path, str]] = field(default_factory=list)
     tmpfs: list[str] = field(default_factory=list)
     mkdirs: list[str] = field(default_factory=list)  # made after the tmpfs mounts, inside them
+    # (folder, target): a read-only overlay of the folder's files on the target, before the binds — a
+    # file at a compiled-in path whose folder the host has not (DMA's /etc/dma/dma.conf).
+    overlays: list[tuple[Path, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         etc = self.root / "etc"
@@ -76,6 +79,9 @@ class World:
 
     def script(self) -> str:
         lines = ["set -e"]
+        for folder, target in self.overlays:
+            lower = shlex.quote(f"lowerdir={folder}:{target}")
+            lines.append(f"mount -t overlay lab -o {lower} {shlex.quote(target)}")
         for source, target in self.binds:
             lines.append(f"mount --bind {shlex.quote(str(source))} {shlex.quote(target)}")
         for target in self.tmpfs:
