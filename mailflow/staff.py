@@ -5,8 +5,7 @@ the command line in, a page, a cookie or a printed line out.
 
 Signing in is limited by mailflow.accounts.throttle — per client address (30 in 15 minutes), per name and
 address (10), and per name from anywhere a wait that grows after 20 failures (30 s doubling up to 15 min):
-the attacker is slowed, the name is never locked for good. (staff_users.failed_logins and locked_until are
-left from the lockout this replaced; nothing writes them.)"""
+the attacker is slowed, the name is never locked for good."""
 
 from __future__ import annotations
 

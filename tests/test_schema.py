@@ -28,3 +28,36 @@ def test_migrations_match_the_models(db_url: str) -> None:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     db.dispose()
     assert diff == [], "models changed without a migration: run scripts/regen_initial_migration.sh"
+
+
+def test_the_lockout_leftovers_go_and_come_back(db_url: str) -> None:
+    """0004 drops login_attempts and the unused lockout columns with rows in the tables, and its
+    downgrade puts them back; upgrading again leaves the schema current (on SQLite through batch mode)."""
+    from alembic import command
+    from sqlalchemy import text
+
+    from mailflow.db import alembic_config
+    from tests.factories import make_account, make_staff
+
+    db = Database(db_url)
+    with db.session() as session:
+        make_account(session)
+        make_staff(session, "lin", "reviewer")
+
+    def columns(table: str) -> set[str]:
+        return {c["name"] for c in inspect(db.engine).get_columns(table)}
+
+    assert "login_attempts" not in inspect(db.engine).get_table_names()
+    assert "failed_logins" not in columns("accounts")
+    assert {"failed_logins", "locked_until"}.isdisjoint(columns("staff_users"))
+    cfg = alembic_config(db_url)
+    command.downgrade(cfg, "0003")
+    assert "login_attempts" in inspect(db.engine).get_table_names()
+    assert {"failed_logins", "locked_until"} <= columns("staff_users")
+    with db.engine.connect() as conn:
+        assert conn.execute(text("SELECT failed_logins FROM accounts")).scalars().all() == [0]
+    command.upgrade(cfg, "head")
+    assert schema_is_current(db)
+    with db.session() as session:
+        assert session.execute(text("SELECT count(*) FROM staff_users")).scalar() == 1
+    db.dispose()

@@ -127,7 +127,7 @@ def registration_fields(session: Session, who: DemoApplicant) -> dict[str, str]:
 
 
 def seed_staff(session: Session) -> dict[str, str]:
-    """The two demo staff logins, created or given a fresh password (and unlocked)."""
+    """The two demo staff logins, created or given a fresh password (and enabled)."""
     logins: dict[str, str] = {}
     for name, role in STAFF:
         password = secrets.token_urlsafe(12)
@@ -136,8 +136,6 @@ def seed_staff(session: Session) -> dict[str, str]:
             staff = StaffUser(name=name, role=role, password_hash="")
             session.add(staff)
         staff.password_hash = hash_password(password)
-        staff.failed_logins = 0
-        staff.locked_until = None
         staff.disabled = False
         logins[name] = password
     return logins

@@ -135,7 +135,7 @@ def _odd_fields(msg: Message, block: str, body: str) -> tuple[list[tuple[str, st
             if number == 0:
                 msg.set_unixfrom(line.rstrip("\n"))
             elif number == len(lines) - 1:
-                return fields, line + body  # an mbox "From " line closing the header: the body's
+                return fields, line + body  # a "From " line closing the header starts the body
             continue
         colon = line.find(":")
         if colon == 0:

@@ -36,7 +36,6 @@ from mailflow.models.notify import (
 from mailflow.models.ops import (
     AuditEvent,
     JobLease,
-    LoginAttempt,
     RateCounter,
     StaffRole,
     StaffUser,
@@ -50,7 +49,7 @@ __all__ = [
     "Application", "ApplicationStatus", "AuditEvent", "Event", "EventSequence", "Notification",
     "WebhookSubscriber", "Base", "Binding", "BindingStatus", "BounceRecipient", "CapturedMail", "Document",
     "DocumentChunk", "DocumentStore",
-    "ImapCursor", "InboundMessage", "InboundStatus", "JobLease", "LoginAttempt", "OutboxEvent",
+    "ImapCursor", "InboundMessage", "InboundStatus", "JobLease", "OutboxEvent",
     "OutboxMessage", "OutboxStatus", "RateCounter", "StaffRole", "StaffUser", "Suppression", "SupportItem",
     "SupportKind", "SupportNote", "TokenPurpose", "VerificationToken", "utcnow",
 ]

@@ -44,7 +44,6 @@ class Account(Base):
     email_verified_at: Mapped[datetime | None]
     email_verified_address: Mapped[str | None] = mapped_column(String(320))
     email_undeliverable: Mapped[bool] = mapped_column(default=False)  # "Email 無法送達"
-    failed_logins: Mapped[int] = mapped_column(default=0)
     # Part of every session cookie; logging out adds one, which ends every session of the account (on
     # every device: the cookie is the only session state, so one device cannot be told from another).
     session_generation: Mapped[int] = mapped_column(default=0, server_default=text("0"))

@@ -26,8 +26,6 @@ class StaffUser(Base):
     name: Mapped[str] = mapped_column(String(60), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[StaffRole] = mapped_column(String(10))
-    failed_logins: Mapped[int] = mapped_column(default=0)  # unused: the login limits live in rate_counters
-    locked_until: Mapped[datetime | None]  # unused, likewise (mailflow.accounts.throttle)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     disabled: Mapped[bool] = mapped_column(default=False)
     # Part of every staff session cookie, with the password hash: logging out (or a new password) adds
@@ -100,18 +98,6 @@ class SupportNote(Base):
     at: Mapped[datetime] = mapped_column(default=utcnow)
     author: Mapped[str] = mapped_column(String(60))
     text: Mapped[str] = mapped_column(Text)
-
-
-class LoginAttempt(Base):
-    """Failed logins by key (account id, staff name or client address) for throttling across workers."""
-
-    __tablename__ = "login_attempts"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    key: Mapped[str] = mapped_column(String(200))
-    at: Mapped[datetime] = mapped_column(default=utcnow)
-
-    __table_args__ = (Index("ix_login_attempts_key_at", "key", "at"),)
 
 
 class RateCounter(Base):

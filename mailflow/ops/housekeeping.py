@@ -40,7 +40,6 @@ from mailflow.models import (
     Event,
     InboundMessage,
     InboundStatus,
-    LoginAttempt,
     OutboxEvent,
     OutboxMessage,
     SupportItem,
@@ -51,7 +50,6 @@ from mailflow.timeutil import now
 log = logging.getLogger(__name__)
 
 BATCH = 1000
-LOGIN_ATTEMPT_DAYS = 1
 
 
 @dataclass
@@ -59,7 +57,6 @@ class RetentionReport:
     outbox_deleted: int = 0
     captured_deleted: int = 0
     raw_inbound_emptied: int = 0
-    login_attempts_deleted: int = 0
     rate_counters_deleted: int = 0
     api_records_deleted: int = 0
     documents_purged: int = 0
@@ -125,12 +122,6 @@ def empty_old_raw_inbound(db: Database, days: int, batch: int = BATCH) -> int:
                                           .values(raw=None)), batch)
 
 
-def delete_old_login_attempts(db: Database, days: int = LOGIN_ATTEMPT_DAYS, batch: int = BATCH) -> int:
-    cutoff = now() - timedelta(days=days)
-    return sweep(db, LoginAttempt.id, [LoginAttempt.at < cutoff],
-                 lambda s, ids: s.execute(delete(LoginAttempt).where(LoginAttempt.id.in_(ids))), batch)
-
-
 def delete_old_rate_counters(db: Database) -> int:
     # One row per key (a client address), so one statement: there are never many.
     with db.session() as session:
@@ -155,14 +146,12 @@ def run(ctx: AppContext, batch: int = BATCH) -> RetentionReport:
         outbox_deleted=delete_old_mail(ctx.db, retention.mail_days, batch),
         captured_deleted=delete_old_captured(ctx.db, retention.mail_days, batch),
         raw_inbound_emptied=empty_old_raw_inbound(ctx.db, retention.raw_inbound_days, batch),
-        login_attempts_deleted=delete_old_login_attempts(ctx.db, batch=batch),
         rate_counters_deleted=delete_old_rate_counters(ctx.db),
         api_records_deleted=delete_old_api_records(ctx.db, retention.mail_days, batch),
         documents_purged=documents.purge_rejected(ctx),
     )
     if any(vars(report).values()):
         log.info("retention: %d mails deleted, %d captured mails deleted, %d raw inbound emptied, "
-                 "%d login attempts deleted, %d API records deleted", report.outbox_deleted,
-                 report.captured_deleted, report.raw_inbound_emptied, report.login_attempts_deleted,
-                 report.api_records_deleted)
+                 "%d API records deleted", report.outbox_deleted, report.captured_deleted,
+                 report.raw_inbound_emptied, report.api_records_deleted)
     return report

@@ -14,7 +14,6 @@ from mailflow.models import (
     CapturedMail,
     InboundMessage,
     InboundStatus,
-    LoginAttempt,
     OutboxEvent,
     OutboxMessage,
     OutboxStatus,
@@ -110,13 +109,10 @@ def test_retention_days_come_from_the_settings(ctx: AppContext) -> None:
     assert (report.outbox_deleted, report.raw_inbound_emptied) == (1, 1)
 
 
-def test_old_login_attempts_and_captured_mail_go(ctx: AppContext) -> None:
+def test_old_captured_mail_goes(ctx: AppContext) -> None:
     with ctx.db.session() as session:
-        session.add_all([LoginAttempt(key="account:a", at=now() - 2 * DAY),
-                         LoginAttempt(key="account:a", at=now() - timedelta(minutes=5))])
         session.add_all([CapturedMail(mail_from="a@x", raw=b"x", received_at=now() - 401 * DAY),
                          CapturedMail(mail_from="a@x", raw=b"x", received_at=now() - DAY)])
     report = housekeeping.run(ctx)
-    assert (report.login_attempts_deleted, report.captured_deleted) == (1, 1)
-    assert count(ctx, LoginAttempt) == 1
+    assert report.captured_deleted == 1
     assert count(ctx, CapturedMail) == 1
