@@ -14,7 +14,7 @@ from types import ModuleType
 
 import pytest
 
-from tests.inbound.lab import dma, exim, opensmtpd, postfix, sendmail
+from tests.inbound.lab import courier, dma, exim, opensmtpd, postfix, sendmail
 from tests.inbound.lab.dns import NxDomainServer
 from tests.inbound.lab.lmtp import lmtp_or_skip, start_lmtp
 from tests.inbound.lab.namespace import require_root
@@ -22,7 +22,7 @@ from tests.inbound.lab.peers import Peers
 from tests.inbound.lab.world import Lab, Produced, produce
 
 MTAS: dict[str, ModuleType] = {"postfix": postfix, "exim": exim, "opensmtpd": opensmtpd, "sendmail": sendmail,
-                               "dma": dma}
+                               "dma": dma, "courier": courier}
 
 
 @pytest.fixture(scope="session")

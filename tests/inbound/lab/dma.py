@@ -198,5 +198,5 @@ def start(lab: Lab) -> LabDma:
         conf = DMA_CONF.format(root=root, hostname=HOSTNAME, smarthost=smarthost)
         (etc / "dma" / "dma.conf").write_text(conf)
         worlds[domain] = World(root / f"world-{name}", HOSTNAME, lab.dns.address,
-                               binds=[(root / "mail", "/var/mail")], overlays=[(etc, "/etc")])
+                               binds=[(root / "mail", "/var/mail")], overlays=[([etc], "/etc", None)])
     return LabDma(folder / "usr" / "sbin" / "dma", root, worlds, lab.peers.catcher_port)

@@ -24,7 +24,7 @@ UNSHARE = shutil.which("unshare") or "/usr/bin/unshare"
 NSENTER = shutil.which("nsenter") or "/usr/bin/nsenter"
 
 # Daemon users the Debian packages add in their postinst; uids far from the host's own.
-LAB_USERS = {"Debian-exim": 64901, "opensmtpd": 64902, "opensmtpq": 64903}
+LAB_USERS = {"Debian-exim": 64901, "opensmtpd": 64902, "opensmtpq": 64903, "courier": 64904}
 
 
 def require_root() -> None:
@@ -46,9 +46,11 @@ class World:
     binds: list[tuple[Path, str]] = field(default_factory=list)
     tmpfs: list[str] = field(default_factory=list)
     mkdirs: list[str] = field(default_factory=list)  # made after the tmpfs mounts, inside them
-    # (folder, target): a read-only overlay of the folder's files on the target, before the binds — a
-    # file at a compiled-in path whose folder the host has not (DMA's /etc/dma/dma.conf).
-    overlays: list[tuple[Path, str]] = field(default_factory=list)
+    # (folders, target, upper): an overlay of the folders' files (the first on top) on the target, before
+    # the binds — files at compiled-in paths whose folders the host has not (DMA's /etc/dma/dma.conf,
+    # Courier's /etc/courier and /usr/lib/courier); read-only, or writable into ``upper`` (its work
+    # folder beside it) when there is one.
+    overlays: list[tuple[list[Path], str, Path | None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         etc = self.root / "etc"
@@ -79,9 +81,11 @@ class World:
 
     def script(self) -> str:
         lines = ["set -e"]
-        for folder, target in self.overlays:
-            lower = shlex.quote(f"lowerdir={folder}:{target}")
-            lines.append(f"mount -t overlay lab -o {lower} {shlex.quote(target)}")
+        for folders, target, upper in self.overlays:
+            options = "lowerdir=" + ":".join([*map(str, folders), target])
+            if upper is not None:
+                options += f",upperdir={upper},workdir={upper}-work"
+            lines.append(f"mount -t overlay lab -o {shlex.quote(options)} {shlex.quote(target)}")
         for source, target in self.binds:
             lines.append(f"mount --bind {shlex.quote(str(source))} {shlex.quote(target)}")
         for target in self.tmpfs:

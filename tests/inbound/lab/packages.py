@@ -1,8 +1,9 @@
 """Where the lab finds the MTAs that are not installed: scripts/lab_mtas.sh downloads Debian's packages
-(exim4-daemon-light, opensmtpd, sendmail-bin, sendmail-cf, dma) with ``apt-get download`` and unpacks each
-with ``dpkg -x`` into its own folder of the cache, with the package's version beside it. They conflict
-with each other and with Postfix as the system's MTA; unpacked, each runs from its folder with its own
-configuration (namespace.py supplies what its postinst would have created).
+(exim4-daemon-light, opensmtpd, sendmail-bin, sendmail-cf, dma, courier-mta, courier-base,
+courier-authlib) with ``apt-get download`` and unpacks each with ``dpkg -x`` into its own folder of the
+cache, with the package's version beside it. They conflict with each other and with Postfix as the
+system's MTA; unpacked, each runs from its folder with its own configuration (namespace.py supplies what
+its postinst would have created).
 
 Skips when a package is missing, except in CI (CI set), where scripts/test.sh must have unpacked it.
 """

@@ -59,6 +59,7 @@ def test_parser_reads_the_dsn(lab_dsns: dict[str, Produced | str], mta: str, cel
 @pytest.mark.opensmtpd
 @pytest.mark.sendmail
 @pytest.mark.dma
+@pytest.mark.courier
 def test_bounce_parse_reads_every_dsn_as_analyze_does(lab_dsns: dict[str, Produced | str],
                                                       tmp_path: Path) -> None:
     """One real process for the DSNs of every MTA that ran (one that did not fails its own tests), since
