@@ -19,7 +19,8 @@ For each database (a fresh temporary SQLite file; a fresh PostgreSQL database cr
    an MTA with a queue for us sends), to mailflow's inbound SMTP server (commits each mail before its
    250; the mails of concurrent sessions in one commit) and to a bare aiosmtpd sink that accepts and
    forgets; each in its own process, alternating rounds so that load from elsewhere weighs on both —
-   ratio against 0.5.
+   ratio against 0.5. Beside it the mails per CPU second of each server process (all its threads; the
+   database server's time not counted), which the machine's load changes far less than the rates.
 The load average is printed before and after; the machine's core count with the figures.
 """
 
@@ -235,13 +236,16 @@ def measure_smtp(url: str, n: int, rounds: int, sessions: int = 1) -> dict[str, 
     inbound, inbound_port = start_server("inbound", url)
     bare, bare_port = start_server("bare", url)
     took = {"inbound": 0.0, "bare": 0.0}
+    cpu = {"inbound": 0.0, "bare": 0.0}  # of each server process while its mails were sent
     backlog = []  # seconds from the last 250 until every mail of the round was processed
     db = Database(url)
     try:
         for r in range(rounds):
             batch = mails[r * n:(r + 1) * n]
-            took["bare"] += send_all(bare_port, batch, sessions)
-            took["inbound"] += send_all(inbound_port, batch, sessions)
+            for which, proc, port in (("bare", bare, bare_port), ("inbound", inbound, inbound_port)):
+                before = process_cpu(proc.pid)
+                took[which] += send_all(port, batch, sessions)
+                cpu[which] += process_cpu(proc.pid) - before
             sent_at = time.perf_counter()
             while unprocessed(db):
                 time.sleep(0.05)
@@ -254,7 +258,15 @@ def measure_smtp(url: str, n: int, rounds: int, sessions: int = 1) -> dict[str, 
             proc.wait(timeout=300)
     total = n * rounds
     return {"inbound_per_s": total / took["inbound"], "bare_per_s": total / took["bare"],
-            "ratio": took["bare"] / took["inbound"], "backlog_s": max(backlog)}
+            "ratio": took["bare"] / took["inbound"], "backlog_s": max(backlog),
+            "inbound_per_cpu_s": total / max(cpu["inbound"], 1e-9),
+            "bare_per_cpu_s": total / max(cpu["bare"], 1e-9)}
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) a child process has used so far, all its threads (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def unprocessed(db: Database) -> int:
@@ -305,8 +317,9 @@ def main() -> None:
                 smtp = measure_smtp(url, args.smtp_n, args.rounds, sessions)
             print(f"[{kind}] SMTP, {sessions} session(s) at once: inbound server {smtp['inbound_per_s']:.0f} "
                   f"mails/s, bare aiosmtpd sink {smtp['bare_per_s']:.0f} mails/s: ratio {smtp['ratio']:.2f} "
-                  f"(target >= {SMTP_TARGET}); every mail of a round processed {smtp['backlog_s']:.1f} s "
-                  f"after its last 250")
+                  f"(target >= {SMTP_TARGET}); mails per CPU second of the server process "
+                  f"{smtp['inbound_per_cpu_s']:.0f} / {smtp['bare_per_cpu_s']:.0f}; every mail of a round "
+                  f"processed {smtp['backlog_s']:.1f} s after its last 250")
     print(f"load average after {os.getloadavg()[0]:.2f}")
 
 

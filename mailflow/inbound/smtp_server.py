@@ -30,7 +30,7 @@ from mailflow.config import Settings
 from mailflow.context import AppContext
 from mailflow.db import Database
 from mailflow.inbound import route
-from mailflow.inbound.store import Incoming, StoredMail, store_mails
+from mailflow.inbound.store import Incoming, StoredMail, Writer
 from mailflow.models import InboundStatus
 
 log = logging.getLogger(__name__)
@@ -54,10 +54,11 @@ class GroupStore:
     """Group commit: one writer thread stores the mails handed to it, all those waiting (up to
     BATCH_MAILS / BATCH_BYTES) in one transaction. A session waits for the commit holding its mail and
     only then answers 250; one commit per mail made every session wait its turn for the disk's flush
-    (PostgreSQL: one WAL flush per mail, bench/inbound.py)."""
+    (PostgreSQL: one WAL flush per mail, bench/inbound.py). The thread stores through a store.Writer
+    (PostgreSQL: one INSERT statement on a connection of its own, in autocommit)."""
 
     def __init__(self, db: Database) -> None:
-        self.db = db
+        self.writer = Writer(db)  # used on the writer thread only
         self._queue: queue.SimpleQueue[tuple[Incoming, Future[StoredMail]] | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="inbound-store", daemon=True)
         self._thread.start()
@@ -74,6 +75,12 @@ class GroupStore:
         self._thread.join()
 
     def _run(self) -> None:
+        try:
+            self._take()
+        finally:
+            self.writer.close()
+
+    def _take(self) -> None:
         while True:
             first = self._queue.get()
             if first is None:
@@ -95,7 +102,7 @@ class GroupStore:
 
     def _store(self, batch: list[tuple[Incoming, Future[StoredMail]]]) -> None:
         try:
-            stored = store_mails(self.db, [mail for mail, _ in batch])
+            stored = self.writer.store([mail for mail, _ in batch])
         except Exception as exc:
             if len(batch) > 1:
                 # One mail the database refuses must not cost the others their 250: each on its own.

@@ -12,8 +12,8 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
 from mailflow.context import AppContext
-from mailflow.inbound import consequences, route
-from mailflow.inbound.store import Incoming, store_mail, store_mails
+from mailflow.inbound import consequences, route, store
+from mailflow.inbound.store import Incoming, Writer, store_mail, store_mails
 from mailflow.models import (
     AuditEvent,
     BounceRecipient,
@@ -22,6 +22,7 @@ from mailflow.models import (
     OutboxMessage,
     SupportKind,
 )
+from mailflow.models.base import utcnow
 from tests.factories import Applicant, add_applicant
 from tests.inbound.test_intake_helpers import dsn, inbound_rows, items, reply, sent_mail, suppressed
 
@@ -41,6 +42,72 @@ def test_a_batch_is_stored_once_with_duplicates_inside_and_before(ctx: AppContex
     assert stored[0].id == earlier.id and stored[1].id == stored[2].id != earlier.id
     with ctx.db.session() as session:
         assert len(inbound_rows(session)) == 2
+
+
+def row_values(ctx: AppContext) -> list[dict[str, Any]]:
+    """Every column of every stored mail but its id, by SHA-256."""
+    with ctx.db.engine.connect() as conn:
+        rows = [dict(row._mapping) for row in conn.execute(select(InboundMessage.__table__))]
+    return sorted(({k: v for k, v in row.items() if k != "id"} for row in rows), key=lambda r: r["sha256"])
+
+
+def test_the_smtp_writer_stores_the_same_rows_as_store_mails(ctx: AppContext,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    # The inbound SMTP server's Writer (PostgreSQL: its own INSERT in autocommit) against store_mails.
+    who = add_applicant(ctx)
+    mails = [Incoming(reply(who.email, f"第 {i} 封\x00"), "smtp", "smtp:192.0.2.1\x00", f"a{i}@example.net",
+                      "reply@twport.com.tw,bounce+x@twport.com.tw") for i in range(3)]
+    stored = store_mails(ctx.db, mails)
+    expected = row_values(ctx)
+    with ctx.db.engine.begin() as conn:
+        conn.execute(InboundMessage.__table__.delete())
+    if ctx.db.is_postgres:  # its own way, not store_mails's
+        monkeypatch.setattr(store, "_store_values", None)
+    writer = Writer(ctx.db)
+    try:
+        again = writer.store(mails[:1]) + writer.store(mails[1:])
+    finally:
+        writer.close()
+    got = row_values(ctx)
+    assert [s.new for s in stored + again] == [True] * 6
+    for row in expected + got:
+        received_at = row.pop("received_at")
+        assert received_at.tzinfo is not None and abs((received_at - utcnow()).total_seconds()) < 60
+    assert got == expected
+
+
+def test_the_smtp_writer_finds_mails_recorded_before_and_twice_in_one_call(ctx: AppContext) -> None:
+    who = add_applicant(ctx)
+    first, second = reply(who.email, "第一封"), reply(who.email, "第二封")
+    earlier = store_mail(ctx.db, first, "smtp", "earlier")
+    writer = Writer(ctx.db)
+    try:
+        stored = writer.store([Incoming(raw, "smtp") for raw in (second, second, first)])
+        assert [s.new for s in stored] == [True, False, False]
+        assert stored[0].id == stored[1].id != earlier.id == stored[2].id
+        assert [s.new for s in writer.store([Incoming(second, "smtp")])] == [False]  # still serving
+        assert writer.store([Incoming(reply(who.email, "第三封"), "smtp")])[0].new
+    finally:
+        writer.close()
+    with ctx.db.session() as session:
+        assert len(inbound_rows(session)) == 3
+
+
+@pytest.mark.postgres_only
+def test_the_smtp_writer_stores_through_a_connection_the_server_dropped(ctx: AppContext) -> None:
+    who = add_applicant(ctx)
+    writer = Writer(ctx.db)
+    try:
+        assert writer.store([Incoming(reply(who.email, "一"), "smtp")])[0].new
+        with ctx.db.engine.begin() as conn:  # as a server restart does
+            conn.exec_driver_sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                 "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        assert writer.store([Incoming(reply(who.email, "二"), "smtp")])[0].new
+        assert writer.store([Incoming(reply(who.email, "三"), "smtp")])[0].new
+    finally:
+        writer.close()
+    with ctx.db.session() as session:
+        assert len(inbound_rows(session)) == 3
 
 
 def test_many_intakes_storing_the_same_batch_at_once_record_each_mail_once(ctx: AppContext) -> None:

@@ -4,6 +4,7 @@ the intake."""
 from __future__ import annotations
 
 import hashlib
+import re
 import uuid
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from hypothesis import strategies as st
 from mailflow.context import AppContext
 from mailflow.inbound import route
 from mailflow.inbound.importer import import_path
-from mailflow.inbound.store import header_message_id, store_mail
+from mailflow.inbound.store import header_end, header_message_id, store_mail
 from mailflow.models import InboundMessage, InboundStatus
 from mailflow.models.ops import SupportKind
 from tests.factories import add_applicant
@@ -106,6 +107,14 @@ def test_header_message_id_reads_folded_and_missing_headers() -> None:
     assert header_message_id(b"Subject: x\r\nMessage-ID:\r\n <a@b>\r\n\r\nbody") == "<a@b>"
     assert header_message_id(b"Subject: x\r\n\r\nMessage-ID: <in@body>\r\n") == ""
     assert header_message_id(b"message-id: <\xe6\xb8\xac@b>\n\n") == "<測@b>"
+
+
+@settings(max_examples=2000, deadline=None)
+@given(head=st.lists(st.sampled_from([b"\r", b"\n", b"\r\n", b"\n\r", b"a", b"Message-ID: <a@b>"]),
+                     max_size=16).map(b"".join))
+def test_the_header_block_ends_at_the_first_blank_line_whatever_the_line_ends(head: bytes) -> None:
+    blank = re.search(rb"\r?\n\r?\n|\r\r", head)  # the definition header_end computes with bytes.find
+    assert header_end(head) == (blank.start() if blank else len(head))
 
 
 @pytest.mark.once
