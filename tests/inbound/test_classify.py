@@ -178,3 +178,12 @@ def test_a_sentence_about_a_copy_of_the_message_is_not_the_returned_message() ->
     result = analyze(mail)
     assert result.kind == "bounce"
     assert [r.address for r in result.recipients] == ["gone@example.net"]
+
+
+def test_a_megabyte_subject_is_read_only_to_its_cap() -> None:
+    """A hostile header is cut before the classifier's patterns read it (RFC 5322: 998 a line)."""
+    from mailflow.inbound.analysis import HEADER_CAP
+
+    result = analyze(_mail(BASE + "Subject: " + "Q" * 900_000))
+    assert result.kind == "other"
+    assert result.subject == "Q" * HEADER_CAP
