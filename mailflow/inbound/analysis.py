@@ -31,6 +31,7 @@ KINDS = ("bounce", "complaint", "autoreply", "reply", "other")
 # The Subject and From the classifier reads: RFC 5322 lines end at 998 characters, and a header of
 # a megabyte (a hostile mail) made every pattern over it cost a tenth of a second.
 HEADER_CAP = 2000
+ENCODED_HEADER_CAP = 8192
 
 
 @dataclass(frozen=True)
@@ -161,9 +162,15 @@ def header_text(msg: Message, name: str) -> str:
     value = msg.get(name)
     if value is None:
         return ""
+    if not isinstance(value, Header):
+        value = str(value)
+        if "=?" in value:
+            # the stdlib's encoded-word pattern is quadratic on a long run of unterminated "=?"
+            # (100 KB of them: 5 s); an RFC 2047 header is far below this
+            value = value[:ENCODED_HEADER_CAP]
     try:
         # compat32 hands raw 8-bit values back as Header objects (charset unknown-8bit)
-        parts = decode_header(value if isinstance(value, Header) else str(value))
+        parts = decode_header(value)
     except Exception:
         return _undo_surrogates(str(value))
     out = []

@@ -158,9 +158,12 @@ def _read_fields(msg: Message, body: str, text: str, digest_part: bool) -> tuple
             blank = body.find("\n\n", pos)
             stop = blank + 1 if blank >= 0 else size
         block = Message()
-        rest, content_type = _read_headers(block, body[pos:stop])
-        if content_type is not None and _content_type(block, content_type).startswith(_NESTED):
-            return _stdlib(text, digest_part)  # a block that claims parts of its own: not ours
+        if stop > pos:
+            rest, content_type = _read_headers(block, body[pos:stop])
+            if content_type is not None and _content_type(block, content_type).startswith(_NESTED):
+                return _stdlib(text, digest_part)  # a block that claims parts of its own: not ours
+        else:
+            rest = ""  # another blank line: an empty block (a hostile report has hundreds of thousands)
         block.set_payload(rest)
         msg.attach(block)
         pos = stop + 1 if stop < size else size

@@ -187,3 +187,18 @@ def test_a_megabyte_subject_is_read_only_to_its_cap() -> None:
     result = analyze(_mail(BASE + "Subject: " + "Q" * 900_000))
     assert result.kind == "other"
     assert result.subject == "Q" * HEADER_CAP
+
+
+def test_a_report_of_a_hundred_thousand_blank_blocks_is_read_to_its_first_thousand() -> None:
+    """Each blank line in a delivery-status part is a block of its own; a real report has one per
+    recipient, so past dsn.MAX_BLOCKS the rest is not read (the recipient before them still is)."""
+    from mailflow.inbound.bounce.dsn import MAX_BLOCKS
+
+    head = (b"From: MAILER-DAEMON@example.org\nSubject: Undelivered Mail Returned to Sender\n"
+            b'Content-Type: multipart/report; report-type=delivery-status; boundary="b"\n\n'
+            b"--b\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; mx.example.org\n\n")
+    block = b"Final-Recipient: rfc822; %s\nAction: failed\nStatus: 5.1.1\n\n"
+    early = head + block % b"first@example.net" + b"\n" * 100_000 + block % b"late@example.net" + b"--b--\n"
+    assert [r.address for r in analyze(early).recipients] == ["first@example.net"]
+    within = head + b"\n" * (MAX_BLOCKS // 2) + block % b"late@example.net" + b"--b--\n"
+    assert [r.address for r in analyze(within).recipients] == ["late@example.net"]

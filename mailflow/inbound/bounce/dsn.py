@@ -56,12 +56,17 @@ def field_blocks(text: str) -> list[Block]:
     return blocks
 
 
+# A report has a block for the message and one per recipient; past this many it is not a report but
+# a mail built to be slow (blank lines by the hundred thousand, each an empty block).
+MAX_BLOCKS = 1000
+
+
 def delivery_status_text(part: Message) -> str:
     """Field text of a message/delivery-status part, whatever shape the parser gave it."""
     payload = part.get_payload()
     if isinstance(payload, list):
         chunks = []
-        for sub in payload:
+        for sub in payload[:MAX_BLOCKS]:
             if isinstance(sub, Message):
                 lines = [f"{k}: {v}" for k, v in sub.items()]
                 body = sub.get_payload()

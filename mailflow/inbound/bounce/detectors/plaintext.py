@@ -225,12 +225,16 @@ def _looks_like_message_id(local: str) -> bool:
 # --- the shapes ----------------------------------------------------------------------------------
 
 _RCPT_RE = lazy(r"RCPT\s+TO:\s*<?([^\s<>]+@[^\s<>]+?)>?(?:\s|$)", re.I)
-_REPLY_LINE_RE = lazy(r"^\s*(?:<<<|Out:|Received\s*>>>|<-|S:)?\s*([245]\d\d[ -].*)$")
+# Blanks after the prefix only when there is one: "\s*(prefix)?\s*" let a line of a million blanks be
+# split between the two every way (quadratic).
+_REPLY_LINE_RE = lazy(r"^\s*(?:(?:<<<|Out:|Received\s*>>>|<-|S:)\s*)?([245]\d\d[ -].*)$")
 _COMMAND_LINE_RE = lazy(r"^\s*(?:>>>|In:|Sent\s*<<<|->|C:)\s*(\S+)", re.I)
 _SENDMAIL_RE = lazy(r"^\s*([45]\d\d)\s+<?([^\s<>]+@[^\s<>]+?)>?\.\.\.\s*(.*)$")
 _DOMAIN = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*"
+# Possessive (*+, ++): the leading blanks and a bullet run are never given back — "- " or "* " in front
+# of an address is a bullet, and backtracking into a run of a million of them was quadratic.
 _ADDRESS_LINE_RE = lazy(
-    r"^\s*(?:[*>\-•#]+\s*|(?:recipient|rcpt|address|user)s?\s*:\s*|.*?\bSMTP[=:])?[\"'<\[]?"
+    r"^\s*+(?:[*>\-•#]++\s*|(?:recipient|rcpt|address|user)s?\s*:\s*|.*?\bSMTP[=:])?[\"'<\[]?"
     r"((?:\"[^\"]+\"|[^\s<>\"'()\[\]:;,=]+)@" + _DOMAIN + r")[\"'>\]]?(?![A-Za-z0-9.-]*@)",
     re.I,
 )
