@@ -2,6 +2,9 @@
 
 Usage: python bench/hostile.py [--size 400000] [--limit 2.0]
 
+Then the same for sender authentication of a reply (`sender_auth.judge`, DKIM verification on, our
+authserv-id set): Authentication-Results and DKIM-Signature headers of one unit repeated.
+
 Each case is a megabyte-sized mail (under the 1 MiB cap analyze() reads) made of one unit repeated —
 blanks, bullets, dashes, "=?", digits, dots, carriage returns, address-like runs — placed in a bounce
 notice's text, a DSN's Diagnostic-Code, the Subject, the From, or a reply's In-Reply-To and body.
@@ -24,6 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from mailflow import reference  # noqa: E402
+from mailflow.config import load_settings  # noqa: E402
+from mailflow.inbound import sender_auth  # noqa: E402
 from mailflow.inbound.analysis import analyze  # noqa: E402
 
 HEAD = b"From: MAILER-DAEMON@example.org\nSubject: Undelivered Mail Returned to Sender\nTo: a@example.com\n"
@@ -51,6 +56,32 @@ def cases(size: int) -> list[tuple[str, bytes]]:
              + b">\n\n" + unit * n),
         ]
     return made
+
+
+AUTH_UNITS = [b" ", b"(", b"a", b"1", b";", b"=", b'"', b"\\", b"a=b;", b'a="', b"a.", b"-a", b"a/1=", b"\t"]
+
+
+DKIM_HEAD = b"DKIM-Signature: v=1; a=rsa-sha256; d=example.com; s=x; h=from; bh=; b="
+
+
+def auth_cases(size: int) -> list[tuple[str, bytes]]:
+    head = b"From: a@example.com\nSubject: Re: x\n"
+    made = []
+    for unit in AUTH_UNITS:
+        n = size // 4 // len(unit)
+        made += [
+            (f"A-R  {unit!r}", head + b"Authentication-Results: mx.example.org; " + unit * n + b"\n\nx\n"),
+            (f"DKIM {unit!r}", head + DKIM_HEAD + unit * n + b"\n\nx\n"),
+        ]
+    return made
+
+
+def judged(raw: bytes) -> float:
+    settings = load_settings(None, {"MAILFLOW_DATA_DIR": "/tmp/mailflow-bench-hostile"})
+    settings = settings.updated(inbound={"dkim_verify": True, "authserv_id": "mx.example.org"})
+    start = time.perf_counter()
+    sender_auth.judge(raw, settings, from_address="a@example.com", lookup=lambda *_args, **_kw: None)
+    return time.perf_counter() - start
 
 
 def timed(raw: bytes) -> float:
@@ -81,6 +112,11 @@ def main() -> None:
     worst = rows[0][0]
     print(f"{len(rows)} cases; worst {worst:.2f} s ({worst / args.limit:.2f}x the {args.limit} s limit); "
           f"median {sorted(r[0] for r in rows)[len(rows) // 2] * 1000:.1f} ms")
+    auth = sorted(((judged(raw), name) for name, raw in auth_cases(args.size)), reverse=True)
+    for seconds, name in auth[:3]:
+        print(f"sender_auth {name:20s} {seconds * 1000:8.1f} ms")
+    print(f"{len(auth)} sender-authentication cases ({args.size // 4} bytes a run); worst {auth[0][0]:.2f} s "
+          f"({auth[0][0] / args.limit:.2f}x the {args.limit} s limit)")
 
 
 if __name__ == "__main__":

@@ -82,7 +82,11 @@ class Result:
         return f"{self.method}={self.result}" + (f" {shown}" if shown else "")
 
 
-_TOKEN_RE = re.compile(r'([A-Za-z0-9][\w.-]*)\s*(?:/\s*\d+\s*)?=\s*("(?:[^"\\]|\\.)*"|[^\s;"]+)')
+# A token starts only where none could continue (the look-behind) and its runs are never given back
+# (possessive): a header of 100 KB of letters or digits cost 250 s of backtracking (quadratic) before.
+_TOKEN_RE = re.compile(
+    r'(?<![\w.-])([A-Za-z0-9][\w.-]*+)\s*+(?:/\s*+\d++\s*+)?=\s*+("(?:[^"\\]|\\.)*+"|[^\s;"]++)'
+)
 _ARC_INSTANCE_RE = re.compile(r"^\s*i\s*=\s*\d+\s*;", re.I)
 
 
